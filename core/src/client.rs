@@ -1,0 +1,426 @@
+//! The client driver: "which pod serves user U for service S?" (SPEC §6).
+//!
+//! Runs in gateways. A cached answer costs a hash lookup and one liveness check and never
+//! leaves the calling thread ([`ClientDriver::compute_cached`] is the synchronous probe that
+//! bindings call before they make a future). A miss costs one store round trip, and concurrent
+//! misses for one (uid, service) share it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+
+use crate::cache::{LinkCache, LinkKey};
+use crate::config::{BaseConfig, Link, LinkTtl, ServerInfo};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ident;
+use crate::pod_state::PodState;
+use crate::route_info::{no_pod, RouteInfo, RoutingStateChange, ServiceView};
+use crate::store::{LinkRef, Store};
+
+const NEW: u8 = 0;
+const OPEN: u8 = 1;
+const CLOSED: u8 = 2;
+
+type Flight = Arc<OnceCell<Result<u32>>>;
+
+/// The gateway side. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct ClientDriver {
+    store: Store,
+    info: ServerInfo,
+    config: Arc<BaseConfig>,
+    route: Arc<RouteInfo>,
+    cache: LinkCache,
+    inflight: Mutex<HashMap<LinkKey, Flight>>,
+    phase: AtomicU8,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl fmt::Debug for ClientDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientDriver")
+            .field("info", &self.info)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientDriver {
+    /// A client driver in `info.namespace` (only the namespace of `info` matters to a client).
+    /// Checks `info` and `config`; call [`ClientDriver::init`] before use.
+    pub fn new(store: Store, info: ServerInfo, config: BaseConfig) -> Result<ClientDriver> {
+        info.validate()?;
+        config.validate()?;
+        let config = Arc::new(config);
+        let route = RouteInfo::new(store.clone(), info.namespace.clone(), config.clone());
+        Ok(ClientDriver {
+            cache: LinkCache::new(&config),
+            store,
+            info,
+            config,
+            route,
+            inflight: Mutex::new(HashMap::new()),
+            phase: AtomicU8::new(NEW),
+            stop: tokio::sync::watch::channel(false).0,
+        })
+    }
+
+    /// Starts the periodic snapshot refresh. Idempotent while open; `CLOSED` after `close`.
+    pub fn init(&self) -> Result<()> {
+        match self.phase.compare_exchange(NEW, OPEN, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                self.route.spawn_refresh(self.stop.subscribe());
+                Ok(())
+            }
+            Err(OPEN) => Ok(()),
+            Err(_) => Err(Error::closed("client driver is closed")),
+        }
+    }
+
+    /// Stops the refresh and empties the cache. Idempotent.
+    pub fn close(&self) {
+        if self.phase.swap(CLOSED, Ordering::AcqRel) != CLOSED {
+            let _ = self.stop.send(true);
+            self.cache.clear();
+        }
+    }
+
+    /// Who this driver is.
+    pub fn server_info(&self) -> &ServerInfo {
+        &self.info
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &BaseConfig {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The read side (snapshots, workload states, tags).
+    pub fn route_info(&self) -> &RouteInfo {
+        &self.route
+    }
+
+    fn check_open(&self) -> Result<()> {
+        match self.phase.load(Ordering::Acquire) {
+            OPEN => Ok(()),
+            NEW => Err(Error::closed("client driver is not initialised: call init() first")),
+            _ => Err(Error::closed("client driver is closed")),
+        }
+    }
+
+    /// Checks that the driver is open and `ns` is `""` or the local namespace.
+    fn local_ns(&self, ns: &str) -> Result<&str> {
+        self.check_open()?;
+        resolve_namespace(&self.info.namespace, ns)
+    }
+
+    /// Resolves and checks `(ns, uid, service)`.
+    fn link<'a>(&'a self, ns: &str, uid: &'a str, service: &'a str) -> Result<LinkRef<'a>> {
+        self.local_ns(ns)?;
+        ident::check_uid(uid)?;
+        ident::check_service("service", service)?;
+        Ok(LinkRef {
+            namespace: &self.info.namespace,
+            uid,
+            service,
+        })
+    }
+
+    /// The synchronous first half of [`ClientDriver::compute_linked_pod`]: the cached pod if the
+    /// cache holds a link to an alive pod, `None` if the store must be asked. Never blocks and
+    /// never leaves the calling thread.
+    #[inline]
+    pub fn compute_cached(&self, ns: &str, uid: &str, service: &str) -> Result<Option<u32>> {
+        let link = self.link(ns, uid, service)?;
+        Ok(self.cached_alive(link))
+    }
+
+    #[inline]
+    fn cached_alive(&self, link: LinkRef<'_>) -> Option<u32> {
+        let hit = self.cache.get(link.service, link.uid)?;
+        if hit.view.is_alive(hit.pod) {
+            Some(hit.pod)
+        } else {
+            self.cache.remove_if(link.service, link.uid, hit.pod);
+            None
+        }
+    }
+
+    /// SPEC §6 `ComputeLinkedPod`: the pod that serves `uid` for `service`, placing the user
+    /// on the best pod if it has no link yet. `ns` is `""` or the driver's namespace.
+    pub async fn compute_linked_pod(&self, ns: &str, uid: &str, service: &str) -> Result<u32> {
+        let link = self.link(ns, uid, service)?;
+        if let Some(pod) = self.cached_alive(link) {
+            return Ok(pod);
+        }
+        self.compute_uncached(link).await
+    }
+
+    /// The store half of [`ClientDriver::compute_linked_pod`], after a cache miss.
+    /// Concurrent calls for the same (uid, service) share one store call.
+    pub async fn compute_linked_pod_uncached(&self, ns: &str, uid: &str, service: &str) -> Result<u32> {
+        let link = self.link(ns, uid, service)?;
+        self.compute_uncached(link).await
+    }
+
+    async fn compute_uncached(&self, link: LinkRef<'_>) -> Result<u32> {
+        let key = LinkKey::new(link.service, link.uid);
+        let flight: Flight = {
+            let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            m.entry(key.clone()).or_default().clone()
+        };
+        let out = flight.get_or_init(|| self.place(link)).await.clone();
+        {
+            let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            if m.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+                m.remove(&key);
+            }
+        }
+        out
+    }
+
+    /// Steps 2–4 of SPEC §6 for one user.
+    async fn place(&self, link: LinkRef<'_>) -> Result<u32> {
+        let view = self.route.service(link.service).await?;
+        let temp = LinkTtl::Seconds(self.config.temp_link_info_cache_time_seconds as u32);
+        let Some(best) = self.route.choose(&view, link.uid, true) else {
+            // Step 3: no routable pod; an existing link to an alive pod still serves.
+            return match self.store.backend().get_link(link).await? {
+                Some(l) if view.is_alive(l.pod_index) => Ok(self.cached(link, l, view)),
+                Some(l) if l.is_persistent() => Err(Error::pod_unavailable(link.service, l.pod_index)),
+                _ => Err(no_pod(link.service)),
+            };
+        };
+        let mut current = self.store.backend().set_link_if_absent(link, best, temp).await?;
+        // Bounded: each round replaces a link to a dead pod with `best`, which is alive.
+        for _ in 0..4 {
+            if view.is_alive(current.pod_index) {
+                if current.pod_index == best {
+                    tracing::debug!(uid = link.uid, service = link.service, pod = best, "placed user");
+                }
+                return Ok(self.cached(link, current, view));
+            }
+            if current.is_persistent() {
+                return Err(Error::pod_unavailable(link.service, current.pod_index));
+            }
+            // Step 4: a temporary link to a pod that is not alive moves to `best`.
+            current = match self
+                .store
+                .replace_temporary_link(link, current.pod_index, best, temp)
+                .await?
+            {
+                Some(l) => l,
+                None => self.store.backend().set_link_if_absent(link, best, temp).await?,
+            };
+        }
+        Err(no_pod(link.service))
+    }
+
+    fn cached(&self, link: LinkRef<'_>, l: Link, view: Arc<ServiceView>) -> u32 {
+        self.cache.insert(link.service, link.uid, l, view);
+        l.pod_index
+    }
+
+    /// `GetLinkedPod`: the link from the cache, else from the store (then cached).
+    pub async fn get_linked_pod(&self, ns: &str, uid: &str, service: &str) -> Result<Option<u32>> {
+        let link = self.link(ns, uid, service)?;
+        if let Some(hit) = self.cache.get(service, uid) {
+            return Ok(Some(hit.pod));
+        }
+        match self.store.backend().get_link(link).await? {
+            Some(l) => {
+                let view = self.route.service(service).await?;
+                Ok(Some(self.cached(link, l, view)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// `GetLinkedPodInCacheOrIfPersist`: the cached link, else a persistent link from the store.
+    pub async fn get_linked_pod_in_cache_or_if_persist(&self, ns: &str, uid: &str, service: &str) -> Result<Option<u32>> {
+        let link = self.link(ns, uid, service)?;
+        if let Some(hit) = self.cache.get(service, uid) {
+            return Ok(Some(hit.pod));
+        }
+        match self.store.backend().get_link(link).await? {
+            Some(l) if l.is_persistent() => {
+                let view = self.route.service(service).await?;
+                Ok(Some(self.cached(link, l, view)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `GetLinkedPodNotCache`: the link from the store, bypassing (and not filling) the cache.
+    pub async fn get_linked_pod_not_cache(&self, ns: &str, uid: &str, service: &str) -> Result<Option<u32>> {
+        let link = self.link(ns, uid, service)?;
+        Ok(self.store.backend().get_link(link).await?.map(|l| l.pod_index))
+    }
+
+    /// `GetLinkedInCache`: the cached link only.
+    pub fn get_linked_in_cache(&self, ns: &str, uid: &str, service: &str) -> Result<Option<u32>> {
+        self.link(ns, uid, service)?;
+        Ok(self.cache.get(service, uid).map(|c| c.pod))
+    }
+
+    /// `CacheExpired`: drops the cached link and returns what it held.
+    pub fn cache_expired(&self, ns: &str, uid: &str, service: &str) -> Result<Option<u32>> {
+        self.link(ns, uid, service)?;
+        Ok(self.cache.remove(service, uid))
+    }
+
+    /// `SetCache`: caches `pod` for `uid` (for `user_link_info_cache_time_seconds`).
+    pub async fn set_cache(&self, ns: &str, uid: &str, service: &str, pod: u32) -> Result<()> {
+        let link = self.link(ns, uid, service)?;
+        ident::check_pod(pod)?;
+        let view = self.route.service(service).await?;
+        self.cached(link, Link { pod_index: pod, ttl: None }, view);
+        Ok(())
+    }
+
+    /// `GetLinkService`: the user's persistent links, service → pod.
+    pub async fn get_link_service(&self, ns: &str, uid: &str) -> Result<BTreeMap<String, u32>> {
+        let ns = self.local_ns(ns)?;
+        self.store.get_link_services(ns, uid).await
+    }
+
+    /// `BatchGetLinkedPod`: pod → uids (input order) for the uids that have a link.
+    pub async fn batch_get_linked_pod<S: AsRef<str>>(&self, ns: &str, uids: &[S], service: &str) -> Result<BTreeMap<u32, Vec<String>>> {
+        let ns = self.local_ns(ns)?;
+        self.store.batch_get_links(ns, uids, service).await
+    }
+
+    /// `SetLinkedPodIfAbsent`: links `uid` to `pod` unless a link exists; returns the link in
+    /// force (`ttl_secs`: -1 persistent, > 0 seconds).
+    pub async fn set_linked_pod_if_absent(&self, ns: &str, uid: &str, service: &str, pod: u32, ttl_secs: i64) -> Result<Link> {
+        let link = self.link(ns, uid, service)?;
+        ident::check_pod(pod)?;
+        let ttl = LinkTtl::from_secs(ttl_secs)?;
+        let l = self.store.backend().set_link_if_absent(link, pod, ttl).await?;
+        let view = self.route.service(service).await?;
+        self.cached(link, l, view);
+        Ok(l)
+    }
+
+    /// Links held by the local cache (approximate).
+    pub fn cache_len(&self) -> u64 {
+        self.cache.len()
+    }
+
+    // The read side of the original route-info driver, in this driver's namespace.
+
+    /// Alive pods of `service`.
+    pub async fn alive_pods(&self, service: &str) -> Result<Vec<u32>> {
+        self.check_open()?;
+        self.route.alive_pods(service).await
+    }
+
+    /// Routable pods of `service`.
+    pub async fn routable_pods(&self, service: &str) -> Result<Vec<u32>> {
+        self.check_open()?;
+        self.route.routable_pods(service).await
+    }
+
+    /// Whether `pod` of `service` is alive.
+    pub async fn is_pod_alive(&self, service: &str, pod: u32) -> Result<bool> {
+        self.check_open()?;
+        self.route.is_pod_alive(service, pod).await
+    }
+
+    /// Whether `pod` of `service` is routable.
+    pub async fn is_pod_routable(&self, service: &str, pod: u32) -> Result<bool> {
+        self.check_open()?;
+        self.route.is_pod_routable(service, pod).await
+    }
+
+    /// The pod a new user of `service` would get now.
+    pub async fn best_pod(&self, service: &str) -> Result<u32> {
+        self.check_open()?;
+        self.route.best_pod(service).await
+    }
+
+    /// Pod states of `service` as of the last snapshot.
+    pub async fn pod_states(&self, service: &str) -> Result<Vec<PodState>> {
+        self.check_open()?;
+        self.route.pod_states(service).await
+    }
+
+    /// Re-reads `service`'s pod states now.
+    pub async fn refresh_service(&self, service: &str) -> Result<()> {
+        self.check_open()?;
+        self.route.refresh_service(service).await
+    }
+
+    /// Workload state of `service`.
+    pub async fn get_workload_state(&self, service: &str) -> Result<Option<String>> {
+        self.check_open()?;
+        self.route.get_workload_state(service).await
+    }
+
+    /// Sets the workload state of `service`.
+    pub async fn set_workload_state(&self, service: &str, state: &str) -> Result<()> {
+        self.check_open()?;
+        self.route.set_workload_state(service, state).await
+    }
+
+    /// Workload states of many services, in input order.
+    pub async fn batch_get_workload_state<S: AsRef<str>>(&self, services: &[S]) -> Result<Vec<Option<String>>> {
+        self.check_open()?;
+        self.route.batch_get_workload_state(services).await
+    }
+
+    /// Whether `service`'s workload state is `READY`.
+    pub async fn is_workload_ready(&self, service: &str) -> Result<bool> {
+        self.check_open()?;
+        self.route.is_workload_ready(service).await
+    }
+
+    /// Makes `tag` stand for `service`.
+    pub async fn set_global_service_name_tag(&self, tag: &str, service: &str) -> Result<()> {
+        self.check_open()?;
+        self.route.set_global_service_name_tag(tag, service).await
+    }
+
+    /// The service `tag` stands for.
+    pub async fn get_service_name_by_tag(&self, tag: &str) -> Result<Option<String>> {
+        self.check_open()?;
+        self.route.get_service_name_by_tag(tag).await
+    }
+
+    /// Calls `f` (on the library's runtime threads) whenever a refresh sees a pod's routing
+    /// state change. Returns an id for [`ClientDriver::remove_routing_state_listener`].
+    pub fn on_routing_state_changed(&self, f: impl Fn(&RoutingStateChange) + Send + Sync + 'static) -> u64 {
+        self.route.on_routing_state_changed(f)
+    }
+
+    /// Removes a listener.
+    pub fn remove_routing_state_listener(&self, id: u64) -> bool {
+        self.route.remove_listener(id)
+    }
+}
+
+impl Drop for ClientDriver {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// `""` means `local`; any other valid namespace than `local` is `NAMESPACE_NOT_LOCAL`.
+pub(crate) fn resolve_namespace<'a>(local: &'a str, ns: &str) -> Result<&'a str> {
+    ident::check_namespace(ns)?;
+    if ns.is_empty() || ns == local {
+        Ok(local)
+    } else {
+        Err(Error::new(
+            ErrorKind::NamespaceNotLocal,
+            format!("namespace {ns:?} is not this driver's namespace {local:?}"),
+        ))
+    }
+}

@@ -1,0 +1,67 @@
+//! The Redis key layout of SPEC §3, in one place.
+//!
+//! Every key that one atomic operation touches shares one cluster hash tag `{…}`. The
+//! identifiers were checked by [`crate::ident`] before they get here, so none of them can
+//! close the tag early. The in-memory store uses the same keys, so both stores hold the same
+//! data under the same names.
+
+/// Default key prefix.
+pub const DEFAULT_PREFIX: &str = "sf";
+
+/// Builds keys under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpace {
+    prefix: String,
+}
+
+impl KeySpace {
+    /// A key space with `prefix` (checked like a service name by the store config).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        KeySpace { prefix: prefix.into() }
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `P:{<ns>:lk:<uid>}<service>`: the link of (uid, service).
+    pub fn link(&self, ns: &str, uid: &str, service: &str) -> String {
+        format!("{}:{{{ns}:lk:{uid}}}{service}", self.prefix)
+    }
+
+    /// `P:{<ns>:lk:<uid>}`: the hash of a user's persistent links.
+    pub fn user_links(&self, ns: &str, uid: &str) -> String {
+        format!("{}:{{{ns}:lk:{uid}}}", self.prefix)
+    }
+
+    /// `P:{<ns>:state:<service>}`: the hash of a service's pod states.
+    pub fn pod_states(&self, ns: &str, service: &str) -> String {
+        format!("{}:{{{ns}:state:{service}}}", self.prefix)
+    }
+
+    /// `P:{<ns>:workload:<service>}`: a service's workload state.
+    pub fn workload(&self, ns: &str, service: &str) -> String {
+        format!("{}:{{{ns}:workload:{service}}}", self.prefix)
+    }
+
+    /// `P:{<ns>:tag:<tag>}`: the service name of a tag.
+    pub fn tag(&self, ns: &str, tag: &str) -> String {
+        format!("{}:{{{ns}:tag:{tag}}}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_spec() {
+        let k = KeySpace::new("sf");
+        assert_eq!(k.link("default", "u1", "room"), "sf:{default:lk:u1}room");
+        assert_eq!(k.user_links("default", "u1"), "sf:{default:lk:u1}");
+        assert_eq!(k.pod_states("default", "room"), "sf:{default:state:room}");
+        assert_eq!(k.workload("default", "room"), "sf:{default:workload:room}");
+        assert_eq!(k.tag("default", "t"), "sf:{default:tag:t}");
+    }
+}

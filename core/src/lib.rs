@@ -1,0 +1,47 @@
+//! Sticky, load-aware user→pod routing for stateful services.
+//!
+//! Pods run a [`ServerDriver`]: it publishes the pod's load and routing state to a [`Store`]
+//! and owns its users' persistent links. Gateways run a [`ClientDriver`]: it answers "which
+//! pod serves user U for service S?" from a local cache, or with one store round trip.
+//! The store is Redis ([`Store::redis`]) or the embedded in-memory store ([`Store::memory`]).
+//!
+//! The contract is SPEC.md (sections referenced as "SPEC §n" throughout).
+//!
+//! ```
+//! use stateful_route::{BaseConfig, ClientDriver, ServerDriver, ServerInfo, Store};
+//! # stateful_route::runtime::block_on(async {
+//! let store = Store::memory();
+//! let pod = ServerInfo::new("default", "room", 0);
+//! let server = ServerDriver::new(store.clone(), pod.clone(), BaseConfig::default())?;
+//! server.start().await?;
+//! let client = ClientDriver::new(store, pod, BaseConfig::default())?;
+//! client.init()?;
+//! assert_eq!(client.compute_linked_pod("", "user123", "room").await?, 0);
+//! server.stop().await?;
+//! # Ok::<(), stateful_route::Error>(())
+//! # }).unwrap();
+//! ```
+
+mod cache;
+mod client;
+mod config;
+pub mod cpu;
+mod error;
+pub mod ident;
+pub mod keys;
+pub mod log;
+pub mod placement;
+pub mod pod_state;
+mod route_info;
+pub mod runtime;
+mod server;
+pub mod store;
+
+pub use client::ClientDriver;
+pub use config::{BaseConfig, Link, LinkTtl, RoutingState, ServerInfo, TrySetOutcome};
+pub use error::{redact_url, Error, ErrorKind, Result};
+pub use placement::{Candidate, Placement, PlacementPolicy, PlacementRequest};
+pub use pod_state::PodState;
+pub use route_info::{RouteInfo, RoutingStateChange};
+pub use server::ServerDriver;
+pub use store::{Store, StoreBackend, StoreConfig};

@@ -1,0 +1,94 @@
+//! The published state of one pod: `<load>-<updateMs>-<ROUTING>` (SPEC §3).
+//!
+//! Readers accept the old two-part `<load>-<updateMs>` (routing `READY`) and report any
+//! value they cannot parse, so one bad field never fails a whole service.
+
+use crate::config::RoutingState;
+use crate::error::{Error, Result};
+
+/// One pod's state as read from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodState {
+    /// The pod's index.
+    pub pod_index: u32,
+    /// Its weighted load.
+    pub load: u32,
+    /// When it was published, in milliseconds since the Unix epoch on the store's clock.
+    pub update_ms: u64,
+    /// Its routing state.
+    pub routing: RoutingState,
+}
+
+/// Formats the stored value.
+pub fn format_value(load: u32, update_ms: u64, routing: RoutingState) -> String {
+    format!("{load}-{update_ms}-{}", routing.as_str())
+}
+
+/// Parses one field of the pod-state hash.
+pub fn parse(field: &str, value: &str) -> Result<PodState> {
+    let bad = |why: &str| Error::store(format!("pod state {field:?} = {value:?}: {why}"));
+    let pod_index = parse_decimal(field)
+        .filter(|p| *p <= crate::ident::MAX_POD_INDEX as u64)
+        .ok_or_else(|| bad("field is not a pod index"))? as u32;
+    let mut parts = value.splitn(3, '-');
+    let load = parts
+        .next()
+        .and_then(parse_decimal)
+        .filter(|l| *l <= u32::MAX as u64)
+        .ok_or_else(|| bad("load is not a non-negative integer"))? as u32;
+    let update_ms = parts
+        .next()
+        .and_then(parse_decimal)
+        .ok_or_else(|| bad("update time is not a non-negative integer"))?;
+    let routing = match parts.next() {
+        None => RoutingState::Ready,
+        Some(word) => word.parse().map_err(|_| bad("unknown routing state"))?,
+    };
+    Ok(PodState {
+        pod_index,
+        load,
+        update_ms,
+        routing,
+    })
+}
+
+/// Canonical non-negative decimal (digits only, at most 19 of them).
+pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Parses a stored link value (a pod index in canonical decimal).
+pub(crate) fn parse_pod(what: &str, value: &str) -> Result<u32> {
+    parse_decimal(value)
+        .filter(|p| *p <= crate::ident::MAX_POD_INDEX as u64)
+        .map(|p| p as u32)
+        .ok_or_else(|| Error::store(format!("{what} holds {value:?}, not a pod index")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let v = format_value(120, 1_700_000_000_123, RoutingState::DenyNewCall);
+        assert_eq!(v, "120-1700000000123-DENY_NEW_CALL");
+        let s = parse("3", &v).unwrap();
+        assert_eq!((s.pod_index, s.load, s.update_ms, s.routing), (3, 120, 1_700_000_000_123, RoutingState::DenyNewCall));
+    }
+
+    #[test]
+    fn old_two_part_form_is_ready() {
+        assert_eq!(parse("0", "7-99").unwrap().routing, RoutingState::Ready);
+    }
+
+    #[test]
+    fn bad_values_are_store_errors() {
+        for (f, v) in [("x", "1-2-READY"), ("1", "-1-2"), ("1", "1-2-NOPE"), ("1", ""), ("1", "1"), ("-1", "1-2")] {
+            assert_eq!(parse(f, v).unwrap_err().kind(), crate::ErrorKind::StoreError, "{f}={v}");
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The read side: snapshots of each service's pod states, liveness, best pod, workload state,
+//! tags and routing-state-change callbacks.
+//!
+//! A snapshot is read on first use of a service and refreshed every period by a background
+//! task. Liveness is judged on the store's clock: each pod gets a local deadline
+//! (`alive_until`) computed from the store's time at the read, so the hot path compares one
+//! `Instant` and never asks the store. A failed refresh keeps the last snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{BaseConfig, RoutingState};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ident;
+use crate::placement::{good_set, Candidate, PlacementRequest};
+use crate::pod_state::PodState;
+use crate::store::{PodStates, Store};
+
+/// A change of a pod's routing state as a gateway sees it. `None` means "not alive"
+/// (absent, stale or shut down).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingStateChange {
+    /// The service.
+    pub service: String,
+    /// The pod.
+    pub pod_index: u32,
+    /// The state before (`None`: not alive).
+    pub old: Option<RoutingState>,
+    /// The state now (`None`: not alive).
+    pub new: Option<RoutingState>,
+}
+
+type Listener = Arc<dyn Fn(&RoutingStateChange) + Send + Sync>;
+
+#[derive(Debug)]
+pub(crate) struct PodView {
+    pub state: PodState,
+    alive_until: Instant,
+    placed: AtomicU32,
+}
+
+impl PodView {
+    fn is_alive(&self, now: Instant) -> bool {
+        self.state.routing != RoutingState::Shutdown && now < self.alive_until
+    }
+
+    fn effective(&self, now: Instant) -> Option<RoutingState> {
+        self.is_alive(now).then_some(self.state.routing)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    /// Sorted by pod index.
+    pods: Vec<PodView>,
+    store_now_ms: u64,
+}
+
+impl Snapshot {
+    fn new(states: PodStates, stale_after: Duration, read_at: Instant) -> Snapshot {
+        let stale_ms = stale_after.as_millis() as u64;
+        let pods = states
+            .pods
+            .into_iter()
+            .map(|state| {
+                let age = states.now_ms.saturating_sub(state.update_ms);
+                PodView {
+                    state,
+                    alive_until: read_at + Duration::from_millis(stale_ms.saturating_sub(age)),
+                    placed: AtomicU32::new(0),
+                }
+            })
+            .collect();
+        Snapshot {
+            pods,
+            store_now_ms: states.now_ms,
+        }
+    }
+
+    fn pod(&self, pod: u32) -> Option<&PodView> {
+        self.pods
+            .binary_search_by_key(&pod, |p| p.state.pod_index)
+            .ok()
+            .map(|i| &self.pods[i])
+    }
+}
+
+/// One service's snapshot, shared by the cache entries that point into it.
+pub(crate) struct ServiceView {
+    pub name: String,
+    snapshot: ArcSwap<Snapshot>,
+    sequence: AtomicU64,
+    loaded: AtomicBool,
+    load_lock: tokio::sync::Mutex<()>,
+    /// Effective routing state of each pod as last reported to listeners.
+    last_seen: Mutex<BTreeMap<u32, RoutingState>>,
+}
+
+impl fmt::Debug for ServiceView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceView").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl ServiceView {
+    /// Whether `pod` is alive now. The hot path of a cache hit.
+    #[inline]
+    pub fn is_alive(&self, pod: u32) -> bool {
+        self.snapshot
+            .load()
+            .pod(pod)
+            .is_some_and(|p| p.is_alive(Instant::now()))
+    }
+
+    fn pods_where(&self, f: impl Fn(&PodView, Instant) -> bool) -> Vec<u32> {
+        let now = Instant::now();
+        let snap = self.snapshot.load();
+        snap.pods.iter().filter(|p| f(p, now)).map(|p| p.state.pod_index).collect()
+    }
+
+    fn candidates(&self, snap: &Snapshot, load_range: u32) -> Vec<Candidate> {
+        let now = Instant::now();
+        let routable = snap
+            .pods
+            .iter()
+            .filter(|p| p.effective(now) == Some(RoutingState::Ready))
+            .map(|p| Candidate {
+                pod_index: p.state.pod_index,
+                load: p.state.load,
+                placed: p.placed.load(Ordering::Relaxed),
+                routing: p.state.routing,
+                age_ms: snap.store_now_ms.saturating_sub(p.state.update_ms),
+            })
+            .collect();
+        good_set(routable, load_range)
+    }
+}
+
+/// The read side of one driver: snapshots per service, in the driver's local namespace.
+pub struct RouteInfo {
+    store: Store,
+    namespace: String,
+    config: Arc<BaseConfig>,
+    services: RwLock<HashMap<String, Arc<ServiceView>>>,
+    listeners: Mutex<Vec<(u64, Listener)>>,
+    next_listener: AtomicU64,
+}
+
+impl fmt::Debug for RouteInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteInfo")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouteInfo {
+    pub(crate) fn new(store: Store, namespace: String, config: Arc<BaseConfig>) -> Arc<RouteInfo> {
+        Arc::new(RouteInfo {
+            store,
+            namespace,
+            config,
+            services: RwLock::new(HashMap::new()),
+            listeners: Mutex::new(Vec::new()),
+            next_listener: AtomicU64::new(1),
+        })
+    }
+
+    /// The view of `service`, reading its snapshot on first use.
+    pub(crate) async fn service(&self, service: &str) -> Result<Arc<ServiceView>> {
+        let view = {
+            let map = self.services.read().unwrap_or_else(|p| p.into_inner());
+            map.get(service).cloned()
+        };
+        let view = match view {
+            Some(v) => v,
+            None => {
+                let mut map = self.services.write().unwrap_or_else(|p| p.into_inner());
+                map.entry(service.to_string())
+                    .or_insert_with(|| {
+                        Arc::new(ServiceView {
+                            name: service.to_string(),
+                            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+                            sequence: AtomicU64::new(0),
+                            loaded: AtomicBool::new(false),
+                            load_lock: tokio::sync::Mutex::new(()),
+                            last_seen: Mutex::new(BTreeMap::new()),
+                        })
+                    })
+                    .clone()
+            }
+        };
+        if !view.loaded.load(Ordering::Acquire) {
+            let _guard = view.load_lock.lock().await;
+            if !view.loaded.load(Ordering::Acquire) {
+                let states = self.store.pod_states(&self.namespace, service).await?;
+                let now = Instant::now();
+                let snap = Snapshot::new(states, self.config.stale_after(), now);
+                let _ = diff(&view, &snap, now);
+                view.snapshot.store(Arc::new(snap));
+                view.loaded.store(true, Ordering::Release);
+            }
+        }
+        Ok(view)
+    }
+
+    /// Re-reads the snapshots of every service in use; reports routing-state changes.
+    pub(crate) async fn refresh_all(&self) {
+        let views: Vec<Arc<ServiceView>> = {
+            let map = self.services.read().unwrap_or_else(|p| p.into_inner());
+            map.values().filter(|v| v.loaded.load(Ordering::Acquire)).cloned().collect()
+        };
+        for view in views {
+            if let Err(e) = self.refresh(&view).await {
+                tracing::warn!(namespace = %self.namespace, service = %view.name, error = %e,
+                    "pod state refresh failed; keeping the last snapshot");
+            }
+        }
+    }
+
+    async fn refresh(&self, view: &ServiceView) -> Result<()> {
+        let states = self.store.pod_states(&self.namespace, &view.name).await?;
+        let now = Instant::now();
+        let new = Snapshot::new(states, self.config.stale_after(), now);
+        let changes = diff(view, &new, now);
+        view.snapshot.store(Arc::new(new));
+        if !changes.is_empty() {
+            let listeners: Vec<Listener> = self
+                .listeners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(_, l)| l.clone())
+                .collect();
+            for change in &changes {
+                tracing::info!(service = %change.service, pod = change.pod_index,
+                    old = ?change.old, new = ?change.new, "pod routing state changed");
+                for l in &listeners {
+                    // A listener that panics must not stop the refresh loop or other listeners.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l(change)));
+                    if r.is_err() {
+                        tracing::error!("a routing-state listener panicked");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers `f`, called (on the library's runtime threads) for each routing-state change
+    /// a refresh observes. Returns an id for [`RouteInfo::remove_listener`].
+    pub fn on_routing_state_changed(&self, f: impl Fn(&RoutingStateChange) + Send + Sync + 'static) -> u64 {
+        let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
+        self.listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, Arc::new(f)));
+        id
+    }
+
+    /// Removes a listener; returns whether it was registered.
+    pub fn remove_listener(&self, id: u64) -> bool {
+        let mut l = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        let before = l.len();
+        l.retain(|(i, _)| *i != id);
+        l.len() != before
+    }
+
+    /// Chooses a pod for a new user of `service`. `record` counts the placement against the pod
+    /// (so that p2c spreads many placements made from one snapshot).
+    pub(crate) fn choose(&self, view: &ServiceView, uid: &str, record: bool) -> Option<u32> {
+        let snap = view.snapshot.load();
+        let candidates = view.candidates(&snap, self.config.load_range);
+        let sequence = if record {
+            view.sequence.fetch_add(1, Ordering::Relaxed)
+        } else {
+            view.sequence.load(Ordering::Relaxed)
+        };
+        let request = PlacementRequest {
+            namespace: &self.namespace,
+            uid,
+            service: &view.name,
+            sequence,
+        };
+        let i = self.config.placement.choose(&candidates, &request)?;
+        let pod = candidates[i].pod_index;
+        if record {
+            if let Some(p) = snap.pod(pod) {
+                p.placed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Some(pod)
+    }
+
+    /// Alive pods of `service` (SPEC §1), sorted.
+    pub async fn alive_pods(&self, service: &str) -> Result<Vec<u32>> {
+        let v = self.checked_service(service).await?;
+        Ok(v.pods_where(|p, now| p.is_alive(now)))
+    }
+
+    /// Routable pods of `service` (alive and `READY`), sorted.
+    pub async fn routable_pods(&self, service: &str) -> Result<Vec<u32>> {
+        let v = self.checked_service(service).await?;
+        Ok(v.pods_where(|p, now| p.effective(now) == Some(RoutingState::Ready)))
+    }
+
+    /// Whether `pod` of `service` is alive.
+    pub async fn is_pod_alive(&self, service: &str, pod: u32) -> Result<bool> {
+        Ok(self.checked_service(service).await?.is_alive(pod))
+    }
+
+    /// Whether `pod` of `service` is routable.
+    pub async fn is_pod_routable(&self, service: &str, pod: u32) -> Result<bool> {
+        let v = self.checked_service(service).await?;
+        let snap = v.snapshot.load();
+        Ok(snap
+            .pod(pod)
+            .and_then(|p| p.effective(Instant::now()))
+            == Some(RoutingState::Ready))
+    }
+
+    /// The pod a new user of `service` would get now (does not count as a placement).
+    pub async fn best_pod(&self, service: &str) -> Result<u32> {
+        let v = self.checked_service(service).await?;
+        self.choose(&v, "", false).ok_or_else(|| no_pod(service))
+    }
+
+    /// The pod states of `service` as of the last snapshot.
+    pub async fn pod_states(&self, service: &str) -> Result<Vec<PodState>> {
+        let v = self.checked_service(service).await?;
+        let snap = v.snapshot.load();
+        Ok(snap.pods.iter().map(|p| p.state).collect())
+    }
+
+    /// Re-reads `service`'s snapshot now instead of waiting for the next period.
+    pub async fn refresh_service(&self, service: &str) -> Result<()> {
+        let v = self.checked_service(service).await?;
+        self.refresh(&v).await
+    }
+
+    /// The workload state of `service` (`None` if never set).
+    pub async fn get_workload_state(&self, service: &str) -> Result<Option<String>> {
+        self.store.get_workload_state(&self.namespace, service).await
+    }
+
+    /// Sets the workload state of `service`.
+    pub async fn set_workload_state(&self, service: &str, state: &str) -> Result<()> {
+        self.store.set_workload_state(&self.namespace, service, state).await
+    }
+
+    /// Workload states of many services, in input order.
+    pub async fn batch_get_workload_state<S: AsRef<str>>(&self, services: &[S]) -> Result<Vec<Option<String>>> {
+        self.store.batch_get_workload_state(&self.namespace, services).await
+    }
+
+    /// Whether `service`'s workload state is `READY`.
+    pub async fn is_workload_ready(&self, service: &str) -> Result<bool> {
+        Ok(self.get_workload_state(service).await?.as_deref() == Some("READY"))
+    }
+
+    /// Makes `tag` stand for `service` in this namespace.
+    pub async fn set_global_service_name_tag(&self, tag: &str, service: &str) -> Result<()> {
+        self.store.set_tag(&self.namespace, tag, service).await
+    }
+
+    /// The service `tag` stands for.
+    pub async fn get_service_name_by_tag(&self, tag: &str) -> Result<Option<String>> {
+        self.store.get_tag(&self.namespace, tag).await
+    }
+
+    async fn checked_service(&self, service: &str) -> Result<Arc<ServiceView>> {
+        ident::check_service("service", service)?;
+        self.service(service).await
+    }
+
+    /// Starts the refresh loop on the shared runtime; it ends when `stop` fires or the
+    /// route info is dropped.
+    pub(crate) fn spawn_refresh(self: &Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let weak: Weak<RouteInfo> = Arc::downgrade(self);
+        let period = self.config.period();
+        crate::runtime::handle().spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                let Some(info) = weak.upgrade() else { return };
+                info.refresh_all().await;
+            }
+        });
+    }
+}
+
+pub(crate) fn no_pod(service: &str) -> Error {
+    Error::new(
+        ErrorKind::NoAvailablePod,
+        format!("service {service:?} has no routable pod"),
+    )
+}
+
+/// Compares `new` with what was last reported for `view` and records the new states.
+fn diff(view: &ServiceView, new: &Snapshot, now: Instant) -> Vec<RoutingStateChange> {
+    let mut seen = view.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+    let current: BTreeMap<u32, RoutingState> = new
+        .pods
+        .iter()
+        .filter_map(|p| Some((p.state.pod_index, p.effective(now)?)))
+        .collect();
+    let mut out = Vec::new();
+    let pods: std::collections::BTreeSet<u32> = seen.keys().chain(current.keys()).copied().collect();
+    for pod in pods {
+        let (old, new) = (seen.get(&pod).copied(), current.get(&pod).copied());
+        if old != new {
+            out.push(RoutingStateChange {
+                service: view.name.clone(),
+                pod_index: pod,
+                old,
+                new,
+            });
+        }
+    }
+    *seen = current;
+    out
+}

@@ -1,0 +1,326 @@
+//! The server driver: a pod publishing its state and owning its users' links (SPEC §7).
+//!
+//! `start` publishes at once and then every period on the shared runtime; a routing-state
+//! change is published at once. `stop` drains (`DENY_NEW_CALL`, wait, `SHUTDOWN`) in a task of
+//! its own, so a caller that gives up waiting cannot leave a pod half stopped.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::client::resolve_namespace;
+use crate::config::{BaseConfig, LinkTtl, RoutingState, ServerInfo, TrySetOutcome};
+use crate::cpu::{weighted_load, CpuSampler};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ident;
+use crate::route_info::RouteInfo;
+use crate::runtime;
+use crate::store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    New,
+    Running,
+    Stopping,
+    Stopped,
+}
+
+#[derive(Debug)]
+struct State {
+    phase: Phase,
+    load: u32,
+    routing: RoutingState,
+    cpu_percent: f64,
+}
+
+struct Inner {
+    store: Store,
+    info: ServerInfo,
+    config: Arc<BaseConfig>,
+    route: Arc<RouteInfo>,
+    state: Mutex<State>,
+    /// Serialises publishes so that an older state never overwrites a newer one.
+    publish: tokio::sync::Mutex<()>,
+    stop_loop: watch::Sender<bool>,
+    stopped: watch::Sender<Option<Result<()>>>,
+}
+
+/// The pod side. Cheap to clone; clones share one driver.
+#[derive(Clone)]
+pub struct ServerDriver {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ServerDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerDriver")
+            .field("info", &self.inner.info)
+            .field("state", &*self.inner.lock())
+            .finish()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes the current state (read under the publish lock, so the newest wins).
+    async fn publish(&self) -> Result<u64> {
+        let _serial = self.publish.lock().await;
+        let (load, routing) = {
+            let s = self.lock();
+            (weighted_load(self.config.cpu_factor, s.cpu_percent, s.load), s.routing)
+        };
+        let i = &self.info;
+        let at = self
+            .store
+            .publish_pod_state(&i.namespace, &i.service_name, i.pod_index, load, routing)
+            .await?;
+        tracing::debug!(service = %i.service_name, pod = i.pod_index, load, routing = %routing, "published pod state");
+        Ok(at)
+    }
+
+    async fn publish_workload(&self, state: &str) -> Result<()> {
+        if self.info.pod_index == 0 {
+            let i = &self.info;
+            self.store.set_workload_state(&i.namespace, &i.service_name, state).await?;
+        }
+        Ok(())
+    }
+
+    async fn tick(&self, sampler: &mut Option<CpuSampler>) {
+        if let Some(s) = sampler {
+            let pct = s.sample();
+            self.lock().cpu_percent = pct;
+        }
+        if let Err(e) = self.publish().await {
+            tracing::warn!(service = %self.info.service_name, pod = self.info.pod_index, error = %e, "periodic state publish failed");
+        }
+        if let Err(e) = self.publish_workload("READY").await {
+            tracing::warn!(service = %self.info.service_name, error = %e, "workload state publish failed");
+        }
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        self.lock().routing = RoutingState::DenyNewCall;
+        let first = self.publish().await.map(|_| ());
+        let drain = Duration::from_secs_f64(self.config.drain_seconds);
+        if !drain.is_zero() {
+            tokio::time::sleep(drain).await;
+        }
+        let _ = self.stop_loop.send(true);
+        self.lock().routing = RoutingState::Shutdown;
+        let second = self.publish().await.map(|_| ());
+        let third = self.publish_workload("SHUTDOWN").await;
+        self.lock().phase = Phase::Stopped;
+        tracing::info!(service = %self.info.service_name, pod = self.info.pod_index, "pod stopped");
+        first.and(second).and(third)
+    }
+}
+
+impl ServerDriver {
+    /// A driver for the pod `info`; checks `info` and `config`. Call [`ServerDriver::start`].
+    pub fn new(store: Store, info: ServerInfo, config: BaseConfig) -> Result<ServerDriver> {
+        info.validate()?;
+        config.validate()?;
+        let config = Arc::new(config);
+        Ok(ServerDriver {
+            inner: Arc::new(Inner {
+                route: RouteInfo::new(store.clone(), info.namespace.clone(), config.clone()),
+                store,
+                info,
+                config,
+                state: Mutex::new(State {
+                    phase: Phase::New,
+                    load: 0,
+                    routing: RoutingState::Ready,
+                    cpu_percent: 0.0,
+                }),
+                publish: tokio::sync::Mutex::new(()),
+                stop_loop: watch::channel(false).0,
+                stopped: watch::channel(None).0,
+            }),
+        })
+    }
+
+    /// Who this driver is.
+    pub fn server_info(&self) -> &ServerInfo {
+        &self.inner.info
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &BaseConfig {
+        &self.inner.config
+    }
+
+    /// The read side in this pod's namespace.
+    pub fn route_info(&self) -> &RouteInfo {
+        &self.inner.route
+    }
+
+    /// Publishes the pod state at once, then every period. A second `start` is
+    /// `INVALID_ARGUMENT`; a `start` after `stop` is `CLOSED`. If the first publish fails the
+    /// driver stays unstarted and the error is returned.
+    pub async fn start(&self) -> Result<()> {
+        {
+            let mut s = self.inner.lock();
+            match s.phase {
+                Phase::New => s.phase = Phase::Running,
+                Phase::Running => {
+                    return Err(Error::new(ErrorKind::InvalidArgument, "server driver is already started"))
+                }
+                Phase::Stopping | Phase::Stopped => return Err(Error::closed("server driver is stopped")),
+            }
+        }
+        let first = async {
+            self.inner.publish().await?;
+            self.inner.publish_workload("READY").await
+        }
+        .await;
+        if let Err(e) = first {
+            self.inner.lock().phase = Phase::New;
+            return Err(e);
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let period = self.inner.config.period();
+        let mut stop = self.inner.stop_loop.subscribe();
+        let mut sampler = (self.inner.config.cpu_factor > 0.0).then(CpuSampler::new);
+        runtime::handle().spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                inner.tick(&mut sampler).await;
+            }
+        });
+        tracing::info!(service = %self.inner.info.service_name, pod = self.inner.info.pod_index, "pod started");
+        Ok(())
+    }
+
+    /// Drains and stops: publishes `DENY_NEW_CALL`, waits `drain_seconds`, publishes `SHUTDOWN`
+    /// (pod 0 also sets the workload state `SHUTDOWN`) and ends the loop. Idempotent; a stop
+    /// before start just closes the driver. If the caller stops waiting, the shutdown still
+    /// finishes.
+    pub async fn stop(&self) -> Result<()> {
+        let mut done = self.inner.stopped.subscribe();
+        {
+            let mut s = self.inner.lock();
+            match s.phase {
+                Phase::New => {
+                    s.phase = Phase::Stopped;
+                    let _ = self.inner.stop_loop.send(true);
+                    let _ = self.inner.stopped.send(Some(Ok(())));
+                }
+                Phase::Running => {
+                    s.phase = Phase::Stopping;
+                    let inner = self.inner.clone();
+                    runtime::handle().spawn(async move {
+                        let r = inner.shutdown().await;
+                        let _ = inner.stopped.send(Some(r));
+                    });
+                }
+                Phase::Stopping | Phase::Stopped => {}
+            }
+        }
+        let r = done
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| Error::new(ErrorKind::Internal, "stop task vanished"))?;
+        r.clone().unwrap_or(Ok(()))
+    }
+
+    fn check_not_stopped(&self) -> Result<()> {
+        match self.inner.lock().phase {
+            Phase::Stopping | Phase::Stopped => Err(Error::closed("server driver is stopped")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sets the app's load (≥ 0); published with the next period. Allowed before `start`.
+    pub fn set_load_state(&self, load: u32) -> Result<()> {
+        let mut s = self.inner.lock();
+        if matches!(s.phase, Phase::Stopping | Phase::Stopped) {
+            return Err(Error::closed("server driver is stopped"));
+        }
+        s.load = load;
+        Ok(())
+    }
+
+    /// The app's load as last set.
+    pub fn get_load_state(&self) -> u32 {
+        self.inner.lock().load
+    }
+
+    /// The weighted load this pod publishes (SPEC §5) from the last CPU sample.
+    pub fn weighted_load(&self) -> u32 {
+        let s = self.inner.lock();
+        weighted_load(self.inner.config.cpu_factor, s.cpu_percent, s.load)
+    }
+
+    /// Sets the routing state; when running, publishes it at once.
+    pub async fn set_routing_state(&self, routing: RoutingState) -> Result<()> {
+        let running = {
+            let mut s = self.inner.lock();
+            match s.phase {
+                Phase::Stopping | Phase::Stopped => return Err(Error::closed("server driver is stopped")),
+                p => {
+                    s.routing = routing;
+                    p == Phase::Running
+                }
+            }
+        };
+        if running {
+            self.inner.publish().await?;
+        }
+        Ok(())
+    }
+
+    /// The routing state as last set.
+    pub fn get_routing_state(&self) -> RoutingState {
+        self.inner.lock().routing
+    }
+
+    fn ns(&self, ns: &str) -> Result<&str> {
+        self.check_not_stopped()?;
+        resolve_namespace(&self.inner.info.namespace, ns)
+    }
+
+    /// `SetLinkedPod`: links `uid` persistently to `pod`; returns the previous pod.
+    pub async fn set_linked_pod(&self, ns: &str, uid: &str, service: &str, pod: u32) -> Result<Option<u32>> {
+        let ns = self.ns(ns)?;
+        self.inner.store.set_link(ns, uid, service, pod, LinkTtl::Persistent).await
+    }
+
+    /// `TrySetLinkedPod`: links `uid` persistently to `pod` unless it is persistently linked
+    /// to another pod.
+    pub async fn try_set_linked_pod(&self, ns: &str, uid: &str, service: &str, pod: u32) -> Result<TrySetOutcome> {
+        let ns = self.ns(ns)?;
+        self.inner.store.try_set_link(ns, uid, service, pod, LinkTtl::Persistent).await
+    }
+
+    /// `RemoveLinkedPod`: removes the link now (`delay_secs <= 0`) or after `delay_secs`.
+    pub async fn remove_linked_pod(&self, ns: &str, uid: &str, service: &str, delay_secs: i64) -> Result<bool> {
+        let ns = self.ns(ns)?;
+        self.inner.store.remove_link(ns, uid, service, delay_secs).await
+    }
+
+    /// `RemoveLinkedPodWithId`: as `remove_linked_pod`, only if the link points to `pod`.
+    pub async fn remove_linked_pod_with_id(&self, ns: &str, uid: &str, service: &str, pod: u32, delay_secs: i64) -> Result<bool> {
+        let ns = self.ns(ns)?;
+        ident::check_pod(pod)?;
+        self.inner.store.remove_link_if(ns, uid, service, pod, delay_secs).await
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.stop_loop.send(true);
+    }
+}

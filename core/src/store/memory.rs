@@ -1,0 +1,364 @@
+//! The embedded store: SPEC's semantics inside one process.
+//!
+//! It keeps the same keys and values as Redis (strings and hashes with millisecond expiry),
+//! so every operation is written once against the same model. Each operation runs under one
+//! lock, which makes it atomic exactly as a Lua script is in Redis. The clock is the
+//! process's wall clock: within one process that is the store's clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+use super::{LinkRef, RawPodStates, StoreBackend};
+use crate::config::{Link, LinkTtl, RoutingState, TrySetOutcome};
+use crate::error::{Error, Result};
+use crate::keys::KeySpace;
+use crate::pod_state::{self, parse_pod};
+
+/// Writes between two sweeps of expired keys (reads drop expired keys they meet too).
+const SWEEP_EVERY: u32 = 4096;
+
+#[derive(Debug)]
+enum Value {
+    Str(String),
+    Hash(BTreeMap<String, String>),
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: Value,
+    expires_ms: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Data {
+    map: HashMap<String, Entry>,
+    writes: u32,
+}
+
+/// The in-memory backend of [`Store::memory`](super::Store::memory).
+#[derive(Debug)]
+pub struct MemoryBackend {
+    keys: KeySpace,
+    data: Mutex<Data>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Data {
+    fn live(&mut self, key: &str, now: u64) -> Option<&mut Entry> {
+        let expired = matches!(self.map.get(key), Some(Entry { expires_ms: Some(t), .. }) if *t <= now);
+        if expired {
+            self.map.remove(key);
+        }
+        self.map.get_mut(key)
+    }
+
+    fn get_str(&mut self, key: &str, now: u64) -> Result<Option<(String, Option<u64>)>> {
+        match self.live(key, now) {
+            None => Ok(None),
+            Some(Entry {
+                value: Value::Str(s),
+                expires_ms,
+            }) => Ok(Some((s.clone(), expires_ms.map(|t| t - now)))),
+            Some(_) => Err(wrong_type(key)),
+        }
+    }
+
+    fn hash(&mut self, key: &str, now: u64) -> Result<Option<&mut BTreeMap<String, String>>> {
+        match self.live(key, now) {
+            None => Ok(None),
+            Some(Entry {
+                value: Value::Hash(h), ..
+            }) => Ok(Some(h)),
+            Some(_) => Err(wrong_type(key)),
+        }
+    }
+
+    fn set_str(&mut self, key: String, value: String, expires_ms: Option<u64>) {
+        self.wrote();
+        self.map.insert(
+            key,
+            Entry {
+                value: Value::Str(value),
+                expires_ms,
+            },
+        );
+    }
+
+    fn hset(&mut self, key: &str, field: &str, value: String, now: u64) -> Result<()> {
+        self.wrote();
+        match self.hash(key, now)? {
+            Some(h) => {
+                h.insert(field.to_string(), value);
+            }
+            None => {
+                self.map.insert(
+                    key.to_string(),
+                    Entry {
+                        value: Value::Hash(BTreeMap::from([(field.to_string(), value)])),
+                        expires_ms: None,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// HDEL, deleting the hash when it becomes empty (as Redis does).
+    fn hdel(&mut self, key: &str, field: &str, now: u64) -> Result<()> {
+        if let Some(h) = self.hash(key, now)? {
+            h.remove(field);
+            if h.is_empty() {
+                self.map.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    fn wrote(&mut self) {
+        self.writes += 1;
+        if self.writes >= SWEEP_EVERY {
+            self.writes = 0;
+            let now = now_ms();
+            self.map
+                .retain(|_, e| e.expires_ms.is_none_or(|t| t > now));
+        }
+    }
+}
+
+fn wrong_type(key: &str) -> Error {
+    Error::store(format!("key {key:?} holds the wrong kind of value"))
+}
+
+fn link_of(value: &str, pttl_ms: Option<u64>, key: &str) -> Result<Link> {
+    Ok(Link {
+        pod_index: parse_pod(key, value)?,
+        ttl: pttl_ms.map(std::time::Duration::from_millis),
+    })
+}
+
+impl MemoryBackend {
+    /// An empty store with keys under `keys`.
+    pub fn new(keys: KeySpace) -> Self {
+        MemoryBackend {
+            keys,
+            data: Mutex::new(Data::default()),
+        }
+    }
+
+    /// Live keys, sorted (for tests and diagnostics).
+    pub fn keys(&self) -> Vec<String> {
+        let now = now_ms();
+        let d = self.lock();
+        let mut keys: Vec<String> = d
+            .map
+            .iter()
+            .filter(|(_, e)| e.expires_ms.is_none_or(|t| t > now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
+        // A panic while holding the lock cannot leave a half-done operation visible:
+        // every operation checks before it writes. So a poisoned lock is still usable.
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `set` as the scripts do: string with or without expiry, user hash kept in step.
+    fn write_link(&self, d: &mut Data, link: LinkRef<'_>, pod: u32, ttl: LinkTtl, now: u64) -> Result<()> {
+        let key = self.keys.link(link.namespace, link.uid, link.service);
+        let hash = self.keys.user_links(link.namespace, link.uid);
+        match ttl {
+            LinkTtl::Persistent => {
+                d.set_str(key, pod.to_string(), None);
+                d.hset(&hash, link.service, pod.to_string(), now)?;
+            }
+            LinkTtl::Seconds(s) => {
+                d.set_str(key, pod.to_string(), Some(now + s as u64 * 1000));
+                d.hdel(&hash, link.service, now)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StoreBackend for MemoryBackend {
+    async fn set_link(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Option<u32>> {
+        let now = now_ms();
+        let key = self.keys.link(link.namespace, link.uid, link.service);
+        let mut d = self.lock();
+        let prev = d.get_str(&key, now)?.map(|(v, _)| parse_pod(&key, &v)).transpose()?;
+        self.write_link(&mut d, link, pod, ttl, now)?;
+        Ok(prev)
+    }
+
+    async fn set_link_if_absent(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Link> {
+        let now = now_ms();
+        let key = self.keys.link(link.namespace, link.uid, link.service);
+        let mut d = self.lock();
+        if let Some((v, pttl)) = d.get_str(&key, now)? {
+            return link_of(&v, pttl, &key);
+        }
+        self.write_link(&mut d, link, pod, ttl, now)?;
+        Ok(Link {
+            pod_index: pod,
+            ttl: match ttl {
+                LinkTtl::Persistent => None,
+                LinkTtl::Seconds(s) => Some(std::time::Duration::from_secs(s as u64)),
+            },
+        })
+    }
+
+    async fn try_set_link(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<TrySetOutcome> {
+        let now = now_ms();
+        let key = self.keys.link(link.namespace, link.uid, link.service);
+        let mut d = self.lock();
+        let cur = d.get_str(&key, now)?.map(|(v, t)| link_of(&v, t, &key)).transpose()?;
+        if let Some(c) = cur {
+            if c.is_persistent() && c.pod_index != pod {
+                return Ok(TrySetOutcome {
+                    accepted: false,
+                    owner: c.pod_index,
+                    previous: Some(c.pod_index),
+                });
+            }
+        }
+        self.write_link(&mut d, link, pod, ttl, now)?;
+        Ok(TrySetOutcome {
+            accepted: true,
+            owner: pod,
+            previous: cur.map(|c| c.pod_index),
+        })
+    }
+
+    async fn replace_temporary_link(&self, link: LinkRef<'_>, expected: u32, pod: u32, ttl: LinkTtl) -> Result<Option<Link>> {
+        let now = now_ms();
+        let key = self.keys.link(link.namespace, link.uid, link.service);
+        let mut d = self.lock();
+        let cur = d.get_str(&key, now)?.map(|(v, t)| link_of(&v, t, &key)).transpose()?;
+        match cur {
+            Some(c) if c.is_persistent() || c.pod_index != expected => Ok(Some(c)),
+            _ => {
+                self.write_link(&mut d, link, pod, ttl, now)?;
+                drop(d);
+                Ok(Some(Link {
+                    pod_index: pod,
+                    ttl: match ttl {
+                        LinkTtl::Persistent => None,
+                        LinkTtl::Seconds(s) => Some(std::time::Duration::from_secs(s as u64)),
+                    },
+                }))
+            }
+        }
+    }
+
+    async fn remove_link(&self, link: LinkRef<'_>, only_if: Option<u32>, delay_secs: u32) -> Result<bool> {
+        let now = now_ms();
+        let key = self.keys.link(link.namespace, link.uid, link.service);
+        let hash = self.keys.user_links(link.namespace, link.uid);
+        let mut d = self.lock();
+        let cur = d.get_str(&key, now)?;
+        let Some((v, _)) = cur else {
+            if only_if.is_none() {
+                d.hdel(&hash, link.service, now)?;
+            }
+            return Ok(false);
+        };
+        if let Some(want) = only_if {
+            if parse_pod(&key, &v)? != want {
+                return Ok(false);
+            }
+        }
+        d.hdel(&hash, link.service, now)?;
+        if delay_secs == 0 {
+            d.map.remove(&key);
+        } else if let Some(e) = d.map.get_mut(&key) {
+            e.expires_ms = Some(now + delay_secs as u64 * 1000);
+        }
+        Ok(true)
+    }
+
+    async fn get_link(&self, link: LinkRef<'_>) -> Result<Option<Link>> {
+        let now = now_ms();
+        let key = self.keys.link(link.namespace, link.uid, link.service);
+        let mut d = self.lock();
+        d.get_str(&key, now)?.map(|(v, t)| link_of(&v, t, &key)).transpose()
+    }
+
+    async fn get_link_services(&self, namespace: &str, uid: &str) -> Result<BTreeMap<String, u32>> {
+        let now = now_ms();
+        let key = self.keys.user_links(namespace, uid);
+        let mut d = self.lock();
+        let Some(h) = d.hash(&key, now)? else {
+            return Ok(BTreeMap::new());
+        };
+        h.iter().map(|(s, v)| Ok((s.clone(), parse_pod(&key, v)?))).collect()
+    }
+
+    async fn batch_get_links(&self, namespace: &str, uids: &[&str], service: &str) -> Result<Vec<Option<u32>>> {
+        let now = now_ms();
+        let mut d = self.lock();
+        uids.iter()
+            .map(|uid| {
+                let key = self.keys.link(namespace, uid, service);
+                d.get_str(&key, now)?.map(|(v, _)| parse_pod(&key, &v)).transpose()
+            })
+            .collect()
+    }
+
+    async fn publish_pod_state(&self, namespace: &str, service: &str, pod: u32, load: u32, routing: RoutingState) -> Result<u64> {
+        let now = now_ms();
+        let key = self.keys.pod_states(namespace, service);
+        let value = pod_state::format_value(load, now, routing);
+        self.lock().hset(&key, &pod.to_string(), value, now)?;
+        Ok(now)
+    }
+
+    async fn pod_states(&self, namespace: &str, service: &str) -> Result<RawPodStates> {
+        let now = now_ms();
+        let key = self.keys.pod_states(namespace, service);
+        let mut d = self.lock();
+        let fields = match d.hash(&key, now)? {
+            Some(h) => h.iter().map(|(f, v)| (f.clone(), v.clone())).collect(),
+            None => Vec::new(),
+        };
+        Ok(RawPodStates { now_ms: now, fields })
+    }
+
+    async fn set_workload_state(&self, namespace: &str, service: &str, state: &str) -> Result<()> {
+        let key = self.keys.workload(namespace, service);
+        self.lock().set_str(key, state.to_string(), None);
+        Ok(())
+    }
+
+    async fn workload_states(&self, namespace: &str, services: &[&str]) -> Result<Vec<Option<String>>> {
+        let now = now_ms();
+        let mut d = self.lock();
+        services
+            .iter()
+            .map(|s| Ok(d.get_str(&self.keys.workload(namespace, s), now)?.map(|(v, _)| v)))
+            .collect()
+    }
+
+    async fn set_tag(&self, namespace: &str, tag: &str, service: &str) -> Result<()> {
+        let key = self.keys.tag(namespace, tag);
+        self.lock().set_str(key, service.to_string(), None);
+        Ok(())
+    }
+
+    async fn get_tag(&self, namespace: &str, tag: &str) -> Result<Option<String>> {
+        let now = now_ms();
+        Ok(self.lock().get_str(&self.keys.tag(namespace, tag), now)?.map(|(v, _)| v))
+    }
+}

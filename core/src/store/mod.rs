@@ -1,0 +1,385 @@
+//! The store: where links, pod states, workload states and tags live (SPEC §3, §4).
+//!
+//! [`Store`] is a cheap handle shared by any number of drivers in a process. It checks every
+//! identifier (SPEC §2) before a backend sees it, so a backend never receives a value that
+//! could escape its key's hash tag. Backends ([`StoreBackend`]) are Redis, the embedded
+//! in-memory store, or a user's own; each operation of a backend must be atomic.
+
+mod memory;
+mod redis;
+mod scripts;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::config::{Link, LinkTtl, RoutingState, TrySetOutcome};
+use crate::error::{Error, Result};
+use crate::ident;
+use crate::keys::{KeySpace, DEFAULT_PREFIX};
+use crate::pod_state::{self, PodState};
+
+pub use self::memory::MemoryBackend;
+pub use self::redis::RedisBackend;
+
+/// Settings of a store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// Prefix of every key (`[A-Za-z0-9._-]`, 1–64 chars). Default `sf`.
+    pub key_prefix: String,
+    /// Deadline for establishing (or re-establishing) a connection. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Deadline for one store command. Default 2 s.
+    pub command_timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            key_prefix: DEFAULT_PREFIX.to_string(),
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Checks every field (`INVALID_CONFIG` naming the field).
+    pub fn validate(&self) -> Result<()> {
+        if self.key_prefix.len() > 64 || ident::check_service("key_prefix", &self.key_prefix).is_err() {
+            return Err(Error::invalid_config(
+                "key_prefix",
+                format!("{:?} must be 1-64 characters of [A-Za-z0-9._-]", self.key_prefix),
+            ));
+        }
+        for (name, d) in [
+            ("connect_timeout", self.connect_timeout),
+            ("command_timeout", self.command_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(Error::invalid_config(name, "must be > 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The identifiers of one link, already checked.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkRef<'a> {
+    /// Namespace (named, never `""`).
+    pub namespace: &'a str,
+    /// User id.
+    pub uid: &'a str,
+    /// Service name.
+    pub service: &'a str,
+}
+
+/// Pod states of one service with the store's clock at the time of the read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawPodStates {
+    /// The store's clock, milliseconds since the Unix epoch.
+    pub now_ms: u64,
+    /// `(field, value)` pairs of the state hash, unparsed.
+    pub fields: Vec<(String, String)>,
+}
+
+/// Parsed pod states of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodStates {
+    /// The store's clock at the read, milliseconds since the Unix epoch.
+    pub now_ms: u64,
+    /// One entry per parsable field, sorted by pod index.
+    pub pods: Vec<PodState>,
+}
+
+/// A storage backend. Every method is one atomic operation; identifiers are already checked.
+///
+/// Implement this to plug in another database, then prove it keeps SPEC's semantics with the
+/// behaviour suite in `tests/` (the same one the Redis and memory stores pass).
+#[async_trait]
+pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
+    /// Unconditional set; returns the previous pod.
+    async fn set_link(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Option<u32>>;
+    /// Set unless a link exists; returns the link in force afterwards.
+    async fn set_link_if_absent(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Link>;
+    /// Set unless a persistent link to another pod exists.
+    async fn try_set_link(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<TrySetOutcome>;
+    /// If the link is a temporary link to `expected`, set it to `pod` with `ttl`. Returns the
+    /// link in force afterwards (none if there is none).
+    async fn replace_temporary_link(
+        &self,
+        link: LinkRef<'_>,
+        expected: u32,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<Option<Link>>;
+    /// Remove the link (only if it points to `only_if`, when given): at once when
+    /// `delay_secs == 0`, else after `delay_secs`. It leaves the user's hash at once either way.
+    async fn remove_link(&self, link: LinkRef<'_>, only_if: Option<u32>, delay_secs: u32) -> Result<bool>;
+    /// Read a link with its remaining TTL.
+    async fn get_link(&self, link: LinkRef<'_>) -> Result<Option<Link>>;
+    /// The user's persistent links.
+    async fn get_link_services(&self, namespace: &str, uid: &str) -> Result<BTreeMap<String, u32>>;
+    /// Read many links of one service, in input order.
+    async fn batch_get_links(&self, namespace: &str, uids: &[&str], service: &str) -> Result<Vec<Option<u32>>>;
+    /// Publish a pod's state stamped with the store's clock; returns the stamp (ms).
+    async fn publish_pod_state(
+        &self,
+        namespace: &str,
+        service: &str,
+        pod: u32,
+        load: u32,
+        routing: RoutingState,
+    ) -> Result<u64>;
+    /// Read a service's pod states with the store's clock.
+    async fn pod_states(&self, namespace: &str, service: &str) -> Result<RawPodStates>;
+    /// Set a service's workload state.
+    async fn set_workload_state(&self, namespace: &str, service: &str, state: &str) -> Result<()>;
+    /// Read workload states of many services, in input order.
+    async fn workload_states(&self, namespace: &str, services: &[&str]) -> Result<Vec<Option<String>>>;
+    /// Set the service name of a tag.
+    async fn set_tag(&self, namespace: &str, tag: &str, service: &str) -> Result<()>;
+    /// Read the service name of a tag.
+    async fn get_tag(&self, namespace: &str, tag: &str) -> Result<Option<String>>;
+}
+
+/// A shared handle to a store. Clone it freely; every clone talks to the same backend.
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Arc<dyn StoreBackend>,
+}
+
+impl Store {
+    /// The embedded in-memory store with the default key prefix.
+    pub fn memory() -> Store {
+        Store::from_backend(MemoryBackend::new(KeySpace::new(DEFAULT_PREFIX)))
+    }
+
+    /// The embedded in-memory store with `config` (only the key prefix matters to it).
+    pub fn memory_with(config: &StoreConfig) -> Result<Store> {
+        config.validate()?;
+        Ok(Store::from_backend(MemoryBackend::new(KeySpace::new(config.key_prefix.clone()))))
+    }
+
+    /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]` or `rediss://` for
+    /// TLS) with default settings.
+    pub async fn redis(url: &str) -> Result<Store> {
+        Store::redis_with(url, &StoreConfig::default()).await
+    }
+
+    /// Connects to Redis at `url` with `config`.
+    pub async fn redis_with(url: &str, config: &StoreConfig) -> Result<Store> {
+        config.validate()?;
+        Ok(Store::from_backend(RedisBackend::connect(url, config).await?))
+    }
+
+    /// A store over any backend.
+    pub fn from_backend(backend: impl StoreBackend) -> Store {
+        Store {
+            backend: Arc::new(backend),
+        }
+    }
+
+    /// A store over a backend you keep a handle to.
+    pub fn from_shared(backend: Arc<dyn StoreBackend>) -> Store {
+        Store { backend }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &dyn StoreBackend {
+        &*self.backend
+    }
+
+    /// SPEC §4 `set_link`: unconditional set; returns the previous pod.
+    pub async fn set_link(&self, ns: &str, uid: &str, service: &str, pod: u32, ttl: LinkTtl) -> Result<Option<u32>> {
+        let link = link_ref(ns, uid, service)?;
+        ident::check_pod(pod)?;
+        self.backend.set_link(link, pod, ttl).await
+    }
+
+    /// SPEC §4 `set_link_if_absent`: returns the link in force (an existing one wins, its TTL
+    /// untouched).
+    pub async fn set_link_if_absent(&self, ns: &str, uid: &str, service: &str, pod: u32, ttl: LinkTtl) -> Result<Link> {
+        let link = link_ref(ns, uid, service)?;
+        ident::check_pod(pod)?;
+        self.backend.set_link_if_absent(link, pod, ttl).await
+    }
+
+    /// SPEC §4 `try_set_link`: refused only if a persistent link to another pod exists.
+    pub async fn try_set_link(&self, ns: &str, uid: &str, service: &str, pod: u32, ttl: LinkTtl) -> Result<TrySetOutcome> {
+        let link = link_ref(ns, uid, service)?;
+        ident::check_pod(pod)?;
+        self.backend.try_set_link(link, pod, ttl).await
+    }
+
+    /// SPEC §4 `remove_link`: `delay_secs <= 0` deletes now, `> 0` expires it after that long.
+    pub async fn remove_link(&self, ns: &str, uid: &str, service: &str, delay_secs: i64) -> Result<bool> {
+        let link = link_ref(ns, uid, service)?;
+        self.backend.remove_link(link, None, delay(delay_secs)?).await
+    }
+
+    /// SPEC §4 `remove_link_if`: as [`Store::remove_link`], only if the link points to `pod`.
+    pub async fn remove_link_if(&self, ns: &str, uid: &str, service: &str, pod: u32, delay_secs: i64) -> Result<bool> {
+        let link = link_ref(ns, uid, service)?;
+        ident::check_pod(pod)?;
+        self.backend.remove_link(link, Some(pod), delay(delay_secs)?).await
+    }
+
+    /// SPEC §4 `get_link`, with the link's remaining TTL.
+    pub async fn get_link(&self, ns: &str, uid: &str, service: &str) -> Result<Option<Link>> {
+        let link = link_ref(ns, uid, service)?;
+        self.backend.get_link(link).await
+    }
+
+    /// SPEC §4 `get_link_if_persist`: temporary links read as none.
+    pub async fn get_link_if_persist(&self, ns: &str, uid: &str, service: &str) -> Result<Option<u32>> {
+        Ok(self
+            .get_link(ns, uid, service)
+            .await?
+            .filter(Link::is_persistent)
+            .map(|l| l.pod_index))
+    }
+
+    /// SPEC §4 `get_link_services`: the user's persistent links, service → pod.
+    pub async fn get_link_services(&self, ns: &str, uid: &str) -> Result<BTreeMap<String, u32>> {
+        ident::check_namespace_label("namespace", ns)?;
+        ident::check_uid(uid)?;
+        self.backend.get_link_services(ns, uid).await
+    }
+
+    /// SPEC §4 `batch_get_links`: pod → uids (in input order); absent uids are left out.
+    pub async fn batch_get_links<S: AsRef<str>>(&self, ns: &str, uids: &[S], service: &str) -> Result<BTreeMap<u32, Vec<String>>> {
+        ident::check_namespace_label("namespace", ns)?;
+        ident::check_service("service", service)?;
+        let uids: Vec<&str> = uids.iter().map(AsRef::as_ref).collect();
+        for uid in &uids {
+            ident::check_uid(uid)?;
+        }
+        let mut out: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        if uids.is_empty() {
+            return Ok(out);
+        }
+        let pods = self.backend.batch_get_links(ns, &uids, service).await?;
+        if pods.len() != uids.len() {
+            return Err(Error::store(format!("batch read returned {} results for {} uids", pods.len(), uids.len())));
+        }
+        for (uid, pod) in uids.iter().zip(pods) {
+            if let Some(pod) = pod {
+                out.entry(pod).or_default().push((*uid).to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn replace_temporary_link(&self, link: LinkRef<'_>, expected: u32, pod: u32, ttl: LinkTtl) -> Result<Option<Link>> {
+        self.backend.replace_temporary_link(link, expected, pod, ttl).await
+    }
+
+    /// Publishes a pod's state stamped with the store's clock; returns the stamp (ms).
+    pub async fn publish_pod_state(&self, ns: &str, service: &str, pod: u32, load: u32, routing: RoutingState) -> Result<u64> {
+        ident::check_namespace_label("namespace", ns)?;
+        ident::check_service("service", service)?;
+        ident::check_pod(pod)?;
+        self.backend.publish_pod_state(ns, service, pod, load, routing).await
+    }
+
+    /// Reads a service's pod states. Fields that cannot be parsed are skipped with a warning.
+    pub async fn pod_states(&self, ns: &str, service: &str) -> Result<PodStates> {
+        ident::check_namespace_label("namespace", ns)?;
+        ident::check_service("service", service)?;
+        let raw = self.backend.pod_states(ns, service).await?;
+        let mut pods: Vec<PodState> = raw
+            .fields
+            .iter()
+            .filter_map(|(f, v)| match pod_state::parse(f, v) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(namespace = ns, service, error = %e, "skipping unparsable pod state");
+                    None
+                }
+            })
+            .collect();
+        pods.sort_by_key(|p| p.pod_index);
+        Ok(PodStates {
+            now_ms: raw.now_ms,
+            pods,
+        })
+    }
+
+    /// Sets a service's workload state (a word of `[A-Za-z0-9_-]`; `READY` means ready).
+    pub async fn set_workload_state(&self, ns: &str, service: &str, state: &str) -> Result<()> {
+        ident::check_namespace_label("namespace", ns)?;
+        ident::check_service("service", service)?;
+        check_word("workload_state", state)?;
+        self.backend.set_workload_state(ns, service, state).await
+    }
+
+    /// Reads a service's workload state.
+    pub async fn get_workload_state(&self, ns: &str, service: &str) -> Result<Option<String>> {
+        Ok(self.batch_get_workload_state(ns, &[service]).await?.pop().flatten())
+    }
+
+    /// Reads the workload states of many services, in input order.
+    pub async fn batch_get_workload_state<S: AsRef<str>>(&self, ns: &str, services: &[S]) -> Result<Vec<Option<String>>> {
+        ident::check_namespace_label("namespace", ns)?;
+        let services: Vec<&str> = services.iter().map(AsRef::as_ref).collect();
+        for s in &services {
+            ident::check_service("service", s)?;
+        }
+        if services.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.backend.workload_states(ns, &services).await?;
+        if out.len() != services.len() {
+            return Err(Error::store("workload batch returned the wrong number of results"));
+        }
+        Ok(out)
+    }
+
+    /// Sets the service name that `tag` stands for.
+    pub async fn set_tag(&self, ns: &str, tag: &str, service: &str) -> Result<()> {
+        ident::check_namespace_label("namespace", ns)?;
+        ident::check_service("tag", tag)?;
+        ident::check_service("service", service)?;
+        self.backend.set_tag(ns, tag, service).await
+    }
+
+    /// The service name that `tag` stands for.
+    pub async fn get_tag(&self, ns: &str, tag: &str) -> Result<Option<String>> {
+        ident::check_namespace_label("namespace", ns)?;
+        ident::check_service("tag", tag)?;
+        self.backend.get_tag(ns, tag).await
+    }
+}
+
+fn link_ref<'a>(ns: &'a str, uid: &'a str, service: &'a str) -> Result<LinkRef<'a>> {
+    ident::check_namespace_label("namespace", ns)?;
+    ident::check_uid(uid)?;
+    ident::check_service("service", service)?;
+    Ok(LinkRef {
+        namespace: ns,
+        uid,
+        service,
+    })
+}
+
+fn delay(delay_secs: i64) -> Result<u32> {
+    if delay_secs <= 0 {
+        Ok(0)
+    } else if delay_secs <= i32::MAX as i64 {
+        Ok(delay_secs as u32)
+    } else {
+        Err(Error::invalid_argument("delay", format!("{delay_secs} seconds is too long")))
+    }
+}
+
+fn check_word(field: &str, s: &str) -> Result<()> {
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(Error::invalid_argument(field, format!("{s:?} must be 1-64 characters of [A-Za-z0-9_-]")));
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! The Lua scripts of the Redis store: one per link operation, each single-slot.
+//!
+//! KEYS[1] is always the link key `P:{ns:lk:uid}svc` and KEYS[2] the user's hash
+//! `P:{ns:lk:uid}`: both share the hash tag, so each script touches one slot. A Lua `false`
+//! inside a returned table reaches us as nil. The memory store implements the same steps in
+//! `memory.rs`; the behaviour suite holds both to the same vectors.
+
+/// Shared body: write the link (ARGV[1] service, ARGV[2] pod, ARGV[3] ttl: -1 or seconds).
+macro_rules! write_link {
+    () => {
+        r#"
+local function write_link(svc, pod, ttl)
+  if ttl < 0 then
+    redis.call('SET', KEYS[1], pod)
+    redis.call('HSET', KEYS[2], svc, pod)
+  else
+    redis.call('SET', KEYS[1], pod, 'EX', ttl)
+    redis.call('HDEL', KEYS[2], svc)
+  end
+end
+"#
+    };
+}
+
+/// Returns the previous pod or nil.
+pub const SET_LINK: &str = concat!(
+    write_link!(),
+    r#"
+local prev = redis.call('GET', KEYS[1])
+write_link(ARGV[1], ARGV[2], tonumber(ARGV[3]))
+return prev
+"#
+);
+
+/// Returns {pod, pttl_ms} of the link in force; pttl -1 = persistent.
+pub const SET_LINK_IF_ABSENT: &str = concat!(
+    write_link!(),
+    r#"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  return {cur, redis.call('PTTL', KEYS[1])}
+end
+local ttl = tonumber(ARGV[3])
+write_link(ARGV[1], ARGV[2], ttl)
+if ttl < 0 then return {ARGV[2], -1} end
+return {ARGV[2], ttl * 1000}
+"#
+);
+
+/// Returns {accepted 0/1, owner, previous or nil}.
+pub const TRY_SET_LINK: &str = concat!(
+    write_link!(),
+    r#"
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[2] and redis.call('PTTL', KEYS[1]) == -1 then
+  return {0, cur, cur}
+end
+write_link(ARGV[1], ARGV[2], tonumber(ARGV[3]))
+return {1, ARGV[2], cur}
+"#
+);
+
+/// ARGV[4] = expected pod. Replaces a temporary link to it; returns {pod, pttl} in force or {}.
+pub const REPLACE_TEMPORARY_LINK: &str = concat!(
+    write_link!(),
+    r#"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local pttl = redis.call('PTTL', KEYS[1])
+  if pttl == -1 or cur ~= ARGV[4] then
+    return {cur, pttl}
+  end
+end
+local ttl = tonumber(ARGV[3])
+write_link(ARGV[1], ARGV[2], ttl)
+if ttl < 0 then return {ARGV[2], -1} end
+return {ARGV[2], ttl * 1000}
+"#
+);
+
+/// ARGV[1] service, ARGV[2] delay seconds (0 = now), ARGV[3] expected pod or "" for any.
+/// Returns 1 if removed.
+pub const REMOVE_LINK: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if ARGV[3] ~= '' and cur ~= ARGV[3] then
+  return 0
+end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if not cur then return 0 end
+local delay = tonumber(ARGV[2])
+if delay > 0 then
+  redis.call('EXPIRE', KEYS[1], delay)
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"#;
+
+/// Returns {pod, pttl} or nil.
+pub const GET_LINK: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if not cur then return false end
+return {cur, redis.call('PTTL', KEYS[1])}
+"#;
+
+/// KEYS[1] the state hash; ARGV[1] pod, ARGV[2] load, ARGV[3] routing word.
+/// Stamps the value with the server's clock; returns the stamp in ms.
+pub const PUBLISH_POD_STATE: &str = r#"
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '-' .. string.format('%.0f', ms) .. '-' .. ARGV[3])
+return ms
+"#;
+
+/// KEYS[1] the state hash. Returns {now_ms, field, value, field, value, ...}.
+pub const POD_STATES: &str = r#"
+local t = redis.call('TIME')
+local out = redis.call('HGETALL', KEYS[1])
+table.insert(out, 1, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+return out
+"#;
