@@ -1,0 +1,28 @@
+# Every target is what CI runs too (.ci/run calls `make ci`).
+.PHONY: help demo test test-rust bench fmt fmt-check lint header check-generated ci
+
+help:            ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+demo:            ## the routing demo on the embedded store (no Redis needed); DEMO_ARGS="--redis URL" for Redis
+	cargo run --locked --quiet -p stateful-route --example demo -- $(DEMO_ARGS)
+
+test:            ## every test suite (installs redis-server if missing, starts it on a free port)
+	tests/run-all.sh
+
+test-rust:       ## only the Rust core's tests
+	STATEFUL_ROUTE_SUITES=rust tests/run-all.sh
+
+bench:           ## the core's benchmarks (criterion + Redis throughput); figures go into BENCHMARKS.md
+	tests/bench.sh
+
+fmt:             ## format everything
+	cargo fmt --all
+
+fmt-check:       ## fail if anything is not formatted
+	cargo fmt --all -- --check
+
+lint:            ## clippy with warnings as errors
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+ci: fmt-check lint test  ## what .ci/run runs

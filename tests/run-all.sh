@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test suite: Rust core, then each binding whose test script exists.
+# Installs what is missing (redis-server), starts one redis-server on a free loopback port
+# for the suites that take STATEFUL_ROUTE_TEST_REDIS, and stops it at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+tests/install-deps.sh
+state=$(mktemp -d)
+eval "$(tests/redis-server.sh start "$state")"
+trap 'tests/redis-server.sh stop "$state"' EXIT
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+suites=(rust)
+[ -x python/test.sh ] && suites+=(python)
+[ -x node/test.sh ] && suites+=(node)
+[ -x bindings/c/test.sh ] && suites+=(c)
+[ -x bindings/go/test.sh ] && suites+=(go)
+only=${STATEFUL_ROUTE_SUITES:-}
+for s in "${suites[@]}"; do
+  if [ -n "$only" ] && [[ " $only " != *" $s "* ]]; then continue; fi
+  echo "=== suite: $s ==="
+  case "$s" in
+    rust) cargo test --locked -p stateful-route ;;
+    python) python/test.sh ;;
+    node) node/test.sh ;;
+    c) bindings/c/test.sh ;;
+    go) bindings/go/test.sh ;;
+  esac
+done
