@@ -1,0 +1,74 @@
+"""Sticky, load-aware user-to-pod routing for stateful services (asyncio API).
+
+Every method that touches the store returns an awaitable; so do ``init``/``close`` of a client
+and ``set_load_state`` of a server. Cache-only probes (``compute_cached``,
+``get_linked_in_cache``, ``cache_expired``, ``cache_len``) and local getters are plain calls.
+A cache hit of ``await client.compute_linked_pod(...)`` is answered on the event loop's own
+thread without a trip to the library's runtime.
+
+The same classes with plain (blocking) methods are in :mod:`stateful_route.blocking`.
+Awaitables are asyncio futures (or already-done awaitables): ``await`` them, or wrap them with
+``asyncio.ensure_future`` (``asyncio.create_task`` takes coroutines only).
+
+Core log events go to the ``logging`` logger ``stateful_route`` (level INFO and above are
+forwarded; see :func:`set_log_level`).
+"""
+
+from __future__ import annotations
+
+import atexit
+
+from ._native import (
+    BaseConfig,
+    ClientDriver,
+    Link,
+    PodState,
+    RoutingStateChange,
+    ServerDriver,
+    ServerInfo,
+    Store,
+    TrySetOutcome,
+    _at_exit,
+    set_log_level,
+)
+from .errors import (
+    ClosedError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidConfigError,
+    NamespaceNotLocalError,
+    NoAvailablePodError,
+    PodUnavailableError,
+    StatefulRouteError,
+    StoreError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+)
+from .types import RoutingState
+
+atexit.register(_at_exit)
+
+__all__ = [
+    "BaseConfig",
+    "ClientDriver",
+    "ClosedError",
+    "InternalError",
+    "InvalidArgumentError",
+    "InvalidConfigError",
+    "Link",
+    "NamespaceNotLocalError",
+    "NoAvailablePodError",
+    "PodState",
+    "PodUnavailableError",
+    "RoutingState",
+    "RoutingStateChange",
+    "ServerDriver",
+    "ServerInfo",
+    "StatefulRouteError",
+    "Store",
+    "StoreError",
+    "StoreTimeoutError",
+    "StoreUnavailableError",
+    "TrySetOutcome",
+    "set_log_level",
+]
