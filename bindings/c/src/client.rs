@@ -1,0 +1,991 @@
+//! `sr_client_driver`: the C face of the core's `ClientDriver` (SPEC §6), run in gateways.
+//!
+//! `sr_client_compute_linked_pod` probes the cache synchronously first: a hit never touches
+//! the runtime (no future, no thread hop). Only a miss blocks on the store half.
+
+use std::ffi::{c_char, c_void, CString};
+
+use sr_core::{ClientDriver, RoutingStateChange};
+
+use crate::config::{sr_base_config, sr_link, sr_routing_state, sr_server_info};
+use crate::convert::{
+    handle, input, out, pod_arg, pod_or_none, pods_in_input_order, sr_pod_list, sr_service_links,
+    sr_str, sr_string_list, str_arg, str_array, string_out,
+};
+use crate::error::{sr_error, sr_status};
+use crate::panic::{block_on, boundary};
+use crate::store::{link_args, sr_store};
+
+/// A gateway's driver. Thread-safe: every function may be called from many threads at once.
+/// Free with `sr_client_free`.
+#[derive(Debug)]
+pub struct sr_client_driver {
+    inner: ClientDriver,
+}
+
+/// One pod's routing-state change as a gateway's refresh saw it. Valid only during the
+/// callback.
+#[repr(C)]
+#[derive(Debug)]
+pub struct sr_routing_state_change {
+    /// The service (NUL-terminated; also `service_len` bytes).
+    pub service: *const c_char,
+    /// Length of `service` in bytes.
+    pub service_len: usize,
+    /// The pod.
+    pub pod_index: i64,
+    /// The state before (`SR_ROUTING_NOT_ALIVE`: absent, stale or shut down).
+    pub old_state: sr_routing_state,
+    /// The state now (`SR_ROUTING_NOT_ALIVE`: absent, stale or shut down).
+    pub new_state: sr_routing_state,
+}
+
+/// Called for each routing-state change, with the `user_data` given at registration.
+/// Runs on the library's runtime threads or on a thread inside a blocking `sr_` call; it must
+/// return quickly and must not call blocking `sr_` functions (they fail with
+/// `SR_INVALID_ARGUMENT` there).
+pub type sr_routing_state_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, change: *const sr_routing_state_change)>;
+
+/// Called exactly once with `user_data` when the library will never call the matching
+/// callback again (after removal, replacement or freeing its owner), from any thread.
+/// Release `user_data` here. It must not call into the library.
+pub type sr_release_callback = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// A C callback with its user data, released when dropped (the core drops a listener once it
+/// is removed and no call of it is running).
+pub(crate) struct UserCallback<F: Copy> {
+    pub(crate) call: F,
+    pub(crate) release: sr_release_callback,
+    pub(crate) user_data: *mut c_void,
+}
+
+// SAFETY: the header documents that callbacks and user data are used from any thread; the
+// caller guarantees that they can be.
+unsafe impl<F: Copy> Send for UserCallback<F> {}
+// SAFETY: as above.
+unsafe impl<F: Copy> Sync for UserCallback<F> {}
+
+impl<F: Copy> Drop for UserCallback<F> {
+    fn drop(&mut self) {
+        if let Some(release) = self.release {
+            // SAFETY: the caller registered `release` for exactly this user data.
+            unsafe { release(self.user_data) };
+        }
+    }
+}
+
+impl UserCallback<unsafe extern "C" fn(*mut c_void, *const sr_routing_state_change)> {
+    fn notify(&self, change: &RoutingStateChange) {
+        let service = CString::new(change.service.as_str()).unwrap_or_default();
+        let c = sr_routing_state_change {
+            service: service.as_ptr(),
+            service_len: service.as_bytes().len(),
+            pod_index: change.pod_index.into(),
+            old_state: sr_routing_state::of(change.old),
+            new_state: sr_routing_state::of(change.new),
+        };
+        // SAFETY: the caller registered a callback that accepts its user data and a change
+        // valid for the duration of the call.
+        unsafe { (self.call)(self.user_data, &c) };
+    }
+}
+
+/// Makes a client driver in `info`'s namespace (its service and pod do not matter). Call
+/// `sr_client_init` before use.
+///
+/// - `store`: the store (borrowed; the driver keeps its own reference).
+/// - `info`, `config`: borrowed for the call.
+/// - `client_out`: receives the driver; the caller owns it and frees it with `sr_client_free`.
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL, invalid UTF-8, bad identifier), `SR_INVALID_CONFIG`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_new(
+    store: *const sr_store,
+    info: *const sr_server_info,
+    config: *const sr_base_config,
+    client_out: *mut *mut sr_client_driver,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: pointers are checked by the helpers; the caller guarantees the rest.
+    unsafe {
+        boundary(err_out, || {
+            let store = handle("store", store)?.inner.clone();
+            let info = input("info", info)?.to_core()?;
+            let config = input("config", config)?.to_core()?;
+            let client_out = out("client_out", client_out)?;
+            let inner = ClientDriver::new(store, info, config)?;
+            client_out.set(Box::into_raw(Box::new(sr_client_driver { inner })));
+            Ok(())
+        })
+    }
+}
+
+/// Frees a client driver (closing it first). No call on it may be running or start
+/// afterwards. Listeners are released (their release callbacks run, possibly later, on a
+/// runtime thread). NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_free(client: *mut sr_client_driver) {
+    if !client.is_null() {
+        // SAFETY: `client` came from `Box::into_raw` in this library and is freed once.
+        let c = unsafe { Box::from_raw(client) };
+        c.inner.close();
+    }
+}
+
+/// `Init`: starts the periodic snapshot refresh. Idempotent while open. Does not block.
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL), `SR_CLOSED` (after `sr_client_close`).
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_init(
+    client: *const sr_client_driver,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe { boundary(err_out, || handle("client", client)?.inner.init()) }
+}
+
+/// `Close`: stops the refresh and empties the cache; later calls fail with `SR_CLOSED`.
+/// Idempotent. The handle stays valid until `sr_client_free`.
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL).
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_close(
+    client: *const sr_client_driver,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            handle("client", client)?.inner.close();
+            Ok(())
+        })
+    }
+}
+
+/// `ComputeLinkedPod`: the pod that serves `uid` for `service`, placing a new user on the
+/// best pod. A cache hit returns without blocking; a miss blocks for one store round trip
+/// (concurrent misses for one user share it).
+///
+/// - `ns`, `uid`, `service`: UTF-8 (pointer + length, borrowed); `ns` is `""` or the
+///   driver's namespace.
+/// - `pod_out`: receives the pod index (never -1 on success).
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_NO_AVAILABLE_POD`,
+/// `SR_POD_UNAVAILABLE` (see `sr_error_pod_index`), `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_compute_linked_pod(
+    client: *const sr_client_driver,
+    ns: *const c_char,
+    ns_len: usize,
+    uid: *const c_char,
+    uid_len: usize,
+    service: *const c_char,
+    service_len: usize,
+    pod_out: *mut i64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
+            let pod_out = out("pod_out", pod_out)?;
+            let pod = match c.compute_cached(ns, uid, svc)? {
+                Some(pod) => pod,
+                None => block_on(c.compute_linked_pod_uncached(ns, uid, svc))??,
+            };
+            pod_out.set(pod.into());
+            Ok(())
+        })
+    }
+}
+
+/// The five "which pod is this user linked to" reads, which differ only in where they look.
+#[derive(Debug, Clone, Copy)]
+enum Lookup {
+    Cached,
+    CachedOrPersistent,
+    StoreOnly,
+    CacheOnly,
+    Expire,
+}
+
+unsafe fn lookup(
+    how: Lookup,
+    client: *const sr_client_driver,
+    ns: (*const c_char, usize),
+    uid: (*const c_char, usize),
+    service: (*const c_char, usize),
+    pod_out: *mut i64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let (ns, uid, svc) = link_args(ns, uid, service)?;
+            let pod_out = out("pod_out", pod_out)?;
+            let pod = match how {
+                Lookup::Cached => block_on(c.get_linked_pod(ns, uid, svc))??,
+                Lookup::CachedOrPersistent => {
+                    block_on(c.get_linked_pod_in_cache_or_if_persist(ns, uid, svc))??
+                }
+                Lookup::StoreOnly => block_on(c.get_linked_pod_not_cache(ns, uid, svc))??,
+                Lookup::CacheOnly => c.get_linked_in_cache(ns, uid, svc)?,
+                Lookup::Expire => c.cache_expired(ns, uid, svc)?,
+            };
+            pod_out.set(pod_or_none(pod));
+            Ok(())
+        })
+    }
+}
+
+/// `GetLinkedPod`: the link from the cache, else from the store (then cached). Blocks on a
+/// miss. `pod_out` receives the pod or -1 (no link). Other parameters as
+/// `sr_client_compute_linked_pod`.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_get_linked_pod(
+    client: *const sr_client_driver,
+    ns: *const c_char,
+    ns_len: usize,
+    uid: *const c_char,
+    uid_len: usize,
+    service: *const c_char,
+    service_len: usize,
+    pod_out: *mut i64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: forwarded.
+    unsafe {
+        lookup(
+            Lookup::Cached,
+            client,
+            (ns, ns_len),
+            (uid, uid_len),
+            (service, service_len),
+            pod_out,
+            err_out,
+        )
+    }
+}
+
+/// `GetLinkedPodInCacheOrIfPersist`: the cached link, else a persistent link from the
+/// store. Blocks on a miss. `pod_out` receives the pod or -1. Other parameters as
+/// `sr_client_compute_linked_pod`.
+///
+/// Errors: as `sr_client_get_linked_pod`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_get_linked_pod_in_cache_or_if_persist(
+    client: *const sr_client_driver,
+    ns: *const c_char,
+    ns_len: usize,
+    uid: *const c_char,
+    uid_len: usize,
+    service: *const c_char,
+    service_len: usize,
+    pod_out: *mut i64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: forwarded.
+    unsafe {
+        lookup(
+            Lookup::CachedOrPersistent,
+            client,
+            (ns, ns_len),
+            (uid, uid_len),
+            (service, service_len),
+            pod_out,
+            err_out,
+        )
+    }
+}
+
+/// `GetLinkedPodNotCache`: the link from the store, bypassing (and not filling) the cache.
+/// Blocks. `pod_out` receives the pod or -1. Other parameters as
+/// `sr_client_compute_linked_pod`.
+///
+/// Errors: as `sr_client_get_linked_pod`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_get_linked_pod_not_cache(
+    client: *const sr_client_driver,
+    ns: *const c_char,
+    ns_len: usize,
+    uid: *const c_char,
+    uid_len: usize,
+    service: *const c_char,
+    service_len: usize,
+    pod_out: *mut i64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: forwarded.
+    unsafe {
+        lookup(
+            Lookup::StoreOnly,
+            client,
+            (ns, ns_len),
+            (uid, uid_len),
+            (service, service_len),
+            pod_out,
+            err_out,
+        )
+    }
+}
+
+/// `GetLinkedInCache`: the cached link only. Does not block. `pod_out` receives the pod
+/// or -1. Other parameters as `sr_client_compute_linked_pod`.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_get_linked_in_cache(
+    client: *const sr_client_driver,
+    ns: *const c_char,
+    ns_len: usize,
+    uid: *const c_char,
+    uid_len: usize,
+    service: *const c_char,
+    service_len: usize,
+    pod_out: *mut i64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: forwarded.
+    unsafe {
+        lookup(
+            Lookup::CacheOnly,
+            client,
+            (ns, ns_len),
+            (uid, uid_len),
+            (service, service_len),
+            pod_out,
+            err_out,
+        )
+    }
+}
+
+/// `CacheExpired`: drops the cached link; `pod_out` receives what it held, or -1. Does not
+/// block. Other parameters as `sr_client_compute_linked_pod`.
+///
+/// Errors: as `sr_client_get_linked_in_cache`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_cache_expired(
+    client: *const sr_client_driver,
+    ns: *const c_char,
+    ns_len: usize,
+    uid: *const c_char,
+    uid_len: usize,
+    service: *const c_char,
+    service_len: usize,
+    pod_out: *mut i64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: forwarded.
+    unsafe {
+        lookup(
+            Lookup::Expire,
+            client,
+            (ns, ns_len),
+            (uid, uid_len),
+            (service, service_len),
+            pod_out,
+            err_out,
+        )
+    }
+}
+
+/// `SetCache`: caches `pod_index` for `uid` (for `user_link_info_cache_time_seconds`).
+/// Blocks if the service's snapshot is not loaded yet.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_set_cache(
+    client: *const sr_client_driver,
+    ns: *const c_char,
+    ns_len: usize,
+    uid: *const c_char,
+    uid_len: usize,
+    service: *const c_char,
+    service_len: usize,
+    pod_index: i64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
+            let pod = pod_arg(pod_index)?;
+            block_on(c.set_cache(ns, uid, svc, pod))?
+        })
+    }
+}
+
+/// `SetLinkedPodIfAbsent`: links `uid` to `pod_index` unless a link exists; `link_out`
+/// receives the link in force (and it is cached). `ttl_seconds`: -1 persistent, > 0 seconds.
+/// Blocks.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_set_linked_pod_if_absent(
+    client: *const sr_client_driver,
+    ns: *const c_char,
+    ns_len: usize,
+    uid: *const c_char,
+    uid_len: usize,
+    service: *const c_char,
+    service_len: usize,
+    pod_index: i64,
+    ttl_seconds: i64,
+    link_out: *mut sr_link,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
+            let link_out = out("link_out", link_out)?;
+            let pod = pod_arg(pod_index)?;
+            let link = block_on(c.set_linked_pod_if_absent(ns, uid, svc, pod, ttl_seconds))??;
+            link_out.set(sr_link::of(Some(link)));
+            Ok(())
+        })
+    }
+}
+
+/// `GetLinkService`: the user's persistent links, service → pod. Blocks.
+/// `links_out` receives a list the caller frees with `sr_service_links_free`.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_get_link_service(
+    client: *const sr_client_driver,
+    ns: *const c_char,
+    ns_len: usize,
+    uid: *const c_char,
+    uid_len: usize,
+    links_out: *mut sr_service_links,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let ns = str_arg("namespace", ns, ns_len)?;
+            let uid = str_arg("uid", uid, uid_len)?;
+            let links_out = out("links_out", links_out)?;
+            links_out.set(sr_service_links::new(block_on(
+                c.get_link_service(ns, uid),
+            )??));
+            Ok(())
+        })
+    }
+}
+
+/// `BatchGetLinkedPod`: the links of many users of `service`. Blocks.
+/// `pods_out` receives one entry per uid in input order (its pod, or -1); free it with
+/// `sr_pod_list_free`.
+///
+/// Errors: as `sr_client_get_link_service`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_batch_get_linked_pod(
+    client: *const sr_client_driver,
+    ns: *const c_char,
+    ns_len: usize,
+    uids: *const sr_str,
+    uids_len: usize,
+    service: *const c_char,
+    service_len: usize,
+    pods_out: *mut sr_pod_list,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let ns = str_arg("namespace", ns, ns_len)?;
+            let uids = str_array("uids", uids, uids_len)?;
+            let svc = str_arg("service", service, service_len)?;
+            let pods_out = out("pods_out", pods_out)?;
+            let by_pod = block_on(c.batch_get_linked_pod(ns, &uids, svc))??;
+            pods_out.set(sr_pod_list::new(pods_in_input_order(&uids, by_pod)));
+            Ok(())
+        })
+    }
+}
+
+/// Links held by the local cache (approximate), into `*len_out`. Does not block.
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL).
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_cache_len(
+    client: *const sr_client_driver,
+    len_out: *mut u64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            out("len_out", len_out)?.set(c.cache_len());
+            Ok(())
+        })
+    }
+}
+
+/// Alive pods of `service` as of the snapshot (blocks if it is not loaded yet).
+/// `pods_out` receives the list; free it with `sr_pod_list_free`.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_alive_pods(
+    client: *const sr_client_driver,
+    service: *const c_char,
+    service_len: usize,
+    pods_out: *mut sr_pod_list,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: forwarded.
+    unsafe { pods(client, service, service_len, false, pods_out, err_out) }
+}
+
+/// Routable (alive and READY) pods of `service` as of the snapshot (blocks if it is not
+/// loaded yet). `pods_out` receives the list; free it with `sr_pod_list_free`.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_routable_pods(
+    client: *const sr_client_driver,
+    service: *const c_char,
+    service_len: usize,
+    pods_out: *mut sr_pod_list,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: forwarded.
+    unsafe { pods(client, service, service_len, true, pods_out, err_out) }
+}
+
+unsafe fn pods(
+    client: *const sr_client_driver,
+    service: *const c_char,
+    service_len: usize,
+    routable: bool,
+    pods_out: *mut sr_pod_list,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let svc = str_arg("service", service, service_len)?;
+            let pods_out = out("pods_out", pods_out)?;
+            let pods = match routable {
+                true => block_on(c.routable_pods(svc))??,
+                false => block_on(c.alive_pods(svc))??,
+            };
+            pods_out.set(sr_pod_list::new(pods.into_iter().map(i64::from).collect()));
+            Ok(())
+        })
+    }
+}
+
+/// Whether `pod_index` of `service` is alive, into `*alive_out` (blocks if the snapshot is
+/// not loaded yet).
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_is_pod_alive(
+    client: *const sr_client_driver,
+    service: *const c_char,
+    service_len: usize,
+    pod_index: i64,
+    alive_out: *mut bool,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: forwarded.
+    unsafe {
+        is_pod(
+            client,
+            service,
+            service_len,
+            pod_index,
+            false,
+            alive_out,
+            err_out,
+        )
+    }
+}
+
+/// Whether `pod_index` of `service` is routable (alive and READY), into `*routable_out`
+/// (blocks if the snapshot is not loaded yet).
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_is_pod_routable(
+    client: *const sr_client_driver,
+    service: *const c_char,
+    service_len: usize,
+    pod_index: i64,
+    routable_out: *mut bool,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: forwarded.
+    unsafe {
+        is_pod(
+            client,
+            service,
+            service_len,
+            pod_index,
+            true,
+            routable_out,
+            err_out,
+        )
+    }
+}
+
+unsafe fn is_pod(
+    client: *const sr_client_driver,
+    service: *const c_char,
+    service_len: usize,
+    pod_index: i64,
+    routable: bool,
+    yes_out: *mut bool,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let svc = str_arg("service", service, service_len)?;
+            let yes_out = out("result_out", yes_out)?;
+            let pod = pod_arg(pod_index)?;
+            yes_out.set(match routable {
+                true => block_on(c.is_pod_routable(svc, pod))??,
+                false => block_on(c.is_pod_alive(svc, pod))??,
+            });
+            Ok(())
+        })
+    }
+}
+
+/// One pod's published state.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sr_pod_state {
+    /// The pod.
+    pub pod_index: i64,
+    /// Its weighted load.
+    pub load: i64,
+    /// When it was published: milliseconds since the Unix epoch on the store's clock.
+    pub update_ms: u64,
+    /// Its routing state as published.
+    pub routing_state: sr_routing_state,
+}
+
+/// Pod states of a service, sorted by pod. Free with `sr_pod_state_list_free`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct sr_pod_state_list {
+    /// `len` entries.
+    pub states: *mut sr_pod_state,
+    /// Number of entries.
+    pub len: usize,
+}
+
+/// Pod states of `service` as of the last snapshot (blocks if it is not loaded yet).
+/// `states_out` receives the list; free it with `sr_pod_state_list_free`.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_pod_states(
+    client: *const sr_client_driver,
+    service: *const c_char,
+    service_len: usize,
+    states_out: *mut sr_pod_state_list,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let svc = str_arg("service", service, service_len)?;
+            let states_out = out("states_out", states_out)?;
+            let states: Vec<sr_pod_state> = block_on(c.pod_states(svc))??
+                .into_iter()
+                .map(|p| sr_pod_state {
+                    pod_index: p.pod_index.into(),
+                    load: p.load.into(),
+                    update_ms: p.update_ms,
+                    routing_state: sr_routing_state::of(Some(p.routing)),
+                })
+                .collect();
+            let (states, len) = crate::convert::boxed_slice(states);
+            states_out.set(sr_pod_state_list { states, len });
+            Ok(())
+        })
+    }
+}
+
+/// Frees the entries of `list` and sets it to `{NULL, 0}`. NULL, or a list already freed
+/// (or zeroed), is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn sr_pod_state_list_free(list: *mut sr_pod_state_list) {
+    // SAFETY: the caller passes NULL or a list this library filled.
+    let Some(list) = (unsafe { list.as_mut() }) else {
+        return;
+    };
+    if !list.states.is_null() {
+        // SAFETY: allocated by `sr_client_pod_states`.
+        drop(unsafe { crate::convert::unbox_slice(list.states, list.len) });
+    }
+    list.states = std::ptr::null_mut();
+    list.len = 0;
+}
+
+/// The pod a new user of `service` would get now, into `*pod_out`. Blocks if the snapshot is
+/// not loaded yet.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_NO_AVAILABLE_POD`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_best_pod(
+    client: *const sr_client_driver,
+    service: *const c_char,
+    service_len: usize,
+    pod_out: *mut i64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let svc = str_arg("service", service, service_len)?;
+            let pod_out = out("pod_out", pod_out)?;
+            pod_out.set(block_on(c.best_pod(svc))??.into());
+            Ok(())
+        })
+    }
+}
+
+/// Re-reads `service`'s pod states now (routing-state callbacks run for changes it sees,
+/// on this thread). Blocks.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_refresh_service(
+    client: *const sr_client_driver,
+    service: *const c_char,
+    service_len: usize,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let svc = str_arg("service", service, service_len)?;
+            block_on(c.refresh_service(svc))?
+        })
+    }
+}
+
+/// The workload state of `service` (`"READY"` means ready) into `*state_out`: a string the
+/// caller frees with `sr_string_free`, or NULL if none is set. Blocks.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_get_workload_state(
+    client: *const sr_client_driver,
+    service: *const c_char,
+    service_len: usize,
+    state_out: *mut *mut c_char,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let svc = str_arg("service", service, service_len)?;
+            let state_out = out("state_out", state_out)?;
+            state_out.set(string_out(block_on(c.get_workload_state(svc))??));
+            Ok(())
+        })
+    }
+}
+
+/// Sets the workload state of `service` (1-64 chars of `[A-Za-z0-9_-]`). Blocks.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_set_workload_state(
+    client: *const sr_client_driver,
+    service: *const c_char,
+    service_len: usize,
+    state: *const c_char,
+    state_len: usize,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let svc = str_arg("service", service, service_len)?;
+            let state = str_arg("workload_state", state, state_len)?;
+            block_on(c.set_workload_state(svc, state))?
+        })
+    }
+}
+
+/// The workload states of many services, in input order, into `*states_out` (NULL entries:
+/// none set); free it with `sr_string_list_free`. Blocks.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_batch_get_workload_state(
+    client: *const sr_client_driver,
+    services: *const sr_str,
+    services_len: usize,
+    states_out: *mut sr_string_list,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let services = str_array("services", services, services_len)?;
+            let states_out = out("states_out", states_out)?;
+            states_out.set(sr_string_list::new(block_on(
+                c.batch_get_workload_state(&services),
+            )??));
+            Ok(())
+        })
+    }
+}
+
+/// Whether `service`'s workload state is `READY`, into `*ready_out`. Blocks.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_is_workload_ready(
+    client: *const sr_client_driver,
+    service: *const c_char,
+    service_len: usize,
+    ready_out: *mut bool,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let svc = str_arg("service", service, service_len)?;
+            let ready_out = out("ready_out", ready_out)?;
+            ready_out.set(block_on(c.is_workload_ready(svc))??);
+            Ok(())
+        })
+    }
+}
+
+/// Makes `tag` stand for `service` (both as service names). Blocks.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_set_global_service_name_tag(
+    client: *const sr_client_driver,
+    tag: *const c_char,
+    tag_len: usize,
+    service: *const c_char,
+    service_len: usize,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let tag = str_arg("tag", tag, tag_len)?;
+            let svc = str_arg("service", service, service_len)?;
+            block_on(c.set_global_service_name_tag(tag, svc))?
+        })
+    }
+}
+
+/// The service `tag` stands for, into `*service_out`: a string the caller frees with
+/// `sr_string_free`, or NULL if the tag is not set. Blocks.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_get_service_name_by_tag(
+    client: *const sr_client_driver,
+    tag: *const c_char,
+    tag_len: usize,
+    service_out: *mut *mut c_char,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let tag = str_arg("tag", tag, tag_len)?;
+            let service_out = out("service_out", service_out)?;
+            service_out.set(string_out(block_on(c.get_service_name_by_tag(tag))??));
+            Ok(())
+        })
+    }
+}
+
+/// Registers `callback`, called with `user_data` for each routing-state change a refresh of
+/// this driver sees. Callbacks run on the library's runtime threads (or inside a blocking
+/// call such as `sr_client_refresh_service` on the caller's thread).
+///
+/// - `callback`: required. `release`: optional (may be NULL); called once with `user_data`
+///   when `callback` will never run again (after `sr_client_remove_routing_state_listener`
+///   or `sr_client_free`), from any thread.
+/// - `listener_id_out`: receives an id for `sr_client_remove_routing_state_listener`.
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL client, callback or out-parameter; `release` is then
+/// not called).
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_on_routing_state_changed(
+    client: *const sr_client_driver,
+    callback: sr_routing_state_callback,
+    release: sr_release_callback,
+    user_data: *mut c_void,
+    listener_id_out: *mut u64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let call = callback.ok_or_else(|| crate::convert::invalid("callback", "is NULL"))?;
+            let id_out = out("listener_id_out", listener_id_out)?;
+            let cb = UserCallback {
+                call,
+                release,
+                user_data,
+            };
+            id_out.set(c.on_routing_state_changed(move |change| cb.notify(change)));
+            Ok(())
+        })
+    }
+}
+
+/// Removes a listener; `*removed_out` tells whether `listener_id` was registered. Its release
+/// callback runs once no call of it is running (possibly later, on another thread).
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL).
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_remove_routing_state_listener(
+    client: *const sr_client_driver,
+    listener_id: u64,
+    removed_out: *mut bool,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c = &handle("client", client)?.inner;
+            let removed_out = out("removed_out", removed_out)?;
+            removed_out.set(c.remove_routing_state_listener(listener_id));
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,305 @@
+//! Plain-data structs: configuration in (`sr_base_config`, `sr_store_config`,
+//! `sr_server_info`) and results out (`sr_link`, `sr_try_set_outcome`, routing states).
+//!
+//! Enum-valued inputs are plain integers, checked here: a C caller can put any value into an
+//! enum, and a Rust enum holding an unknown value would be undefined behaviour.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use sr_core::{
+    BaseConfig, Link, Placement, Result, RoutingState, ServerInfo, StoreConfig, TrySetOutcome,
+};
+
+use crate::convert::{invalid, out, pod_or_none, str_arg};
+use crate::error::sr_status;
+use crate::panic::boundary;
+
+/// A pod's routing state (SPEC §1). `SR_ROUTING_NOT_ALIVE` appears only in routing-state
+/// changes, for a pod that is absent, stale or shut down.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sr_routing_state {
+    /// Takes new users.
+    SR_ROUTING_READY = 0,
+    /// Keeps its linked users, takes no new ones (draining).
+    SR_ROUTING_DENY_NEW_CALL = 1,
+    /// Gone on purpose.
+    SR_ROUTING_SHUTDOWN = 2,
+    /// Not alive (only in `sr_routing_state_change`).
+    SR_ROUTING_NOT_ALIVE = 3,
+}
+
+impl sr_routing_state {
+    pub(crate) fn of(state: Option<RoutingState>) -> sr_routing_state {
+        match state {
+            Some(RoutingState::Ready) => sr_routing_state::SR_ROUTING_READY,
+            Some(RoutingState::DenyNewCall) => sr_routing_state::SR_ROUTING_DENY_NEW_CALL,
+            Some(RoutingState::Shutdown) => sr_routing_state::SR_ROUTING_SHUTDOWN,
+            None => sr_routing_state::SR_ROUTING_NOT_ALIVE,
+        }
+    }
+
+    /// From an integer argument: one of READY, DENY_NEW_CALL, SHUTDOWN.
+    pub(crate) fn parse(value: i32) -> Result<RoutingState> {
+        match value {
+            0 => Ok(RoutingState::Ready),
+            1 => Ok(RoutingState::DenyNewCall),
+            2 => Ok(RoutingState::Shutdown),
+            _ => Err(invalid(
+                "routing_state",
+                &format!("{value} is not SR_ROUTING_READY, SR_ROUTING_DENY_NEW_CALL or SR_ROUTING_SHUTDOWN"),
+            )),
+        }
+    }
+}
+
+/// How a new user's pod is chosen among the good candidates (`sr_base_config.placement`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sr_placement {
+    /// Power of two random choices on load plus recent placements (the default).
+    SR_PLACEMENT_P2C = 0,
+    /// A uniformly random candidate.
+    SR_PLACEMENT_RANDOM = 1,
+    /// Candidates in turn.
+    SR_PLACEMENT_ROUND_ROBIN = 2,
+}
+
+/// Settings of both drivers (SPEC §9). Fill it with `sr_base_config_default`, then change
+/// fields. Checked by the driver constructors (`SR_INVALID_CONFIG` names the field).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sr_base_config {
+    /// `ServiceStateUpdatePeriodSeconds`: how often a pod publishes its state and a gateway
+    /// refreshes its snapshot (> 0; fractions allowed). Default 30.
+    pub service_state_update_period_seconds: f64,
+    /// `CpuFactor`: weight of CPU in the weighted load, in [0, 1]; 0 = load only. Default 0.7.
+    pub cpu_factor: f64,
+    /// `TempLinkInfoCacheTimeSeconds`: TTL of a temporary link (> 0). Default 300.
+    pub temp_link_info_cache_time_seconds: u64,
+    /// `UserLinkInfoCacheTimeSeconds`: how long a gateway caches a link (> 0, shorter than the
+    /// temporary link TTL). Default 240.
+    pub user_link_info_cache_time_seconds: u64,
+    /// A pod whose state is older than this is not alive (seconds). 0 = 3 × the period
+    /// (the default); negative values are `SR_INVALID_CONFIG`.
+    pub stale_after_seconds: f64,
+    /// Pods within this load of the least loaded pod are all good candidates. Default 500.
+    pub load_range: u32,
+    /// One of `sr_placement`. Default `SR_PLACEMENT_P2C`.
+    pub placement: i32,
+    /// Most links a client driver caches; 0 turns the cache off. Default 100000.
+    pub cache_capacity: u64,
+    /// How long `sr_server_stop` keeps the pod in DENY_NEW_CALL before SHUTDOWN (seconds,
+    /// >= 0). Default 0.
+    pub drain_seconds: f64,
+}
+
+impl From<&BaseConfig> for sr_base_config {
+    fn from(c: &BaseConfig) -> Self {
+        sr_base_config {
+            service_state_update_period_seconds: c.service_state_update_period_seconds,
+            cpu_factor: c.cpu_factor,
+            temp_link_info_cache_time_seconds: c.temp_link_info_cache_time_seconds,
+            user_link_info_cache_time_seconds: c.user_link_info_cache_time_seconds,
+            stale_after_seconds: c.stale_after_seconds.unwrap_or(0.0),
+            load_range: c.load_range,
+            placement: sr_placement::SR_PLACEMENT_P2C as i32,
+            cache_capacity: c.cache_capacity,
+            drain_seconds: c.drain_seconds,
+        }
+    }
+}
+
+impl sr_base_config {
+    pub(crate) fn to_core(self) -> Result<BaseConfig> {
+        let placement = match self.placement {
+            0 => Placement::PowerOfTwoChoices,
+            1 => Placement::Random,
+            2 => Placement::RoundRobin,
+            p => {
+                return Err(sr_core::Error::new(
+                    sr_core::ErrorKind::InvalidConfig,
+                    format!("invalid config placement: {p} is not one of sr_placement"),
+                ))
+            }
+        };
+        Ok(BaseConfig {
+            service_state_update_period_seconds: self.service_state_update_period_seconds,
+            cpu_factor: self.cpu_factor,
+            temp_link_info_cache_time_seconds: self.temp_link_info_cache_time_seconds,
+            user_link_info_cache_time_seconds: self.user_link_info_cache_time_seconds,
+            stale_after_seconds: (self.stale_after_seconds != 0.0)
+                .then_some(self.stale_after_seconds),
+            load_range: self.load_range,
+            placement,
+            cache_capacity: self.cache_capacity,
+            drain_seconds: self.drain_seconds,
+        })
+    }
+}
+
+/// Who a driver is (SPEC §9 `ServerInfo`). The strings are borrowed for the call only.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sr_server_info {
+    /// `Namespace`: the driver's local namespace, a DNS label (UTF-8, `namespace_len` bytes).
+    pub namespace_name: *const c_char,
+    /// Length of `namespace_name` in bytes.
+    pub namespace_len: usize,
+    /// `ServiceName`: the service this pod belongs to.
+    pub service_name: *const c_char,
+    /// Length of `service_name` in bytes.
+    pub service_name_len: usize,
+    /// `PodIndex`: the StatefulSet ordinal (0 … 2^31-1; pod 0 is a real pod). A client
+    /// driver ignores it.
+    pub pod_index: i64,
+}
+
+impl sr_server_info {
+    /// # Safety
+    /// The string pointers are NULL or valid for their lengths.
+    pub(crate) unsafe fn to_core(self) -> Result<ServerInfo> {
+        // SAFETY: forwarded from the caller.
+        let ns = unsafe {
+            str_arg(
+                "server_info.namespace_name",
+                self.namespace_name,
+                self.namespace_len,
+            )
+        }?;
+        // SAFETY: forwarded from the caller.
+        let svc = unsafe {
+            str_arg(
+                "server_info.service_name",
+                self.service_name,
+                self.service_name_len,
+            )
+        }?;
+        let pod = sr_core::ident::pod_index("server_info.pod_index", self.pod_index)?;
+        Ok(ServerInfo::new(ns, svc, pod))
+    }
+}
+
+/// Settings of a store. Fill it with `sr_store_config_default`, then change fields.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sr_store_config {
+    /// Prefix of every key (1-64 chars of `[A-Za-z0-9._-]`, UTF-8, `key_prefix_len` bytes;
+    /// borrowed for the call). Default `"sf"`.
+    pub key_prefix: *const c_char,
+    /// Length of `key_prefix` in bytes.
+    pub key_prefix_len: usize,
+    /// Deadline for (re)connecting, in milliseconds (> 0). Default 5000.
+    pub connect_timeout_ms: u64,
+    /// Deadline for one store command, in milliseconds (> 0). Default 2000.
+    pub command_timeout_ms: u64,
+}
+
+impl sr_store_config {
+    /// # Safety
+    /// `key_prefix` is NULL or valid for `key_prefix_len` bytes.
+    pub(crate) unsafe fn to_core(self) -> Result<StoreConfig> {
+        // SAFETY: forwarded from the caller.
+        let prefix = unsafe {
+            str_arg(
+                "store_config.key_prefix",
+                self.key_prefix,
+                self.key_prefix_len,
+            )
+        }?;
+        Ok(StoreConfig {
+            key_prefix: prefix.to_string(),
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            command_timeout: Duration::from_millis(self.command_timeout_ms),
+        })
+    }
+}
+
+/// A link as the store holds it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sr_link {
+    /// The pod; -1 = no link.
+    pub pod_index: i64,
+    /// Whether the link is persistent (no TTL). False when there is no link.
+    pub persistent: bool,
+    /// Remaining lifetime of a temporary link in seconds; -1 for a persistent link or none.
+    pub ttl_seconds: f64,
+}
+
+impl sr_link {
+    pub(crate) fn of(link: Option<Link>) -> sr_link {
+        match link {
+            None => sr_link {
+                pod_index: -1,
+                persistent: false,
+                ttl_seconds: -1.0,
+            },
+            Some(l) => sr_link {
+                pod_index: l.pod_index.into(),
+                persistent: l.is_persistent(),
+                ttl_seconds: l.ttl.map_or(-1.0, |t| t.as_secs_f64()),
+            },
+        }
+    }
+}
+
+/// The outcome of a try-set (SPEC §4).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sr_try_set_outcome {
+    /// Whether the link now points to the requested pod.
+    pub accepted: bool,
+    /// The pod the link points to after the call.
+    pub owner: i64,
+    /// The pod the link pointed to before the call; -1 = none.
+    pub previous: i64,
+}
+
+impl From<TrySetOutcome> for sr_try_set_outcome {
+    fn from(o: TrySetOutcome) -> Self {
+        sr_try_set_outcome {
+            accepted: o.accepted,
+            owner: o.owner.into(),
+            previous: pod_or_none(o.previous),
+        }
+    }
+}
+
+/// Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
+/// P2C, cache 100000, drain 0).
+///
+/// Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn sr_base_config_default(config: *mut sr_base_config) -> sr_status {
+    // SAFETY: `config` is checked for NULL by `out`; errors are not reported (no err_out).
+    unsafe {
+        boundary(std::ptr::null_mut(), || {
+            out("config", config)?.set(sr_base_config::from(&BaseConfig::default()));
+            Ok(())
+        })
+    }
+}
+
+/// Fills `*config` with the defaults: key prefix `"sf"` (a static string), connect timeout
+/// 5000 ms, command timeout 2000 ms.
+///
+/// Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn sr_store_config_default(config: *mut sr_store_config) -> sr_status {
+    // SAFETY: as in `sr_base_config_default`.
+    unsafe {
+        boundary(std::ptr::null_mut(), || {
+            let d = StoreConfig::default();
+            let prefix: &'static str = sr_core::keys::DEFAULT_PREFIX;
+            out("config", config)?.set(sr_store_config {
+                key_prefix: prefix.as_ptr().cast(),
+                key_prefix_len: prefix.len(),
+                connect_timeout_ms: d.connect_timeout.as_millis() as u64,
+                command_timeout_ms: d.command_timeout.as_millis() as u64,
+            });
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! Status codes and error objects: the C face of the core's `ErrorKind` and `Error`.
+//!
+//! Every fallible function returns an `sr_status` and, on failure, hands the caller an
+//! `sr_error` through an out-parameter of the same call. There is no thread-local "last error":
+//! Go moves goroutines between threads between two C calls.
+
+use std::ffi::{c_char, CStr, CString};
+
+use sr_core::{Error, ErrorKind};
+
+/// The result of every fallible function: `SR_OK`, or one code per error kind of the core
+/// (SPEC §8), in the order of the core's `ErrorKind::ALL`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sr_status {
+    /// Success.
+    SR_OK = 0,
+    /// An argument broke its rule (NULL pointer, invalid UTF-8, bad identifier, bad TTL …);
+    /// nothing was written.
+    SR_INVALID_ARGUMENT = 1,
+    /// A configuration value is out of range.
+    SR_INVALID_CONFIG = 2,
+    /// The namespace is valid but not the driver's local one.
+    SR_NAMESPACE_NOT_LOCAL = 3,
+    /// The service has no routable pod for a new user.
+    SR_NO_AVAILABLE_POD = 4,
+    /// The user is linked persistently to a pod that is not alive (see `sr_error_pod_index`).
+    SR_POD_UNAVAILABLE = 5,
+    /// The store cannot be reached.
+    SR_STORE_UNAVAILABLE = 6,
+    /// The store answered with an error or with data it should not hold.
+    SR_STORE_ERROR = 7,
+    /// A store call did not finish within its deadline.
+    SR_TIMEOUT = 8,
+    /// The driver is not started/initialised yet, or already stopped/closed.
+    SR_CLOSED = 9,
+    /// A bug in this library (including a caught panic).
+    SR_INTERNAL = 10,
+}
+
+impl sr_status {
+    /// The status of `kind`. `ErrorKind` is non-exhaustive: a kind added to the core but not
+    /// here reads as `SR_INTERNAL` until this list (and the header) grow.
+    pub(crate) fn of(kind: ErrorKind) -> sr_status {
+        match kind {
+            ErrorKind::InvalidArgument => sr_status::SR_INVALID_ARGUMENT,
+            ErrorKind::InvalidConfig => sr_status::SR_INVALID_CONFIG,
+            ErrorKind::NamespaceNotLocal => sr_status::SR_NAMESPACE_NOT_LOCAL,
+            ErrorKind::NoAvailablePod => sr_status::SR_NO_AVAILABLE_POD,
+            ErrorKind::PodUnavailable => sr_status::SR_POD_UNAVAILABLE,
+            ErrorKind::StoreUnavailable => sr_status::SR_STORE_UNAVAILABLE,
+            ErrorKind::StoreError => sr_status::SR_STORE_ERROR,
+            ErrorKind::Timeout => sr_status::SR_TIMEOUT,
+            ErrorKind::Closed => sr_status::SR_CLOSED,
+            _ => sr_status::SR_INTERNAL,
+        }
+    }
+}
+
+/// An error reported by a failed call: its status code, a message that says what was wrong
+/// and with which value, and, for `SR_POD_UNAVAILABLE`, the pod. Free it with `sr_error_free`.
+#[derive(Debug)]
+pub struct sr_error {
+    status: sr_status,
+    message: CString,
+    pod: Option<u32>,
+}
+
+impl From<Error> for sr_error {
+    fn from(e: Error) -> Self {
+        let text = e.to_string();
+        sr_error {
+            status: sr_status::of(e.kind()),
+            message: c_string_lossy(text),
+            pod: e.pod_index(),
+        }
+    }
+}
+
+/// `s` as a C string; an interior NUL (never produced by the core, but possible in echoed
+/// input) becomes U+FFFD.
+pub(crate) fn c_string_lossy(s: String) -> CString {
+    CString::new(s).unwrap_or_else(|e| {
+        let fixed = String::from_utf8_lossy(&e.into_vec()).replace('\0', "\u{fffd}");
+        CString::new(fixed).unwrap_or_default()
+    })
+}
+
+/// The code's name without the `SR_` prefix: `"OK"`, `"NO_AVAILABLE_POD"`, … (the same word
+/// every binding shows), or `"UNKNOWN"` for a value that is not a status code.
+///
+/// The returned string is static: never free it.
+#[no_mangle]
+pub extern "C" fn sr_status_name(status: i32) -> *const c_char {
+    let name: &'static CStr = match status {
+        0 => c"OK",
+        1 => c"INVALID_ARGUMENT",
+        2 => c"INVALID_CONFIG",
+        3 => c"NAMESPACE_NOT_LOCAL",
+        4 => c"NO_AVAILABLE_POD",
+        5 => c"POD_UNAVAILABLE",
+        6 => c"STORE_UNAVAILABLE",
+        7 => c"STORE_ERROR",
+        8 => c"TIMEOUT",
+        9 => c"CLOSED",
+        10 => c"INTERNAL",
+        _ => c"UNKNOWN",
+    };
+    name.as_ptr()
+}
+
+/// The status code of `error`; `SR_INVALID_ARGUMENT` if `error` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn sr_error_code(error: *const sr_error) -> sr_status {
+    // SAFETY: the caller passes NULL or an error from this library that is not freed yet.
+    match unsafe { error.as_ref() } {
+        Some(e) => e.status,
+        None => sr_status::SR_INVALID_ARGUMENT,
+    }
+}
+
+/// The message of `error`, `"CODE: what was wrong"`, NUL-terminated UTF-8; `""` if `error`
+/// is NULL.
+///
+/// The string is owned by `error` and valid until `sr_error_free(error)`: copy it to keep it.
+#[no_mangle]
+pub unsafe extern "C" fn sr_error_message(error: *const sr_error) -> *const c_char {
+    // SAFETY: as in `sr_error_code`.
+    match unsafe { error.as_ref() } {
+        Some(e) => e.message.as_ptr(),
+        None => c"".as_ptr(),
+    }
+}
+
+/// For `SR_POD_UNAVAILABLE`: the pod the user is persistently linked to. -1 for every other
+/// error and for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn sr_error_pod_index(error: *const sr_error) -> i64 {
+    // SAFETY: as in `sr_error_code`.
+    match unsafe { error.as_ref() }.and_then(|e| e.pod) {
+        Some(p) => p as i64,
+        None => -1,
+    }
+}
+
+/// Frees an error returned through an `sr_error **` out-parameter. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn sr_error_free(error: *mut sr_error) {
+    if !error.is_null() {
+        // SAFETY: `error` came from `Box::into_raw` in this library and is freed once.
+        drop(unsafe { Box::from_raw(error) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_follow_error_kind_all() {
+        for (i, kind) in ErrorKind::ALL.into_iter().enumerate() {
+            let status = sr_status::of(kind);
+            assert_eq!(status as i32, i as i32 + 1, "{kind}");
+            // SAFETY: sr_status_name returns a static C string.
+            let name = unsafe { CStr::from_ptr(sr_status_name(status as i32)) };
+            assert_eq!(name.to_str().unwrap(), kind.as_str());
+        }
+        assert_eq!(ErrorKind::ALL.len(), sr_status::SR_INTERNAL as usize);
+    }
+
+    #[test]
+    fn interior_nul_is_replaced() {
+        assert_eq!(
+            c_string_lossy("a\0b".into()).to_str().unwrap(),
+            "a\u{fffd}b"
+        );
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The C API's suite: builds the library, checks the header is fresh, compiles the header as
+# C99 and C++ with warnings as errors, then builds tests/test_c.c with AddressSanitizer and
+# UBSan and runs it against the memory store and a real redis-server
+# ($STATEFUL_ROUTE_TEST_REDIS, or one started here). Any leak LeakSanitizer reports fails it.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+out="$CARGO_TARGET_DIR/c-test"
+mkdir -p "$out"
+
+echo "--- build libstateful_route (debug)"
+cargo build --locked --quiet -p stateful-route-c
+lib="$CARGO_TARGET_DIR/debug/libstateful_route.a"
+
+echo "--- header is fresh"
+bindings/c/check-header.sh
+
+echo "--- header compiles as C99 and C++"
+cc=${CC:-cc}
+cxx=${CXX:-c++}
+printf '#include "stateful_route.h"\nint main(void) { return sr_version() == 0; }\n' >"$out/h.c"
+"$cc" -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/h.c" -o "$out/h_c.o"
+"$cxx" -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -x c++ -c "$out/h.c" -o "$out/h_cpp.o"
+
+echo "--- C test under ASan + UBSan"
+"$cc" -std=c11 -g -O1 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-omit-frame-pointer \
+  -fno-sanitize-recover=undefined -Iinclude bindings/c/tests/test_c.c "$lib" -lm -ldl -lpthread \
+  -o "$out/test_c"
+if [ -z "${STATEFUL_ROUTE_TEST_REDIS:-}" ]; then
+  state=$(mktemp -d)
+  eval "$(tests/redis-server.sh start "$state")"
+  trap 'tests/redis-server.sh stop "$state"; rm -rf "$state"' EXIT
+fi
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 "$out/test_c"

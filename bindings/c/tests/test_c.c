@@ -1,0 +1,697 @@
+/*
+ * The C API's test program, built with AddressSanitizer and UBSan by bindings/c/test.sh.
+ * Runs against the in-memory store and a real redis-server ($STATEFUL_ROUTE_TEST_REDIS):
+ * the normal flow, every status code, NULL pointers, invalid UTF-8, callbacks from runtime
+ * threads, many threads computing one new user, and freeing everything (LeakSanitizer fails
+ * the run on any leak).
+ */
+#define _DEFAULT_SOURCE
+#include "stateful_route.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define S(s) (s), strlen(s)
+#define NS "default"
+#define SVC "room"
+
+static int checks, failures;
+
+#define CHECK(cond)                                                                  \
+  do {                                                                               \
+    checks++;                                                                        \
+    if (!(cond)) {                                                                   \
+      failures++;                                                                    \
+      fprintf(stderr, "%s:%d: [%s] check failed: %s\n", __FILE__, __LINE__, where, #cond); \
+    }                                                                                \
+  } while (0)
+
+static const char *where = "setup";
+
+/* Expects `call` to return `want`; checks the error object agrees and frees it. */
+#define EXPECT(want, call)                                                           \
+  do {                                                                               \
+    sr_error *e_ = NULL;                                                             \
+    sr_error **err_out = &e_;                                                        \
+    sr_status got_ = (call);                                                         \
+    checks++;                                                                        \
+    if (got_ != (want)) {                                                            \
+      failures++;                                                                    \
+      fprintf(stderr, "%s:%d: [%s] %s: want %s, got %s: %s\n", __FILE__, __LINE__, where, #call, \
+              sr_status_name(want), sr_status_name(got_), sr_error_message(e_));     \
+    } else if ((want) != SR_OK) {                                                    \
+      CHECK(e_ != NULL && sr_error_code(e_) == (want));                              \
+      CHECK(strncmp(sr_error_message(e_), sr_status_name(want), strlen(sr_status_name(want))) == 0); \
+    } else {                                                                         \
+      CHECK(e_ == NULL);                                                             \
+    }                                                                                \
+    (void)err_out;                                                                   \
+    sr_error_free(e_);                                                               \
+  } while (0)
+
+#define OK(call) EXPECT(SR_OK, call)
+
+/* Polls (bounded, 5 s) for something another thread does. */
+static int eventually(atomic_int *v, int want) {
+  for (int i = 0; i < 500 && atomic_load(v) != want; i++) usleep(10000);
+  return atomic_load(v) == want;
+}
+
+static sr_base_config fast_config(void) {
+  sr_base_config c;
+  sr_base_config_default(&c);
+  c.service_state_update_period_seconds = 0.2;
+  c.stale_after_seconds = 5.0;
+  c.cpu_factor = 0.0;
+  return c;
+}
+
+static sr_server_info info(const char *ns, const char *svc, int64_t pod) {
+  sr_server_info i = {ns, strlen(ns), svc, strlen(svc), pod};
+  return i;
+}
+
+/* ---- a store per test, with a prefix no other run uses ---- */
+
+static const char *redis_url;
+static int prefix_seq;
+
+static sr_store *new_store(int redis) {
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "ct%d-%d", (int)getpid(), prefix_seq++);
+  sr_store_config sc;
+  sr_store_config_default(&sc);
+  sc.key_prefix = prefix;
+  sc.key_prefix_len = strlen(prefix);
+  sr_store *store = NULL;
+  if (redis) {
+    OK(sr_store_connect(S(redis_url), &sc, &store, err_out));
+  } else {
+    OK(sr_store_memory(&sc, &store, err_out));
+  }
+  return store;
+}
+
+static sr_server_driver *start_pod(sr_store *store, const char *svc, int64_t pod, int64_t load) {
+  sr_base_config cfg = fast_config();
+  sr_server_info i = info(NS, svc, pod);
+  sr_server_driver *s = NULL;
+  OK(sr_server_new(store, &i, &cfg, &s, err_out));
+  OK(sr_server_set_load_state(s, load, err_out));
+  OK(sr_server_start(s, err_out));
+  return s;
+}
+
+static sr_client_driver *new_client(sr_store *store) {
+  sr_base_config cfg = fast_config();
+  sr_server_info i = info(NS, "gateway", 0);
+  sr_client_driver *c = NULL;
+  OK(sr_client_new(store, &i, &cfg, &c, err_out));
+  OK(sr_client_init(c, err_out));
+  return c;
+}
+
+/* ---- the normal flow ---- */
+
+static void test_flow(sr_store *store) {
+  where = "flow";
+  sr_server_driver *p0 = start_pod(store, SVC, 0, 10);
+  sr_client_driver *c = new_client(store);
+  int64_t pod = -2;
+  OK(sr_client_compute_linked_pod(c, S(NS), S("u1"), S(SVC), &pod, err_out));
+  CHECK(pod == 0); /* pod 0 is a real pod */
+  pod = -2;
+  OK(sr_client_compute_linked_pod(c, S(""), S("u1"), S(SVC), &pod, err_out));
+  CHECK(pod == 0);
+  OK(sr_client_get_linked_in_cache(c, S(NS), S("u1"), S(SVC), &pod, err_out));
+  CHECK(pod == 0);
+  OK(sr_client_get_linked_pod(c, S(NS), S("u1"), S(SVC), &pod, err_out));
+  CHECK(pod == 0);
+  OK(sr_client_get_linked_pod_not_cache(c, S(NS), S("u1"), S(SVC), &pod, err_out));
+  CHECK(pod == 0);
+  OK(sr_client_get_linked_pod_in_cache_or_if_persist(c, S(NS), S("u1"), S(SVC), &pod, err_out));
+  CHECK(pod == 0);
+  uint64_t n = 0;
+  OK(sr_client_cache_len(c, &n, err_out));
+  CHECK(n >= 1);
+  OK(sr_client_cache_expired(c, S(NS), S("u1"), S(SVC), &pod, err_out));
+  CHECK(pod == 0);
+  OK(sr_client_get_linked_in_cache(c, S(NS), S("u1"), S(SVC), &pod, err_out));
+  CHECK(pod == -1);
+  OK(sr_client_get_linked_pod_in_cache_or_if_persist(c, S(NS), S("u1"), S(SVC), &pod, err_out));
+  CHECK(pod == -1); /* a gateway's placement is a temporary link */
+  OK(sr_client_set_cache(c, S(NS), S("u1"), S(SVC), 0, err_out));
+  OK(sr_client_get_linked_in_cache(c, S(NS), S("u1"), S(SVC), &pod, err_out));
+  CHECK(pod == 0);
+
+  sr_link link;
+  OK(sr_store_get_link(store, S(NS), S("u1"), S(SVC), &link, err_out));
+  CHECK(link.pod_index == 0 && !link.persistent && link.ttl_seconds > 200 && link.ttl_seconds <= 300);
+
+  OK(sr_client_set_linked_pod_if_absent(c, S(NS), S("u2"), S(SVC), 0, -1, &link, err_out));
+  CHECK(link.pod_index == 0 && link.persistent && link.ttl_seconds == -1);
+
+  sr_service_links links;
+  OK(sr_client_get_link_service(c, S(NS), S("u2"), &links, err_out));
+  CHECK(links.len == 1 && strcmp(links.links[0].service, SVC) == 0 && links.links[0].pod_index == 0);
+  sr_service_links_free(&links);
+  CHECK(links.links == NULL && links.len == 0);
+  sr_service_links_free(&links); /* a freed list frees again as a no-op */
+
+  sr_str uids[3] = {{S("u1")}, {S("nobody")}, {S("u2")}};
+  sr_pod_list pods;
+  OK(sr_client_batch_get_linked_pod(c, S(NS), uids, 3, S(SVC), &pods, err_out));
+  CHECK(pods.len == 3 && pods.pods[0] == 0 && pods.pods[1] == -1 && pods.pods[2] == 0);
+  sr_pod_list_free(&pods);
+
+  /* the read side */
+  OK(sr_client_alive_pods(c, S(SVC), &pods, err_out));
+  CHECK(pods.len == 1 && pods.pods[0] == 0);
+  sr_pod_list_free(&pods);
+  OK(sr_client_routable_pods(c, S(SVC), &pods, err_out));
+  CHECK(pods.len == 1 && pods.pods[0] == 0);
+  sr_pod_list_free(&pods);
+  bool yes = false;
+  OK(sr_client_is_pod_alive(c, S(SVC), 0, &yes, err_out));
+  CHECK(yes);
+  OK(sr_client_is_pod_routable(c, S(SVC), 1, &yes, err_out));
+  CHECK(!yes);
+  OK(sr_client_best_pod(c, S(SVC), &pod, err_out));
+  CHECK(pod == 0);
+  sr_pod_state_list states;
+  OK(sr_client_pod_states(c, S(SVC), &states, err_out));
+  CHECK(states.len == 1 && states.states[0].pod_index == 0 && states.states[0].load == 10 &&
+        states.states[0].routing_state == SR_ROUTING_READY && states.states[0].update_ms > 0);
+  sr_pod_state_list_free(&states);
+
+  /* workload state (pod 0 keeps it) and tags */
+  char *word = NULL;
+  OK(sr_client_get_workload_state(c, S(SVC), &word, err_out));
+  CHECK(word != NULL && strcmp(word, "READY") == 0);
+  sr_string_free(word);
+  OK(sr_client_is_workload_ready(c, S(SVC), &yes, err_out));
+  CHECK(yes);
+  OK(sr_client_set_workload_state(c, S("other"), S("WARMING"), err_out));
+  sr_str services[3] = {{S(SVC)}, {S("other")}, {S("unknown")}};
+  sr_string_list words;
+  OK(sr_client_batch_get_workload_state(c, services, 3, &words, err_out));
+  CHECK(words.len == 3 && strcmp(words.strings[0], "READY") == 0 && strcmp(words.strings[1], "WARMING") == 0 &&
+        words.strings[2] == NULL);
+  sr_string_list_free(&words);
+  OK(sr_client_set_global_service_name_tag(c, S("rooms"), S(SVC), err_out));
+  OK(sr_client_get_service_name_by_tag(c, S("rooms"), &word, err_out));
+  CHECK(word != NULL && strcmp(word, SVC) == 0);
+  sr_string_free(word);
+  OK(sr_client_get_service_name_by_tag(c, S("nope"), &word, err_out));
+  CHECK(word == NULL);
+
+  /* server state */
+  int64_t load = -1;
+  OK(sr_server_get_load_state(p0, &load, err_out));
+  CHECK(load == 10);
+  OK(sr_server_weighted_load(p0, &load, err_out));
+  CHECK(load == 10); /* cpu_factor 0: load only */
+  sr_routing_state rs = SR_ROUTING_NOT_ALIVE;
+  OK(sr_server_get_routing_state(p0, &rs, err_out));
+  CHECK(rs == SR_ROUTING_READY);
+
+  /* server link operations */
+  int64_t prev = -2;
+  OK(sr_server_set_linked_pod(p0, S(""), S("s1"), S(SVC), 0, &prev, err_out));
+  CHECK(prev == -1);
+  sr_try_set_outcome o;
+  OK(sr_server_try_set_linked_pod(p0, S(NS), S("s1"), S(SVC), 3, &o, err_out));
+  CHECK(!o.accepted && o.owner == 0 && o.previous == 0);
+  bool removed = false;
+  OK(sr_server_remove_linked_pod_with_id(p0, S(NS), S("s1"), S(SVC), 3, 0, &removed, err_out));
+  CHECK(!removed);
+  OK(sr_server_remove_linked_pod_with_id(p0, S(NS), S("s1"), S(SVC), 0, 0, &removed, err_out));
+  CHECK(removed);
+  OK(sr_server_remove_linked_pod(p0, S(NS), S("s1"), S(SVC), 0, &removed, err_out));
+  CHECK(!removed);
+
+  OK(sr_client_close(c, err_out));
+  OK(sr_client_close(c, err_out)); /* idempotent */
+  sr_client_free(c);
+  OK(sr_server_stop(p0, err_out));
+  OK(sr_server_stop(p0, err_out)); /* idempotent */
+  sr_server_free(p0);
+}
+
+/* ---- store link operations (SPEC §4) ---- */
+
+static void test_store_links(sr_store *store) {
+  where = "store links";
+  const char *ns = "links";
+  int64_t prev = -2;
+  OK(sr_store_set_link(store, S(ns), S("p1"), S(SVC), 3, -1, &prev, err_out));
+  CHECK(prev == -1);
+  OK(sr_store_set_link(store, S(ns), S("p1"), S(SVC), 5, -1, &prev, err_out));
+  CHECK(prev == 3);
+  sr_link l;
+  OK(sr_store_set_link_if_absent(store, S(ns), S("p1"), S(SVC), 7, 60, &l, err_out));
+  CHECK(l.pod_index == 5 && l.persistent);
+  OK(sr_store_set_link_if_absent(store, S(ns), S("t1"), S(SVC), 2, 60, &l, err_out));
+  CHECK(l.pod_index == 2 && !l.persistent && l.ttl_seconds > 50 && l.ttl_seconds <= 60);
+  int64_t pod = -2;
+  OK(sr_store_get_link_if_persist(store, S(ns), S("t1"), S(SVC), &pod, err_out));
+  CHECK(pod == -1);
+  OK(sr_store_get_link_if_persist(store, S(ns), S("p1"), S(SVC), &pod, err_out));
+  CHECK(pod == 5);
+  sr_try_set_outcome o;
+  OK(sr_store_try_set_link(store, S(ns), S("p1"), S(SVC), 1, -1, &o, err_out));
+  CHECK(!o.accepted && o.owner == 5 && o.previous == 5);
+  OK(sr_store_try_set_link(store, S(ns), S("t1"), S(SVC), 1, -1, &o, err_out));
+  CHECK(o.accepted && o.owner == 1 && o.previous == 2);
+  sr_service_links links;
+  OK(sr_store_get_link_services(store, S(ns), S("p1"), &links, err_out));
+  CHECK(links.len == 1 && links.links[0].pod_index == 5);
+  sr_service_links_free(&links);
+  sr_str uids[3] = {{S("p1")}, {S("t1")}, {S("none")}};
+  sr_pod_list pods;
+  OK(sr_store_batch_get_links(store, S(ns), uids, 3, S(SVC), &pods, err_out));
+  CHECK(pods.len == 3 && pods.pods[0] == 5 && pods.pods[1] == 1 && pods.pods[2] == -1);
+  sr_pod_list_free(&pods);
+  OK(sr_store_batch_get_links(store, S(ns), uids, 0, S(SVC), &pods, err_out));
+  CHECK(pods.len == 0);
+  sr_pod_list_free(&pods);
+  bool removed = false;
+  OK(sr_store_remove_link_if(store, S(ns), S("p1"), S(SVC), 4, 0, &removed, err_out));
+  CHECK(!removed);
+  OK(sr_store_remove_link_if(store, S(ns), S("p1"), S(SVC), 5, 0, &removed, err_out));
+  CHECK(removed);
+  OK(sr_store_remove_link(store, S(ns), S("t1"), S(SVC), 30, &removed, err_out));
+  CHECK(removed);
+  OK(sr_store_get_link(store, S(ns), S("t1"), S(SVC), &l, err_out)); /* delayed: still readable */
+  CHECK(l.pod_index == 1 && !l.persistent);
+  OK(sr_store_get_link(store, S(ns), S("p1"), S(SVC), &l, err_out));
+  CHECK(l.pod_index == -1);
+}
+
+/* ---- status codes, NULL pointers, invalid UTF-8 ---- */
+
+static void test_errors(sr_store *store) {
+  where = "errors";
+  sr_base_config cfg = fast_config();
+  sr_server_info gw = info(NS, "gateway", 0);
+  sr_client_driver *c = NULL;
+  OK(sr_client_new(store, &gw, &cfg, &c, err_out));
+  int64_t pod = -2;
+  /* CLOSED before init */
+  EXPECT(SR_CLOSED, sr_client_compute_linked_pod(c, S(NS), S("u"), S(SVC), &pod, err_out));
+  CHECK(pod == -2); /* out-parameters are written only on success */
+  OK(sr_client_init(c, err_out));
+
+  /* INVALID_ARGUMENT: identifiers, UTF-8, pods, TTLs, NULLs */
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), S("a}b"), S(SVC), &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), S(""), S(SVC), &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), S("u"), S("a:b"), &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), S("\xff\xfe"), S(SVC), &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S("\xc3"), S("u"), S(SVC), &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(NULL, S(NS), S("u"), S(SVC), &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, NULL, 0, S("u"), S(SVC), &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), NULL, 1, S(SVC), &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), S("u"), NULL, 4, &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), S("u"), S(SVC), NULL, err_out));
+  CHECK(sr_client_compute_linked_pod(c, S(NS), S("a}b"), S(SVC), &pod, NULL) == SR_INVALID_ARGUMENT);
+  int64_t prev;
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_set_link(store, S(NS), S("u"), S(SVC), -1, -1, &prev, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_set_link(store, S(NS), S("u"), S(SVC), 2147483648LL, -1, &prev, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_set_link(store, S(NS), S("u"), S(SVC), 1, 0, &prev, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_set_link(store, S(NS), S("u"), S(SVC), 1, -2, &prev, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_set_link(store, S(""), S("u"), S(SVC), 1, -1, &prev, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_set_link(NULL, S(NS), S("u"), S(SVC), 1, -1, &prev, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_set_link(store, S(NS), S("u"), S(SVC), 1, -1, NULL, err_out));
+  sr_link l;
+  OK(sr_store_get_link(store, S(NS), S("u"), S(SVC), &l, err_out));
+  CHECK(l.pod_index == -1); /* nothing was written */
+  sr_str bad[2] = {{S("ok")}, {S("\xff")}};
+  sr_pod_list pods;
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_batch_get_links(store, S(NS), bad, 2, S(SVC), &pods, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_batch_get_links(store, S(NS), NULL, 0, S(SVC), &pods, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_get_link_service(c, S(NS), S("u"), NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_get_workload_state(c, S(SVC), NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_set_workload_state(c, S(SVC), S("not a word"), err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_memory(NULL, NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect(NULL, 0, NULL, NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_init(NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_close(NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_start(NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_stop(NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_on_routing_state_changed(c, NULL, NULL, NULL, NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_set_log_callback(SR_LOG_INFO, NULL, NULL, NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_set_log_callback(9, NULL, NULL, NULL, err_out));
+  CHECK(sr_base_config_default(NULL) == SR_INVALID_ARGUMENT);
+  CHECK(sr_store_config_default(NULL) == SR_INVALID_ARGUMENT);
+  sr_server_info bad_info = info("a:b", SVC, 0);
+  sr_server_driver *s = NULL;
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_new(store, &bad_info, &cfg, &s, err_out));
+  CHECK(s == NULL);
+  bad_info = info(NS, SVC, -1);
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_new(store, &bad_info, &cfg, &s, err_out));
+  bad_info = info(NS, SVC, 0);
+  bad_info.service_name = NULL;
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_new(store, &bad_info, &cfg, &s, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_new(store, NULL, &cfg, &s, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_new(store, &gw, NULL, &s, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_new(store, &gw, &cfg, NULL, err_out));
+
+  /* INVALID_CONFIG names the field */
+  sr_base_config bad_cfg = cfg;
+  bad_cfg.cpu_factor = 1.5;
+  sr_error *e = NULL;
+  CHECK(sr_server_new(store, &gw, &bad_cfg, &s, &e) == SR_INVALID_CONFIG);
+  CHECK(e != NULL && strstr(sr_error_message(e), "cpu_factor") != NULL);
+  sr_error_free(e);
+  bad_cfg = cfg;
+  bad_cfg.user_link_info_cache_time_seconds = 300;
+  EXPECT(SR_INVALID_CONFIG, sr_client_new(store, &gw, &bad_cfg, &c, err_out));
+  bad_cfg = cfg;
+  bad_cfg.placement = 7;
+  EXPECT(SR_INVALID_CONFIG, sr_client_new(store, &gw, &bad_cfg, &c, err_out));
+  sr_store_config sc;
+  sr_store_config_default(&sc);
+  sc.key_prefix = "a:b";
+  sc.key_prefix_len = 3;
+  sr_store *st = NULL;
+  EXPECT(SR_INVALID_CONFIG, sr_store_memory(&sc, &st, err_out));
+
+  /* NAMESPACE_NOT_LOCAL */
+  EXPECT(SR_NAMESPACE_NOT_LOCAL, sr_client_compute_linked_pod(c, S("other"), S("u"), S(SVC), &pod, err_out));
+
+  /* NO_AVAILABLE_POD: a service without pods */
+  EXPECT(SR_NO_AVAILABLE_POD, sr_client_compute_linked_pod(c, S(NS), S("u"), S("empty"), &pod, err_out));
+  EXPECT(SR_NO_AVAILABLE_POD, sr_client_best_pod(c, S("empty"), &pod, err_out));
+
+  /* POD_UNAVAILABLE: a persistent link to a pod that is not alive, with the pod */
+  OK(sr_store_set_link(store, S(NS), S("stuck"), S("empty"), 7, -1, &prev, err_out));
+  e = NULL;
+  CHECK(sr_client_compute_linked_pod(c, S(NS), S("stuck"), S("empty"), &pod, &e) == SR_POD_UNAVAILABLE);
+  CHECK(sr_error_code(e) == SR_POD_UNAVAILABLE && sr_error_pod_index(e) == 7);
+  sr_error_free(e);
+
+  /* CLOSED after close; server start after stop; second start */
+  OK(sr_client_close(c, err_out));
+  EXPECT(SR_CLOSED, sr_client_compute_linked_pod(c, S(NS), S("u"), S(SVC), &pod, err_out));
+  EXPECT(SR_CLOSED, sr_client_init(c, err_out));
+  sr_client_free(c);
+  s = start_pod(store, "errsvc", 1, 0);
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_start(s, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_set_load_state(s, -1, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_set_routing_state(s, 9, err_out));
+  OK(sr_server_stop(s, err_out));
+  EXPECT(SR_CLOSED, sr_server_start(s, err_out));
+  EXPECT(SR_CLOSED, sr_server_set_load_state(s, 1, err_out));
+  EXPECT(SR_CLOSED, sr_server_set_linked_pod(s, S(NS), S("u"), S(SVC), 1, &prev, err_out));
+  sr_server_free(s);
+
+  /* accessors on NULL */
+  CHECK(sr_error_code(NULL) == SR_INVALID_ARGUMENT);
+  CHECK(strcmp(sr_error_message(NULL), "") == 0);
+  CHECK(sr_error_pod_index(NULL) == -1);
+  sr_error_free(NULL);
+  sr_string_free(NULL);
+  sr_pod_list_free(NULL);
+  sr_service_links_free(NULL);
+  sr_string_list_free(NULL);
+  sr_pod_state_list_free(NULL);
+  sr_store_free(NULL);
+  sr_client_free(NULL);
+  sr_server_free(NULL);
+}
+
+/* ---- draining and shutdown ---- */
+
+static void test_drain(sr_store *store) {
+  where = "drain";
+  sr_server_driver *p0 = start_pod(store, "drain", 0, 0);
+  sr_server_driver *p1 = start_pod(store, "drain", 1, 0);
+  sr_client_driver *c = new_client(store);
+  int64_t prev, pod;
+  /* u-temp is placed on 1 (temporary), u-keep is owned by 1 (persistent) */
+  sr_link l;
+  OK(sr_client_set_linked_pod_if_absent(c, S(NS), S("u-temp"), S("drain"), 1, 300, &l, err_out));
+  OK(sr_server_set_linked_pod(p1, S(NS), S("u-keep"), S("drain"), 1, &prev, err_out));
+  OK(sr_server_set_routing_state(p1, SR_ROUTING_DENY_NEW_CALL, err_out));
+  OK(sr_client_refresh_service(c, S("drain"), err_out));
+  /* draining keeps its users and takes no new ones */
+  OK(sr_client_compute_linked_pod(c, S(NS), S("u-keep"), S("drain"), &pod, err_out));
+  CHECK(pod == 1);
+  for (int i = 0; i < 10; i++) {
+    char uid[32];
+    snprintf(uid, sizeof uid, "new-%d", i);
+    OK(sr_client_compute_linked_pod(c, S(NS), S(uid), S("drain"), &pod, err_out));
+    CHECK(pod == 0);
+  }
+  /* shutdown: the temporary link moves, the persistent one is reported */
+  OK(sr_server_stop(p1, err_out));
+  OK(sr_client_refresh_service(c, S("drain"), err_out));
+  OK(sr_client_compute_linked_pod(c, S(NS), S("u-temp"), S("drain"), &pod, err_out));
+  CHECK(pod == 0);
+  sr_error *e = NULL;
+  CHECK(sr_client_compute_linked_pod(c, S(NS), S("u-keep"), S("drain"), &pod, &e) == SR_POD_UNAVAILABLE);
+  CHECK(sr_error_pod_index(e) == 1);
+  sr_error_free(e);
+  OK(sr_server_stop(p0, err_out));
+  OK(sr_client_refresh_service(c, S("drain"), err_out));
+  EXPECT(SR_NO_AVAILABLE_POD, sr_client_compute_linked_pod(c, S(NS), S("brand-new"), S("drain"), &pod, err_out));
+  char *word = NULL;
+  OK(sr_client_get_workload_state(c, S("drain"), &word, err_out));
+  CHECK(word != NULL && strcmp(word, "SHUTDOWN") == 0);
+  sr_string_free(word);
+  sr_client_free(c);
+  sr_server_free(p0);
+  sr_server_free(p1);
+}
+
+/* ---- callbacks ---- */
+
+struct listener {
+  atomic_int calls, ready_to_deny, released;
+  atomic_int nested_status;
+  const sr_client_driver *client;
+};
+
+static void on_change(void *user_data, const sr_routing_state_change *ch) {
+  struct listener *l = user_data;
+  atomic_fetch_add(&l->calls, 1);
+  if (ch->pod_index == 0 && ch->old_state == SR_ROUTING_READY && ch->new_state == SR_ROUTING_DENY_NEW_CALL &&
+      strlen(ch->service) == ch->service_len && strcmp(ch->service, "cb") == 0)
+    atomic_fetch_add(&l->ready_to_deny, 1);
+  /* a blocking call from a callback is refused, never a deadlock or an abort */
+  atomic_store(&l->nested_status, (int)sr_client_refresh_service(l->client, S("cb"), NULL));
+}
+
+static void on_release(void *user_data) {
+  struct listener *l = user_data;
+  atomic_fetch_add(&l->released, 1);
+}
+
+struct logs {
+  atomic_int records, released, bad;
+};
+
+static void on_log(void *user_data, const sr_log_record *r) {
+  struct logs *l = user_data;
+  if (r->level < SR_LOG_ERROR || r->level > SR_LOG_TRACE || strlen(r->message) != r->message_len ||
+      strlen(r->target) != r->target_len || strncmp(r->target, "stateful_route", 14) != 0)
+    atomic_fetch_add(&l->bad, 1);
+  atomic_fetch_add(&l->records, 1);
+}
+
+static void on_log_release(void *user_data) {
+  struct logs *l = user_data;
+  atomic_fetch_add(&l->released, 1);
+}
+
+static void test_callbacks(sr_store *store) {
+  where = "callbacks";
+  static struct logs logs; /* the log sink is process-wide */
+  memset(&logs, 0, sizeof logs);
+  OK(sr_set_log_callback(SR_LOG_DEBUG, on_log, on_log_release, &logs, err_out));
+  sr_server_driver *p0 = start_pod(store, "cb", 0, 0); /* logs "pod started" */
+  CHECK(atomic_load(&logs.records) > 0);
+  sr_client_driver *c = new_client(store);
+  struct listener l;
+  memset(&l, 0, sizeof l);
+  l.client = c;
+  atomic_store(&l.nested_status, -1);
+  uint64_t id = 0;
+  OK(sr_client_on_routing_state_changed(c, on_change, on_release, &l, &id, err_out));
+  int64_t pod;
+  OK(sr_client_compute_linked_pod(c, S(NS), S("u"), S("cb"), &pod, err_out)); /* loads the snapshot */
+  OK(sr_server_set_routing_state(p0, SR_ROUTING_DENY_NEW_CALL, err_out));
+  OK(sr_client_refresh_service(c, S("cb"), err_out)); /* the change is reported during this call */
+  CHECK(atomic_load(&l.ready_to_deny) == 1);
+  CHECK(atomic_load(&l.nested_status) == SR_INVALID_ARGUMENT);
+  bool removed = false;
+  OK(sr_client_remove_routing_state_listener(c, id, &removed, err_out));
+  CHECK(removed);
+  CHECK(eventually(&l.released, 1));
+  OK(sr_client_remove_routing_state_listener(c, id, &removed, err_out));
+  CHECK(!removed);
+  int before = atomic_load(&l.calls);
+  OK(sr_server_set_routing_state(p0, SR_ROUTING_READY, err_out));
+  OK(sr_client_refresh_service(c, S("cb"), err_out));
+  CHECK(atomic_load(&l.calls) == before);
+
+  /* a listener still registered is released when its driver is freed */
+  struct listener l2;
+  memset(&l2, 0, sizeof l2);
+  l2.client = c;
+  OK(sr_client_on_routing_state_changed(c, on_change, on_release, &l2, &id, err_out));
+  /* replacing the log callback releases the old one */
+  static struct logs logs2;
+  memset(&logs2, 0, sizeof logs2);
+  OK(sr_set_log_callback(SR_LOG_INFO, on_log, on_log_release, &logs2, err_out));
+  CHECK(eventually(&logs.released, 1));
+  OK(sr_server_stop(p0, err_out));
+  CHECK(atomic_load(&logs2.records) > 0);
+  sr_clear_log_callback();
+  CHECK(eventually(&logs2.released, 1));
+  CHECK(atomic_load(&logs.bad) == 0 && atomic_load(&logs2.bad) == 0);
+  sr_server_free(p0);
+  sr_client_free(c);
+  CHECK(eventually(&l2.released, 1));
+}
+
+/* ---- many threads, one new user, one pod ---- */
+
+struct race {
+  const sr_client_driver *client;
+  int64_t pod;
+  sr_status status;
+};
+
+static void *race_thread(void *arg) {
+  struct race *r = arg;
+  r->status = sr_client_compute_linked_pod(r->client, S(NS), S("racer"), S("race"), &r->pod, NULL);
+  return NULL;
+}
+
+static void test_threads(sr_store *store) {
+  where = "threads";
+  sr_server_driver *p[3];
+  for (int i = 0; i < 3; i++) p[i] = start_pod(store, "race", i, 0);
+  enum { N = 16 };
+  sr_client_driver *clients[2] = {new_client(store), new_client(store)};
+  pthread_t t[N];
+  struct race r[N];
+  for (int i = 0; i < N; i++) {
+    r[i].client = clients[i % 2];
+    r[i].pod = -2;
+    pthread_create(&t[i], NULL, race_thread, &r[i]);
+  }
+  for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < N; i++) {
+    CHECK(r[i].status == SR_OK);
+    CHECK(r[i].pod == r[0].pod);
+  }
+  CHECK(r[0].pod >= 0 && r[0].pod < 3);
+  for (int i = 0; i < 2; i++) sr_client_free(clients[i]);
+  for (int i = 0; i < 3; i++) {
+    OK(sr_server_stop(p[i], err_out));
+    sr_server_free(p[i]);
+  }
+}
+
+/* ---- Redis only: unreachable, silent and corrupt stores ---- */
+
+static int listen_silently(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, (struct sockaddr *)&a, sizeof a);
+  listen(fd, 16); /* never accepted, never answered */
+  socklen_t len = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &len);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+/* Sends one RESP command to the test Redis (to write a value the library never would). */
+static int redis_raw_set(const char *key, const char *value) {
+  const char *hostport = strstr(redis_url, "://");
+  int port = atoi(strrchr(hostport + 3, ':') + 1);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) return close(fd), -1;
+  char cmd[512], reply[64];
+  int n = snprintf(cmd, sizeof cmd, "*3\r\n$3\r\nSET\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n", strlen(key), key, strlen(value),
+                   value);
+  int ok = write(fd, cmd, n) == n && read(fd, reply, sizeof reply) > 0 && reply[0] == '+';
+  close(fd);
+  return ok ? 0 : -1;
+}
+
+static void test_redis_failures(void) {
+  where = "redis failures";
+  sr_store_config sc;
+  sr_store_config_default(&sc);
+  sc.connect_timeout_ms = 300;
+  sc.command_timeout_ms = 300;
+  sr_store *s = NULL;
+  /* STORE_UNAVAILABLE: nothing listens (a port we bound and closed) */
+  int port;
+  int fd = listen_silently(&port);
+  close(fd);
+  char url[64];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+  EXPECT(SR_STORE_UNAVAILABLE, sr_store_connect(S(url), &sc, &s, err_out));
+  CHECK(s == NULL);
+  /* TIMEOUT: something listens and never answers */
+  fd = listen_silently(&port);
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+  EXPECT(SR_TIMEOUT, sr_store_connect(S(url), &sc, &s, err_out));
+  close(fd);
+  /* INVALID_ARGUMENT: not a URL */
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect(S("nope://x"), &sc, &s, err_out));
+  /* STORE_ERROR: a link whose value is not a pod index; the message never shows a password */
+  sr_store *store = new_store(1);
+  char key[128];
+  snprintf(key, sizeof key, "ct%d-%d:{%s:lk:bad}%s", (int)getpid(), prefix_seq - 1, NS, SVC);
+  CHECK(redis_raw_set(key, "not-a-pod") == 0);
+  sr_link l;
+  EXPECT(SR_STORE_ERROR, sr_store_get_link(store, S(NS), S("bad"), S(SVC), &l, err_out));
+  sr_store_free(store);
+}
+
+int main(void) {
+  redis_url = getenv("STATEFUL_ROUTE_TEST_REDIS");
+  if (redis_url == NULL || redis_url[0] == '\0') {
+    fprintf(stderr, "STATEFUL_ROUTE_TEST_REDIS is not set (bindings/c/test.sh starts a redis-server)\n");
+    return 2;
+  }
+  CHECK(strcmp(sr_status_name(SR_OK), "OK") == 0);
+  CHECK(strcmp(sr_status_name(SR_INTERNAL), "INTERNAL") == 0);
+  CHECK(strcmp(sr_status_name(99), "UNKNOWN") == 0);
+  CHECK(strlen(sr_version()) > 0);
+  for (int redis = 0; redis <= 1; redis++) {
+    const char *kind = redis ? "redis" : "memory";
+    void (*tests[])(sr_store *) = {test_flow, test_store_links, test_errors, test_drain, test_callbacks, test_threads};
+    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
+      sr_store *store = new_store(redis);
+      int before = failures;
+      tests[i](store);
+      sr_store_free(store);
+      fprintf(stderr, "%-6s %-14s %s\n", kind, where, failures == before ? "ok" : "FAILED");
+    }
+  }
+  test_redis_failures();
+  fprintf(stderr, "%-6s %-14s %s\n", "redis", where, failures ? "see above" : "ok");
+  printf("%d passed, %d failed\n", checks - failures, failures);
+  return failures ? 1 : 0;
+}
