@@ -7,9 +7,9 @@ import enum
 __all__ = ["RoutingState"]
 
 
-class RoutingState(str, enum.Enum):
-    """A pod's routing state. Members are ``str`` equal to their name, so
-    ``set_routing_state("DENY_NEW_CALL")`` works as well as the member."""
+class RoutingState(enum.Enum):
+    """A pod's routing state. Its value is its name: methods that take a routing state
+    also take the name, so ``set_routing_state("DENY_NEW_CALL")`` works as well."""
 
     READY = "READY"
     """Takes new users."""

@@ -47,6 +47,10 @@ def redis_url() -> Iterator[str]:
         subprocess.run([str(REPO / "tests/redis-server.sh"), "stop", state], check=False)
 
 
+def pytest_report_header() -> str:
+    return f"stateful_route from {pathlib.Path(sr.__file__).parent}"
+
+
 class Env:
     """One test's store settings: kind, Redis URL and a unique key prefix."""
 
@@ -120,4 +124,3 @@ async def aeventually(what: str, check: Callable[[], Awaitable[bool]], within: f
 
 def run(coro: Awaitable[Any]) -> Any:
     return asyncio.run(coro)  # type: ignore[arg-type]
-

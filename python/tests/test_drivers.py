@@ -19,7 +19,9 @@ def test_readme_example(env: Env) -> None:
     async def main() -> None:
         store = await env.astore()
         pod_info = sr.ServerInfo(namespace="default", service_name="room", pod_index=0)
-        server = sr.ServerDriver(store, pod_info, sr.BaseConfig(service_state_update_period_seconds=30))
+        server = sr.ServerDriver(
+            store, pod_info, sr.BaseConfig(service_state_update_period_seconds=30)
+        )
         await server.start()
         await server.set_load_state(150)
         client = sr.ClientDriver(store, pod_info)
@@ -38,7 +40,10 @@ def test_readme_example(env: Env) -> None:
 def test_pod_zero_is_routable_and_links_are_sticky_blocking(env: Env) -> None:
     store = env.store()
     cfg = fast_config()
-    with blocking.ServerDriver(store, info(0), cfg), blocking.ClientDriver(store, info(0), cfg) as c:
+    with (
+        blocking.ServerDriver(store, info(0), cfg),
+        blocking.ClientDriver(store, info(0), cfg) as c,
+    ):
         assert c.compute_linked_pod(NS, "u1", SVC) == 0
         assert c.compute_cached("", "u1", SVC) == 0
         link = store.get_link(NS, "u1", SVC)
@@ -106,11 +111,11 @@ def test_concurrent_threads_on_one_new_user_agree(env: Env) -> None:
         barrier = threading.Barrier(32)
         got: list[Any] = [None] * 32
 
-        def work(t: int) -> None:
+        def work(t: int, barrier: threading.Barrier, got: list[Any], uid: str) -> None:
             barrier.wait()
             got[t] = gateways[t % 4].compute_linked_pod(NS, uid, SVC)
 
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(32)]
+        threads = [threading.Thread(target=work, args=(t, barrier, got, uid)) for t in range(32)]
         for t in threads:
             t.start()
         for t in threads:
@@ -226,9 +231,10 @@ def test_drain_time_keeps_deny_new_call_until_shutdown(env: Env) -> None:
 def test_server_link_operations(env: Env) -> None:
     store = env.store()
     cfg = fast_config()
-    with blocking.ServerDriver(store, info(2), cfg) as s, blocking.ClientDriver(
-        store, info(0), cfg
-    ) as c:
+    with (
+        blocking.ServerDriver(store, info(2), cfg) as s,
+        blocking.ClientDriver(store, info(0), cfg) as c,
+    ):
         assert s.set_linked_pod("", "u", SVC, 2) is None
         o = s.try_set_linked_pod(NS, "u", SVC, 3)
         assert (o.accepted, o.owner, o.previous) == (False, 2, 2)
@@ -284,9 +290,10 @@ def test_blocking_listener_runs_on_a_library_thread(env: Env) -> None:
     store = env.store()
     cfg = fast_config()
     seen: list[sr.RoutingStateChange] = []
-    with blocking.ServerDriver(store, info(0), cfg) as p0, blocking.ClientDriver(
-        store, info(0), cfg
-    ) as c:
+    with (
+        blocking.ServerDriver(store, info(0), cfg) as p0,
+        blocking.ClientDriver(store, info(0), cfg) as c,
+    ):
         assert c.compute_linked_pod(NS, "u", SVC) == 0
         lid = c.on_routing_state_changed(seen.append)
         p0.set_routing_state("DENY_NEW_CALL")
@@ -313,8 +320,13 @@ def test_core_log_events_reach_python_logging(env: Env) -> None:
             pass
         eventually(
             "the 'pod started' and 'pod stopped' events",
-            lambda: {"pod started", "pod stopped"}
-            <= {r.getMessage().split(" ")[0] + " " + r.getMessage().split(" ")[1] for r in records},
+            lambda: (
+                {"pod started", "pod stopped"}
+                <= {
+                    r.getMessage().split(" ")[0] + " " + r.getMessage().split(" ")[1]
+                    for r in records
+                }
+            ),
         )
         started = next(r for r in records if r.getMessage().startswith("pod started"))
         assert started.levelno == logging.INFO

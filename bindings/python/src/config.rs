@@ -27,13 +27,20 @@ pub fn routing_to_py<'py>(py: Python<'py>, r: core::RoutingState) -> PyResult<Bo
 
 /// A routing state from a `RoutingState` member or its name (`"DENY_NEW_CALL"`).
 pub fn routing_from_py(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<core::RoutingState> {
-    // RoutingState members are `str` whose value is their name.
-    let name = args::text(obj, field).map_err(|_| {
-        invalid_argument(
-            field,
-            "expected a RoutingState (READY, DENY_NEW_CALL, SHUTDOWN)",
-        )
-    })?;
+    let bad = || invalid_argument(field, "expected a RoutingState (READY, DENY_NEW_CALL, SHUTDOWN)");
+    let value;
+    let name = match args::text(obj, field) {
+        Ok(name) => name,
+        Err(_) => {
+            let py = obj.py();
+            let class = routing_to_py(py, core::RoutingState::Ready)?.get_type();
+            if !obj.is_instance(&class)? {
+                return Err(bad());
+            }
+            value = obj.getattr("value")?;
+            args::text(&value, field).map_err(|_| bad())?
+        }
+    };
     name.parse().or_raise()
 }
 
