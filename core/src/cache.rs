@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
-use moka::Expiry;
 
 use crate::config::{BaseConfig, Link};
 use crate::route_info::ServiceView;
@@ -86,29 +85,27 @@ impl<'a> Borrow<dyn KeyView + 'a> for LinkKey {
     }
 }
 
-/// A cached link: the pod and the service view that judges its liveness.
+/// A cached link: the pod, the service view that judges its liveness, and the entry's own
+/// deadline, checked on every read (an expired entry reads as absent and is dropped). moka
+/// bounds the memory by capacity; it keeps no timers, so a hit reads the clock once.
 #[derive(Clone)]
 pub(crate) struct CachedLink {
     pub pod: u32,
     pub view: Arc<ServiceView>,
-    lifetime: Duration,
+    pub deadline: Instant,
 }
 
-struct EntryLifetime;
-
-impl Expiry<LinkKey, CachedLink> for EntryLifetime {
-    fn expire_after_create(&self, _: &LinkKey, v: &CachedLink, _: Instant) -> Option<Duration> {
-        Some(v.lifetime)
-    }
-
-    fn expire_after_update(&self, _: &LinkKey, v: &CachedLink, _: Instant, _: Option<Duration>) -> Option<Duration> {
-        Some(v.lifetime)
+impl CachedLink {
+    /// Whether the entry is still valid at `now`.
+    #[inline]
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        now < self.deadline
     }
 }
 
 /// The cache, or nothing when its capacity is 0.
 pub(crate) struct LinkCache {
-    cache: Option<Cache<LinkKey, CachedLink>>,
+    cache: Option<Cache<LinkKey, CachedLink, foldhash::fast::RandomState>>,
     max_lifetime: Duration,
     margin: Duration,
 }
@@ -126,8 +123,8 @@ impl LinkCache {
         let cache = (config.cache_capacity > 0).then(|| {
             Cache::builder()
                 .max_capacity(config.cache_capacity)
-                .expire_after(EntryLifetime)
-                .build()
+                // Randomly seeded: uids come from users, so the hash must not be predictable.
+                .build_with_hasher(foldhash::fast::RandomState::default())
         });
         LinkCache {
             cache,
@@ -136,10 +133,23 @@ impl LinkCache {
         }
     }
 
+    /// The entry, if present and fresh at `now`.
     #[inline]
-    pub fn get(&self, service: &str, uid: &str) -> Option<CachedLink> {
+    pub fn get_at(&self, service: &str, uid: &str, now: Instant) -> Option<CachedLink> {
+        let key: &dyn KeyView = &(service, uid);
+        self.cache.as_ref()?.get(key).filter(|c| c.is_fresh(now))
+    }
+
+    /// The entry, fresh or not.
+    #[inline]
+    pub fn get_any(&self, service: &str, uid: &str) -> Option<CachedLink> {
         let key: &dyn KeyView = &(service, uid);
         self.cache.as_ref()?.get(key)
+    }
+
+    /// The entry, if present and fresh now.
+    pub fn get(&self, service: &str, uid: &str) -> Option<CachedLink> {
+        self.get_at(service, uid, Instant::now())
     }
 
     /// Caches `link` for as long as SPEC §6 allows (maybe not at all).
@@ -159,7 +169,7 @@ impl LinkCache {
             CachedLink {
                 pod: link.pod_index,
                 view,
-                lifetime,
+                deadline: Instant::now() + lifetime,
             },
         );
     }
@@ -167,7 +177,11 @@ impl LinkCache {
     /// Drops the entry; returns what it held.
     pub fn remove(&self, service: &str, uid: &str) -> Option<u32> {
         let key: &dyn KeyView = &(service, uid);
-        self.cache.as_ref()?.remove(key).map(|c| c.pod)
+        self.cache
+            .as_ref()?
+            .remove(key)
+            .filter(|c| c.is_fresh(Instant::now()))
+            .map(|c| c.pod)
     }
 
     /// Drops the entry only if it still points to `pod`.

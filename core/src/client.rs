@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::OnceCell;
 
@@ -144,8 +145,9 @@ impl ClientDriver {
 
     #[inline]
     fn cached_alive(&self, link: LinkRef<'_>) -> Option<u32> {
-        let hit = self.cache.get(link.service, link.uid)?;
-        if hit.view.is_alive(hit.pod) {
+        let now = Instant::now();
+        let hit = self.cache.get_any(link.service, link.uid)?;
+        if hit.is_fresh(now) && hit.view.is_alive_at(hit.pod, now) {
             Some(hit.pod)
         } else {
             self.cache.remove_if(link.service, link.uid, hit.pod);

@@ -11,6 +11,30 @@ pub const MAX_POD_INDEX: u32 = i32::MAX as u32;
 /// Longest uid in bytes.
 pub const MAX_UID_BYTES: usize = 512;
 
+/// Byte tables for the fast path (a cache hit validates its arguments too).
+const fn table(kind: u8) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = match kind {
+            // namespace: [a-z0-9-]
+            0 => b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-',
+            // service name: [A-Za-z0-9._-]
+            1 => b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-',
+            // uid byte that needs no closer look: not an ASCII control, not a brace, and not
+            // 0xC2 (the lead byte of the C1 controls U+0080..U+009F).
+            _ => b >= 0x20 && b != 0x7f && b != b'{' && b != b'}' && b != 0xc2,
+        };
+        i += 1;
+    }
+    t
+}
+
+static NAMESPACE_BYTES: [bool; 256] = table(0);
+static SERVICE_BYTES: [bool; 256] = table(1);
+static UID_BYTES: [bool; 256] = table(2);
+
 /// Checks a namespace: `""` (the local one) or a DNS label of 1–63 `[a-z0-9-]`.
 pub fn check_namespace(ns: &str) -> Result<()> {
     if ns.is_empty() {
@@ -20,7 +44,11 @@ pub fn check_namespace(ns: &str) -> Result<()> {
 }
 
 /// Checks a namespace that must be named (a driver's own, or a store call's).
+#[inline]
 pub fn check_namespace_label(field: &str, ns: &str) -> Result<()> {
+    if !ns.is_empty() && ns.len() <= 63 && ns.bytes().all(|b| NAMESPACE_BYTES[b as usize]) {
+        return Ok(());
+    }
     if ns.is_empty() || ns.len() > 63 {
         return Err(Error::invalid_argument(
             field,
@@ -40,7 +68,11 @@ pub fn check_namespace_label(field: &str, ns: &str) -> Result<()> {
 }
 
 /// Checks a service name (also used for tags): 1–253 chars of `[A-Za-z0-9._-]`.
+#[inline]
 pub fn check_service(field: &str, svc: &str) -> Result<()> {
+    if !svc.is_empty() && svc.len() <= 253 && svc.bytes().all(|b| SERVICE_BYTES[b as usize]) {
+        return Ok(());
+    }
     if svc.is_empty() || svc.len() > 253 {
         return Err(Error::invalid_argument(
             field,
@@ -60,7 +92,16 @@ pub fn check_service(field: &str, svc: &str) -> Result<()> {
 }
 
 /// Checks a uid: 1–512 bytes of UTF-8, no `{`, `}` and no control characters.
+#[inline]
 pub fn check_uid(uid: &str) -> Result<()> {
+    if !uid.is_empty() && uid.len() <= MAX_UID_BYTES && uid.bytes().all(|b| UID_BYTES[b as usize]) {
+        return Ok(());
+    }
+    check_uid_slow(uid)
+}
+
+#[cold]
+fn check_uid_slow(uid: &str) -> Result<()> {
     if uid.is_empty() || uid.len() > MAX_UID_BYTES {
         return Err(Error::invalid_argument(
             "uid",
@@ -145,7 +186,8 @@ mod tests {
         assert!(check_uid("user123").is_ok());
         assert!(check_uid("用户:42/ä").is_ok());
         assert!(check_uid(&"x".repeat(512)).is_ok());
-        for bad in ["", "a}b", "a{b", "a\nb", "a\u{7f}", &"x".repeat(513)] {
+        assert!(check_uid("a\u{a0}b").is_ok(), "U+00A0 is not a control character");
+        for bad in ["", "a}b", "a{b", "a\nb", "a\u{7f}", "a\u{85}b", &"x".repeat(513)] {
             let e = check_uid(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidArgument);
             assert!(e.message().contains("uid"), "{e}");

@@ -108,13 +108,16 @@ impl fmt::Debug for ServiceView {
 }
 
 impl ServiceView {
-    /// Whether `pod` is alive now. The hot path of a cache hit.
+    /// Whether `pod` is alive now.
     #[inline]
     pub fn is_alive(&self, pod: u32) -> bool {
-        self.snapshot
-            .load()
-            .pod(pod)
-            .is_some_and(|p| p.is_alive(Instant::now()))
+        self.is_alive_at(pod, Instant::now())
+    }
+
+    /// Whether `pod` is alive at `now`. The hot path of a cache hit.
+    #[inline]
+    pub fn is_alive_at(&self, pod: u32, now: Instant) -> bool {
+        self.snapshot.load().pod(pod).is_some_and(|p| p.is_alive(now))
     }
 
     fn pods_where(&self, f: impl Fn(&PodView, Instant) -> bool) -> Vec<u32> {

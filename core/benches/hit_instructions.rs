@@ -1,0 +1,51 @@
+//! Instruction counts of a cache hit, for `valgrind --tool=callgrind` (repeatable on a noisy
+//! machine, unlike wall time). `tests/bench.sh` runs it with N and 2N iterations per mode and
+//! divides the difference by N, which removes the setup cost.
+//!
+//! Usage: hit_instructions <bare|hit> <iterations>
+
+use std::hint::black_box;
+
+use stateful_route::{BaseConfig, ClientDriver, ServerDriver, ServerInfo, Store};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` runs every bench target with `--bench`: do nothing then.
+    if args.iter().any(|a| a == "--bench") || args.len() < 3 {
+        return;
+    }
+    let n: usize = args[2].parse().expect("iterations");
+    let store = Store::memory();
+    let config = BaseConfig {
+        cpu_factor: 0.0,
+        ..BaseConfig::default()
+    };
+    let (server, client) = stateful_route::runtime::block_on(async {
+        let server = ServerDriver::new(store.clone(), ServerInfo::new("default", "room", 0), config.clone()).unwrap();
+        server.start().await.unwrap();
+        let client = ClientDriver::new(store, ServerInfo::new("default", "gw", 0), config).unwrap();
+        client.init().unwrap();
+        for i in 0..1000 {
+            client.compute_linked_pod("", &format!("user-{i}"), "room").await.unwrap();
+        }
+        (server, client)
+    });
+    let bare: moka::sync::Cache<String, u32> = moka::sync::Cache::builder().max_capacity(100_000).build();
+    for i in 0..1000 {
+        bare.insert(format!("room\0user-{i}"), 0);
+    }
+    match args[1].as_str() {
+        "bare" => {
+            for _ in 0..n {
+                black_box(bare.get(black_box("room\0user-123")));
+            }
+        }
+        "hit" => {
+            for _ in 0..n {
+                black_box(client.compute_cached(black_box(""), black_box("user-123"), black_box("room")).unwrap());
+            }
+        }
+        m => panic!("unknown mode {m}"),
+    }
+    drop(server);
+}
