@@ -32,6 +32,8 @@ __all__ = [
     "Store",
     "TrySetOutcome",
     "_at_exit",
+    "_bench_core_hits",
+    "_bench_core_new_users",
     "_bench_noop",
     "set_log_level",
 ]
@@ -45,6 +47,12 @@ def set_log_level(level: _Level) -> None:
 
 def _bench_noop(s: str) -> int: ...
 def _at_exit() -> None: ...
+def _bench_core_hits(
+    client: Union[ClientDriver, BlockingClientDriver], namespace: str, uid: str, service: str, n: int
+) -> float: ...
+def _bench_core_new_users(
+    client: Union[ClientDriver, BlockingClientDriver], prefix: str, n: int, concurrency: int
+) -> float: ...
 
 @final
 class Ready(Generic[_T]):

@@ -447,3 +447,14 @@ client_class!(BlockingClientDriver, "stateful_route.blocking", Blocking, {
         self.inner.close();
     }
 });
+
+/// The core driver behind either `ClientDriver` class (for the benchmark helpers).
+pub(crate) fn core_client(obj: &Bound<'_, PyAny>) -> PyResult<Arc<core::ClientDriver>> {
+    if let Ok(c) = obj.cast::<ClientDriver>() {
+        return Ok(c.get().inner.clone());
+    }
+    if let Ok(c) = obj.cast::<BlockingClientDriver>() {
+        return Ok(c.get().inner.clone());
+    }
+    Err(invalid_argument("client", "expected a ClientDriver"))
+}

@@ -27,7 +27,12 @@ pub fn routing_to_py<'py>(py: Python<'py>, r: core::RoutingState) -> PyResult<Bo
 
 /// A routing state from a `RoutingState` member or its name (`"DENY_NEW_CALL"`).
 pub fn routing_from_py(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<core::RoutingState> {
-    let bad = || invalid_argument(field, "expected a RoutingState (READY, DENY_NEW_CALL, SHUTDOWN)");
+    let bad = || {
+        invalid_argument(
+            field,
+            "expected a RoutingState (READY, DENY_NEW_CALL, SHUTDOWN)",
+        )
+    };
     let value;
     let name = match args::text(obj, field) {
         Ok(name) => name,

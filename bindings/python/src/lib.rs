@@ -23,6 +23,71 @@ fn _bench_noop(s: &Bound<'_, PyAny>) -> PyResult<usize> {
     Ok(args::text(s, "s")?.len())
 }
 
+/// The core's own cache-hit cost, for the benchmark: `n` calls of `compute_cached` in Rust;
+/// nanoseconds per call.
+#[pyfunction]
+fn _bench_core_hits(
+    py: Python<'_>,
+    client: &Bound<'_, PyAny>,
+    namespace: &str,
+    uid: &str,
+    service: &str,
+    n: u64,
+) -> PyResult<f64> {
+    let c = client::core_client(client)?;
+    let (ns, uid, svc) = (namespace.to_owned(), uid.to_owned(), service.to_owned());
+    py.detach(move || {
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(c.compute_cached(&ns, &uid, &svc).ok());
+        }
+        Ok(start.elapsed().as_nanos() as f64 / n.max(1) as f64)
+    })
+}
+
+/// The core's own new-user throughput, for the benchmark: `n` new users (`{prefix}{i}`)
+/// computed by `concurrency` tokio tasks on the library's runtime; elapsed seconds.
+#[pyfunction]
+fn _bench_core_new_users(
+    py: Python<'_>,
+    client: &Bound<'_, PyAny>,
+    prefix: &str,
+    n: usize,
+    concurrency: usize,
+) -> PyResult<f64> {
+    let c = client::core_client(client)?;
+    let rt = runtime::runtime()?;
+    let prefix = prefix.to_owned();
+    let r = py.detach(move || {
+        rt.block_on(async move {
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let start = std::time::Instant::now();
+            let tasks: Vec<_> = (0..concurrency.max(1))
+                .map(|_| {
+                    let (c, next, prefix) = (c.clone(), next.clone(), prefix.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= n {
+                                return Ok::<(), stateful_route::Error>(());
+                            }
+                            c.compute_linked_pod("", &format!("{prefix}{i}"), "bench")
+                                .await?;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.map_err(|e| {
+                    stateful_route::Error::new(stateful_route::ErrorKind::Internal, e.to_string())
+                })??;
+            }
+            Ok::<f64, stateful_route::Error>(start.elapsed().as_secs_f64())
+        })
+    });
+    r.map_err(|e| error::to_pyerr(py, &e))
+}
+
 /// Called by `atexit`: stops forwarding log events before the interpreter shuts down.
 #[pyfunction]
 fn _at_exit() {
@@ -55,5 +120,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(log::set_log_level, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_noop, m)?)?;
     m.add_function(wrap_pyfunction!(_at_exit, m)?)?;
+    m.add_function(wrap_pyfunction!(_bench_core_hits, m)?)?;
+    m.add_function(wrap_pyfunction!(_bench_core_new_users, m)?)?;
     Ok(())
 }

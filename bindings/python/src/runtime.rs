@@ -165,7 +165,10 @@ pub struct Ready {
 
 impl Ready {
     #[inline]
-    pub fn awaitable<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    pub fn awaitable<'py>(
+        py: Python<'py>,
+        value: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         Ok(Bound::new(
             py,
             Ready {
