@@ -1,0 +1,289 @@
+//! The JS faces of the core's plain data types (`core/src/config.rs`): configuration objects
+//! with defaults, `ServerInfo`, `RoutingState` as a string enum, links and try-set outcomes.
+//!
+//! JS numbers arrive as `f64` and are checked here (whole, in range) before they become the
+//! core's integers, so `-1`, `1.5` or `NaN` for a pod index are `INVALID_ARGUMENT`, never a
+//! silently wrapped `u32`. No routing decision is made in this file.
+
+use napi_derive::napi;
+use stateful_route::{self as core, ident, ErrorKind, LinkTtl, Placement};
+
+use crate::error::invalid;
+
+/// Largest whole number a JS number holds exactly (2^53 − 1).
+const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+
+/// A JS number that must be a whole number in `min..=max`.
+pub fn whole(kind: ErrorKind, field: &str, v: f64, min: f64, max: f64) -> core::Result<i64> {
+    if !v.is_finite() || v.fract() != 0.0 || v.abs() > MAX_SAFE {
+        return Err(invalid(kind, field, format!("{v} is not a whole number")));
+    }
+    if v < min || v > max {
+        return Err(invalid(
+            kind,
+            field,
+            format!("{v} must be in [{min}, {max}]"),
+        ));
+    }
+    Ok(v as i64)
+}
+
+/// A whole number whose range the core checks.
+fn any_whole(field: &str, v: f64) -> core::Result<i64> {
+    whole(ErrorKind::InvalidArgument, field, v, -MAX_SAFE, MAX_SAFE)
+}
+
+/// A pod index (0 … 2^31−1).
+pub fn pod_index(v: f64) -> core::Result<u32> {
+    ident::pod_index("pod", any_whole("pod", v)?)
+}
+
+/// A TTL in the wire form of SPEC §4: `-1` persistent, `> 0` seconds.
+pub fn ttl(v: f64) -> core::Result<LinkTtl> {
+    LinkTtl::from_secs(any_whole("ttl", v)?)
+}
+
+/// A delay in seconds (`<= 0`: now).
+pub fn delay(v: f64) -> core::Result<i64> {
+    any_whole("delay", v)
+}
+
+/// A load (0 … 2^32−1).
+pub fn load(v: f64) -> core::Result<u32> {
+    Ok(whole(ErrorKind::InvalidArgument, "load", v, 0.0, u32::MAX.into())? as u32)
+}
+
+/// Settings of both drivers; every field is optional and defaults as in the core.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct BaseConfig {
+    /// How often a pod publishes its state and a gateway refreshes its snapshot (seconds, > 0;
+    /// fractions allowed). Default 30.
+    pub service_state_update_period_seconds: Option<f64>,
+    /// Weight of CPU in the weighted load, in [0, 1]; 0 switches CPU sampling off. Default 0.7.
+    pub cpu_factor: Option<f64>,
+    /// TTL of a temporary link (whole seconds, > 0). Default 300.
+    pub temp_link_info_cache_time_seconds: Option<f64>,
+    /// How long a gateway caches a link (whole seconds, > 0, shorter than the temporary link
+    /// TTL). Default 240.
+    pub user_link_info_cache_time_seconds: Option<f64>,
+    /// A pod whose state is older than this is not alive (seconds, > 0). Default: 3 periods.
+    pub stale_after_seconds: Option<f64>,
+    /// Pods whose load is within this of the least loaded pod are all good candidates.
+    /// Default 500.
+    pub load_range: Option<f64>,
+    /// Placement policy: `'p2c'` (default), `'random'` or `'round_robin'`.
+    pub placement: Option<String>,
+    /// Most links a client driver caches; 0 turns the cache off. Default 100000.
+    pub cache_capacity: Option<f64>,
+    /// How long `stop()` keeps the pod in `DENY_NEW_CALL` before `SHUTDOWN` (seconds, >= 0).
+    /// Default 0.
+    pub drain_seconds: Option<f64>,
+}
+
+impl BaseConfig {
+    /// The core's config: the given fields over the core's defaults. The core validates it.
+    pub fn into_core(self) -> core::Result<core::BaseConfig> {
+        let d = core::BaseConfig::default();
+        let int = |field: &str, v: Option<f64>, default: u64, max: f64| -> core::Result<u64> {
+            match v {
+                None => Ok(default),
+                Some(v) => Ok(whole(ErrorKind::InvalidConfig, field, v, 0.0, max)? as u64),
+            }
+        };
+        let placement = match self.placement {
+            None => d.placement,
+            Some(name) => Placement::from_name(&name).ok_or_else(|| {
+                invalid(
+                    ErrorKind::InvalidConfig,
+                    "placement",
+                    format!("{name:?} is not one of p2c, random, round_robin"),
+                )
+            })?,
+        };
+        Ok(core::BaseConfig {
+            service_state_update_period_seconds: self
+                .service_state_update_period_seconds
+                .unwrap_or(d.service_state_update_period_seconds),
+            cpu_factor: self.cpu_factor.unwrap_or(d.cpu_factor),
+            temp_link_info_cache_time_seconds: int(
+                "temp_link_info_cache_time_seconds",
+                self.temp_link_info_cache_time_seconds,
+                d.temp_link_info_cache_time_seconds,
+                MAX_SAFE,
+            )?,
+            user_link_info_cache_time_seconds: int(
+                "user_link_info_cache_time_seconds",
+                self.user_link_info_cache_time_seconds,
+                d.user_link_info_cache_time_seconds,
+                MAX_SAFE,
+            )?,
+            stale_after_seconds: self.stale_after_seconds.or(d.stale_after_seconds),
+            load_range: int(
+                "load_range",
+                self.load_range,
+                d.load_range.into(),
+                u32::MAX.into(),
+            )? as u32,
+            placement,
+            cache_capacity: int(
+                "cache_capacity",
+                self.cache_capacity,
+                d.cache_capacity,
+                MAX_SAFE,
+            )?,
+            drain_seconds: self.drain_seconds.unwrap_or(d.drain_seconds),
+        })
+    }
+
+    /// The config in force, every field filled in.
+    pub fn from_core(c: &core::BaseConfig) -> BaseConfig {
+        BaseConfig {
+            service_state_update_period_seconds: Some(c.service_state_update_period_seconds),
+            cpu_factor: Some(c.cpu_factor),
+            temp_link_info_cache_time_seconds: Some(c.temp_link_info_cache_time_seconds as f64),
+            user_link_info_cache_time_seconds: Some(c.user_link_info_cache_time_seconds as f64),
+            stale_after_seconds: Some(c.stale_after().as_secs_f64()),
+            load_range: Some(c.load_range.into()),
+            placement: Some(c.placement.name().to_string()),
+            cache_capacity: Some(c.cache_capacity as f64),
+            drain_seconds: Some(c.drain_seconds),
+        }
+    }
+}
+
+/// Who a driver is: its (local) namespace, its service and its pod index (pod 0 is a pod).
+#[napi(object)]
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// The driver's local namespace (a DNS label).
+    pub namespace: String,
+    /// The service this pod belongs to.
+    pub service_name: String,
+    /// The StatefulSet ordinal of this pod (0 … 2^31−1).
+    pub pod_index: f64,
+}
+
+impl ServerInfo {
+    /// The core's `ServerInfo` (the drivers validate it).
+    pub fn into_core(self) -> core::Result<core::ServerInfo> {
+        Ok(core::ServerInfo::new(
+            self.namespace,
+            self.service_name,
+            pod_index(self.pod_index)?,
+        ))
+    }
+
+    /// The JS face of the core's `ServerInfo`.
+    pub fn from_core(i: &core::ServerInfo) -> ServerInfo {
+        ServerInfo {
+            namespace: i.namespace.clone(),
+            service_name: i.service_name.clone(),
+            pod_index: i.pod_index.into(),
+        }
+    }
+}
+
+/// Whether a pod takes new users.
+#[napi(string_enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingState {
+    /// Takes new users.
+    #[napi(value = "READY")]
+    Ready,
+    /// Keeps its linked users, takes no new ones (draining).
+    #[napi(value = "DENY_NEW_CALL")]
+    DenyNewCall,
+    /// Gone on purpose.
+    #[napi(value = "SHUTDOWN")]
+    Shutdown,
+}
+
+impl From<RoutingState> for core::RoutingState {
+    fn from(s: RoutingState) -> Self {
+        match s {
+            RoutingState::Ready => core::RoutingState::Ready,
+            RoutingState::DenyNewCall => core::RoutingState::DenyNewCall,
+            RoutingState::Shutdown => core::RoutingState::Shutdown,
+        }
+    }
+}
+
+impl From<core::RoutingState> for RoutingState {
+    fn from(s: core::RoutingState) -> Self {
+        match s {
+            core::RoutingState::Ready => RoutingState::Ready,
+            core::RoutingState::DenyNewCall => RoutingState::DenyNewCall,
+            core::RoutingState::Shutdown => RoutingState::Shutdown,
+        }
+    }
+}
+
+/// A link as the store holds it.
+#[napi(object, use_nullable = true)]
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The pod the user is linked to.
+    pub pod_index: u32,
+    /// Whether the link has no TTL (the pod owns the user's state).
+    pub persistent: bool,
+    /// Remaining lifetime of a temporary link in seconds; `null` for a persistent link.
+    pub ttl_seconds: Option<f64>,
+}
+
+impl From<core::Link> for Link {
+    fn from(l: core::Link) -> Self {
+        Link {
+            pod_index: l.pod_index,
+            persistent: l.is_persistent(),
+            ttl_seconds: l.ttl.map(|t| t.as_secs_f64()),
+        }
+    }
+}
+
+/// The outcome of a try-set.
+#[napi(object, use_nullable = true)]
+#[derive(Debug, Clone)]
+pub struct TrySetOutcome {
+    /// Whether the link now points to the requested pod.
+    pub accepted: bool,
+    /// The pod the link points to after the call.
+    pub owner: u32,
+    /// The pod the link pointed to before the call; `null` if none.
+    pub previous: Option<u32>,
+}
+
+impl From<core::TrySetOutcome> for TrySetOutcome {
+    fn from(o: core::TrySetOutcome) -> Self {
+        TrySetOutcome {
+            accepted: o.accepted,
+            owner: o.owner,
+            previous: o.previous,
+        }
+    }
+}
+
+/// One pod's published state.
+#[napi(object)]
+#[derive(Debug, Clone)]
+pub struct PodState {
+    /// The pod's index.
+    pub pod_index: u32,
+    /// Its weighted load.
+    pub load: u32,
+    /// When it was published, in milliseconds since the Unix epoch on the store's clock.
+    pub update_ms: f64,
+    /// Its routing state.
+    pub routing_state: RoutingState,
+}
+
+impl From<core::PodState> for PodState {
+    fn from(p: core::PodState) -> Self {
+        PodState {
+            pod_index: p.pod_index,
+            load: p.load,
+            update_ms: p.update_ms as f64,
+            routing_state: p.routing.into(),
+        }
+    }
+}

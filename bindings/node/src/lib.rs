@@ -1,0 +1,39 @@
+//! The Node.js binding of stateful-route (napi-rs). The npm package around it is `node/`.
+//!
+//! One file per core concept: `store.rs`, `client.rs`, `server.rs`, `config.rs`, `error.rs`,
+//! `log.rs`, and `runtime.rs` for the bridge from Promises to the core's one tokio runtime.
+//! This crate only converts values, maps errors and bridges the runtime; every routing
+//! decision is the core's. It must never panic across the boundary or keep the Node process
+//! alive (callbacks are weak threadsafe functions).
+
+mod client;
+mod config;
+mod error;
+mod log;
+mod runtime;
+mod server;
+mod store;
+
+use napi_derive::napi;
+
+#[napi_derive::module_init]
+fn init() {
+    runtime::register();
+    log::init_from_env();
+}
+
+/// The codes of `err.code`, one per kind of the core's errors.
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    stateful_route::ErrorKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect()
+}
+
+/// A bare native call (one string in, one number out: its length in bytes), the baseline of
+/// `node/bench.js`. Not part of the routing API.
+#[napi]
+pub fn napi_baseline(s: String) -> u32 {
+    s.len() as u32
+}
