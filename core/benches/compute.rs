@@ -27,28 +27,54 @@ fn hits(c: &mut Criterion) {
         ..BaseConfig::default()
     };
     let (server, client) = stateful_route::runtime::block_on(async {
-        let server = ServerDriver::new(store.clone(), ServerInfo::new("default", "room", 0), config.clone()).unwrap();
+        let server = ServerDriver::new(
+            store.clone(),
+            ServerInfo::new("default", "room", 0),
+            config.clone(),
+        )
+        .unwrap();
         server.start().await.unwrap();
         let client = ClientDriver::new(store, ServerInfo::new("default", "gw", 0), config).unwrap();
         client.init().unwrap();
         for i in 0..10_000 {
-            client.compute_linked_pod("", &format!("user-{i}"), "room").await.unwrap();
+            client
+                .compute_linked_pod("", &format!("user-{i}"), "room")
+                .await
+                .unwrap();
         }
         (server, client)
     });
 
-    let bare: moka::sync::Cache<String, u32> = moka::sync::Cache::builder().max_capacity(100_000).build();
+    let bare: moka::sync::Cache<String, u32> =
+        moka::sync::Cache::builder().max_capacity(100_000).build();
     for i in 0..10_000 {
         bare.insert(format!("room\0user-{i}"), 0);
     }
 
     let mut g = c.benchmark_group("cache_hit");
-    g.bench_function("bare_moka_get", |b| b.iter(|| black_box(bare.get(black_box("room\0user-123")))));
+    g.bench_function("bare_moka_get", |b| {
+        b.iter(|| black_box(bare.get(black_box("room\0user-123"))))
+    });
     g.bench_function("compute_cached", |b| {
-        b.iter(|| black_box(client.compute_cached(black_box(""), black_box("user-123"), black_box("room")).unwrap()))
+        b.iter(|| {
+            black_box(
+                client
+                    .compute_cached(black_box(""), black_box("user-123"), black_box("room"))
+                    .unwrap(),
+            )
+        })
     });
     g.bench_function("compute_linked_pod", |b| {
-        b.iter(|| black_box(ready(client.compute_linked_pod(black_box(""), black_box("user-123"), black_box("room"))).unwrap()))
+        b.iter(|| {
+            black_box(
+                ready(client.compute_linked_pod(
+                    black_box(""),
+                    black_box("user-123"),
+                    black_box("room"),
+                ))
+                .unwrap(),
+            )
+        })
     });
     g.finish();
     drop(server);

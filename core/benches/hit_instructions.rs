@@ -21,16 +21,25 @@ fn main() {
         ..BaseConfig::default()
     };
     let (server, client) = stateful_route::runtime::block_on(async {
-        let server = ServerDriver::new(store.clone(), ServerInfo::new("default", "room", 0), config.clone()).unwrap();
+        let server = ServerDriver::new(
+            store.clone(),
+            ServerInfo::new("default", "room", 0),
+            config.clone(),
+        )
+        .unwrap();
         server.start().await.unwrap();
         let client = ClientDriver::new(store, ServerInfo::new("default", "gw", 0), config).unwrap();
         client.init().unwrap();
         for i in 0..1000 {
-            client.compute_linked_pod("", &format!("user-{i}"), "room").await.unwrap();
+            client
+                .compute_linked_pod("", &format!("user-{i}"), "room")
+                .await
+                .unwrap();
         }
         (server, client)
     });
-    let bare: moka::sync::Cache<String, u32> = moka::sync::Cache::builder().max_capacity(100_000).build();
+    let bare: moka::sync::Cache<String, u32> =
+        moka::sync::Cache::builder().max_capacity(100_000).build();
     for i in 0..1000 {
         bare.insert(format!("room\0user-{i}"), 0);
     }
@@ -42,7 +51,11 @@ fn main() {
         }
         "hit" => {
             for _ in 0..n {
-                black_box(client.compute_cached(black_box(""), black_box("user-123"), black_box("room")).unwrap());
+                black_box(
+                    client
+                        .compute_cached(black_box(""), black_box("user-123"), black_box("room"))
+                        .unwrap(),
+                );
             }
         }
         m => panic!("unknown mode {m}"),

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use stateful_route::{BaseConfig, ClientDriver, ErrorKind, RoutingState, ServerDriver, ServerInfo, Store, StoreConfig};
+use stateful_route::{
+    BaseConfig, ClientDriver, ErrorKind, RoutingState, ServerDriver, ServerInfo, Store, StoreConfig,
+};
 
 const NS: &str = "demo";
 const SVC: &str = "room-service";
@@ -22,14 +24,19 @@ fn print_spread(title: &str, spread: &BTreeMap<u32, usize>, loads: &BTreeMap<u32
     println!("\n{title}");
     for (pod, load) in loads {
         let n = spread.get(pod).copied().unwrap_or(0);
-        println!("  pod {pod} (load {load:>4}): {n:>5} users {}", bar(n, total));
+        println!(
+            "  pod {pod} (load {load:>4}): {n:>5} users {}",
+            bar(n, total)
+        );
     }
 }
 
 async fn place(client: &ClientDriver, prefix: &str, count: usize) -> Res<BTreeMap<u32, usize>> {
     let mut spread = BTreeMap::new();
     for i in 0..count {
-        let pod = client.compute_linked_pod("", &format!("{prefix}-{i}"), SVC).await?;
+        let pod = client
+            .compute_linked_pod("", &format!("{prefix}-{i}"), SVC)
+            .await?;
         *spread.entry(pod).or_insert(0) += 1;
     }
     Ok(spread)
@@ -46,19 +53,34 @@ async fn run(store: Store) -> Res<()> {
     let loads = BTreeMap::from([(0, 100), (1, 300), (2, 200), (3, 900)]);
     let mut pods = BTreeMap::new();
     for (&index, &load) in &loads {
-        let pod = ServerDriver::new(store.clone(), ServerInfo::new(NS, SVC, index), config.clone())?;
+        let pod = ServerDriver::new(
+            store.clone(),
+            ServerInfo::new(NS, SVC, index),
+            config.clone(),
+        )?;
         pod.set_load_state(load)?;
         pod.start().await?;
         pods.insert(index, pod);
     }
-    let gateway = ClientDriver::new(store.clone(), ServerInfo::new(NS, "gateway", 0), config.clone())?;
+    let gateway = ClientDriver::new(
+        store.clone(),
+        ServerInfo::new(NS, "gateway", 0),
+        config.clone(),
+    )?;
     gateway.init()?;
-    println!("pods 0-3 of {SVC:?} started; routable: {:?}", gateway.routable_pods(SVC).await?);
+    println!(
+        "pods 0-3 of {SVC:?} started; routable: {:?}",
+        gateway.routable_pods(SVC).await?
+    );
 
     let t = Instant::now();
     let spread = place(&gateway, "user", 5000).await?;
     let took = t.elapsed();
-    print_spread("5000 new users (power of two choices among pods within 500 of the lightest):", &spread, &loads);
+    print_spread(
+        "5000 new users (power of two choices among pods within 500 of the lightest):",
+        &spread,
+        &loads,
+    );
     println!("  placed in {took:.2?}; every user now has a temporary link in the store");
 
     // Pod 2 takes ownership of 100 of its users: persistent links.
@@ -70,10 +92,15 @@ async fn run(store: Store) -> Res<()> {
             owned.push(uid);
         }
     }
-    println!("\npod 2 took ownership of {} users (persistent links)", owned.len());
+    println!(
+        "\npod 2 took ownership of {} users (persistent links)",
+        owned.len()
+    );
 
     // Drain pod 1: its users stay, new users go elsewhere.
-    pods[&1].set_routing_state(RoutingState::DenyNewCall).await?;
+    pods[&1]
+        .set_routing_state(RoutingState::DenyNewCall)
+        .await?;
     gateway.refresh_service(SVC).await?; // gateways see it within one period; don't wait here
     let stayed = (0..5000)
         .map(|i| format!("user-{i}"))
@@ -82,7 +109,9 @@ async fn run(store: Store) -> Res<()> {
     let mut still_there = 0;
     for i in 0..5000 {
         let uid = format!("user-{i}");
-        if gateway.get_linked_in_cache("", &uid, SVC)? == Some(1) && gateway.compute_linked_pod("", &uid, SVC).await? == 1 {
+        if gateway.get_linked_in_cache("", &uid, SVC)? == Some(1)
+            && gateway.compute_linked_pod("", &uid, SVC).await? == 1
+        {
             still_there += 1;
         }
     }
@@ -108,13 +137,20 @@ async fn run(store: Store) -> Res<()> {
     println!("\npod 2 shut down (SHUTDOWN published):");
     println!("  its temporary users moved: {moved:?}");
     println!("  its persistent users report POD_UNAVAILABLE: {unavailable} (their state lives on pod 2; only a pod may move them)");
-    println!("  alive pods now: {:?}, routable: {:?}", gateway.alive_pods(SVC).await?, gateway.routable_pods(SVC).await?);
+    println!(
+        "  alive pods now: {:?}, routable: {:?}",
+        gateway.alive_pods(SVC).await?,
+        gateway.routable_pods(SVC).await?
+    );
 
     for pod in pods.values() {
         pod.stop().await?;
     }
     gateway.close();
-    println!("\nall pods stopped; workload ready: {}", gateway_ready(&store).await?);
+    println!(
+        "\nall pods stopped; workload ready: {}",
+        gateway_ready(&store).await?
+    );
     Ok(())
 }
 
@@ -139,7 +175,14 @@ fn main() -> Res<()> {
                 println!("store: {}", stateful_route::redact_url(url));
                 // A fresh prefix per run, so reruns against one Redis start clean.
                 let prefix = format!("demo{}", std::process::id());
-                Store::redis_with(url, &StoreConfig { key_prefix: prefix, ..StoreConfig::default() }).await?
+                Store::redis_with(
+                    url,
+                    &StoreConfig {
+                        key_prefix: prefix,
+                        ..StoreConfig::default()
+                    },
+                )
+                .await?
             }
         };
         run(store).await

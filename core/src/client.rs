@@ -70,7 +70,10 @@ impl ClientDriver {
 
     /// Starts the periodic snapshot refresh. Idempotent while open; `CLOSED` after `close`.
     pub fn init(&self) -> Result<()> {
-        match self.phase.compare_exchange(NEW, OPEN, Ordering::AcqRel, Ordering::Acquire) {
+        match self
+            .phase
+            .compare_exchange(NEW, OPEN, Ordering::AcqRel, Ordering::Acquire)
+        {
             Ok(_) => {
                 self.route.spawn_refresh(self.stop.subscribe());
                 Ok(())
@@ -111,7 +114,9 @@ impl ClientDriver {
     fn check_open(&self) -> Result<()> {
         match self.phase.load(Ordering::Acquire) {
             OPEN => Ok(()),
-            NEW => Err(Error::closed("client driver is not initialised: call init() first")),
+            NEW => Err(Error::closed(
+                "client driver is not initialised: call init() first",
+            )),
             _ => Err(Error::closed("client driver is closed")),
         }
     }
@@ -167,7 +172,12 @@ impl ClientDriver {
 
     /// The store half of [`ClientDriver::compute_linked_pod`], after a cache miss.
     /// Concurrent calls for the same (uid, service) share one store call.
-    pub async fn compute_linked_pod_uncached(&self, ns: &str, uid: &str, service: &str) -> Result<u32> {
+    pub async fn compute_linked_pod_uncached(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+    ) -> Result<u32> {
         let link = self.link(ns, uid, service)?;
         self.compute_uncached(link).await
     }
@@ -196,16 +206,27 @@ impl ClientDriver {
             // Step 3: no routable pod; an existing link to an alive pod still serves.
             return match self.store.backend().get_link(link).await? {
                 Some(l) if view.is_alive(l.pod_index) => Ok(self.cached(link, l, view)),
-                Some(l) if l.is_persistent() => Err(Error::pod_unavailable(link.service, l.pod_index)),
+                Some(l) if l.is_persistent() => {
+                    Err(Error::pod_unavailable(link.service, l.pod_index))
+                }
                 _ => Err(no_pod(link.service)),
             };
         };
-        let mut current = self.store.backend().set_link_if_absent(link, best, temp).await?;
+        let mut current = self
+            .store
+            .backend()
+            .set_link_if_absent(link, best, temp)
+            .await?;
         // Bounded: each round replaces a link to a dead pod with `best`, which is alive.
         for _ in 0..4 {
             if view.is_alive(current.pod_index) {
                 if current.pod_index == best {
-                    tracing::debug!(uid = link.uid, service = link.service, pod = best, "placed user");
+                    tracing::debug!(
+                        uid = link.uid,
+                        service = link.service,
+                        pod = best,
+                        "placed user"
+                    );
                 }
                 return Ok(self.cached(link, current, view));
             }
@@ -219,7 +240,12 @@ impl ClientDriver {
                 .await?
             {
                 Some(l) => l,
-                None => self.store.backend().set_link_if_absent(link, best, temp).await?,
+                None => {
+                    self.store
+                        .backend()
+                        .set_link_if_absent(link, best, temp)
+                        .await?
+                }
             };
         }
         Err(no_pod(link.service))
@@ -246,7 +272,12 @@ impl ClientDriver {
     }
 
     /// `GetLinkedPodInCacheOrIfPersist`: the cached link, else a persistent link from the store.
-    pub async fn get_linked_pod_in_cache_or_if_persist(&self, ns: &str, uid: &str, service: &str) -> Result<Option<u32>> {
+    pub async fn get_linked_pod_in_cache_or_if_persist(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+    ) -> Result<Option<u32>> {
         let link = self.link(ns, uid, service)?;
         if let Some(hit) = self.cache.get(service, uid) {
             return Ok(Some(hit.pod));
@@ -261,9 +292,19 @@ impl ClientDriver {
     }
 
     /// `GetLinkedPodNotCache`: the link from the store, bypassing (and not filling) the cache.
-    pub async fn get_linked_pod_not_cache(&self, ns: &str, uid: &str, service: &str) -> Result<Option<u32>> {
+    pub async fn get_linked_pod_not_cache(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+    ) -> Result<Option<u32>> {
         let link = self.link(ns, uid, service)?;
-        Ok(self.store.backend().get_link(link).await?.map(|l| l.pod_index))
+        Ok(self
+            .store
+            .backend()
+            .get_link(link)
+            .await?
+            .map(|l| l.pod_index))
     }
 
     /// `GetLinkedInCache`: the cached link only.
@@ -283,7 +324,14 @@ impl ClientDriver {
         let link = self.link(ns, uid, service)?;
         ident::check_pod(pod)?;
         let view = self.route.service(service).await?;
-        self.cached(link, Link { pod_index: pod, ttl: None }, view);
+        self.cached(
+            link,
+            Link {
+                pod_index: pod,
+                ttl: None,
+            },
+            view,
+        );
         Ok(())
     }
 
@@ -294,18 +342,34 @@ impl ClientDriver {
     }
 
     /// `BatchGetLinkedPod`: pod → uids (input order) for the uids that have a link.
-    pub async fn batch_get_linked_pod<S: AsRef<str>>(&self, ns: &str, uids: &[S], service: &str) -> Result<BTreeMap<u32, Vec<String>>> {
+    pub async fn batch_get_linked_pod<S: AsRef<str>>(
+        &self,
+        ns: &str,
+        uids: &[S],
+        service: &str,
+    ) -> Result<BTreeMap<u32, Vec<String>>> {
         let ns = self.local_ns(ns)?;
         self.store.batch_get_links(ns, uids, service).await
     }
 
     /// `SetLinkedPodIfAbsent`: links `uid` to `pod` unless a link exists; returns the link in
     /// force (`ttl_secs`: -1 persistent, > 0 seconds).
-    pub async fn set_linked_pod_if_absent(&self, ns: &str, uid: &str, service: &str, pod: u32, ttl_secs: i64) -> Result<Link> {
+    pub async fn set_linked_pod_if_absent(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+        pod: u32,
+        ttl_secs: i64,
+    ) -> Result<Link> {
         let link = self.link(ns, uid, service)?;
         ident::check_pod(pod)?;
         let ttl = LinkTtl::from_secs(ttl_secs)?;
-        let l = self.store.backend().set_link_if_absent(link, pod, ttl).await?;
+        let l = self
+            .store
+            .backend()
+            .set_link_if_absent(link, pod, ttl)
+            .await?;
         let view = self.route.service(service).await?;
         self.cached(link, l, view);
         Ok(l)
@@ -373,7 +437,10 @@ impl ClientDriver {
     }
 
     /// Workload states of many services, in input order.
-    pub async fn batch_get_workload_state<S: AsRef<str>>(&self, services: &[S]) -> Result<Vec<Option<String>>> {
+    pub async fn batch_get_workload_state<S: AsRef<str>>(
+        &self,
+        services: &[S],
+    ) -> Result<Vec<Option<String>>> {
         self.check_open()?;
         self.route.batch_get_workload_state(services).await
     }
@@ -398,7 +465,10 @@ impl ClientDriver {
 
     /// Calls `f` (on the library's runtime threads) whenever a refresh sees a pod's routing
     /// state change. Returns an id for [`ClientDriver::remove_routing_state_listener`].
-    pub fn on_routing_state_changed(&self, f: impl Fn(&RoutingStateChange) + Send + Sync + 'static) -> u64 {
+    pub fn on_routing_state_changed(
+        &self,
+        f: impl Fn(&RoutingStateChange) + Send + Sync + 'static,
+    ) -> u64 {
         self.route.on_routing_state_changed(f)
     }
 

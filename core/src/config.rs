@@ -63,7 +63,10 @@ impl BaseConfig {
         }
         let c = self.cpu_factor;
         if !(0.0..=1.0).contains(&c) {
-            return Err(Error::invalid_config("cpu_factor", format!("{c} must be in [0, 1]")));
+            return Err(Error::invalid_config(
+                "cpu_factor",
+                format!("{c} must be in [0, 1]"),
+            ));
         }
         let temp = self.temp_link_info_cache_time_seconds;
         if temp == 0 || temp > i32::MAX as u64 {
@@ -81,12 +84,18 @@ impl BaseConfig {
         }
         if let Some(s) = self.stale_after_seconds {
             if !(s.is_finite() && s > 0.0) {
-                return Err(Error::invalid_config("stale_after_seconds", format!("{s} must be > 0")));
+                return Err(Error::invalid_config(
+                    "stale_after_seconds",
+                    format!("{s} must be > 0"),
+                ));
             }
         }
         let d = self.drain_seconds;
         if !(d.is_finite() && d >= 0.0) {
-            return Err(Error::invalid_config("drain_seconds", format!("{d} must be >= 0")));
+            return Err(Error::invalid_config(
+                "drain_seconds",
+                format!("{d} must be >= 0"),
+            ));
         }
         Ok(())
     }
@@ -127,7 +136,11 @@ pub struct ServerInfo {
 
 impl ServerInfo {
     /// A server info; see [`ServerInfo::validate`].
-    pub fn new(namespace: impl Into<String>, service_name: impl Into<String>, pod_index: u32) -> Self {
+    pub fn new(
+        namespace: impl Into<String>,
+        service_name: impl Into<String>,
+        pod_index: u32,
+    ) -> Self {
         ServerInfo {
             namespace: namespace.into(),
             service_name: service_name.into(),

@@ -96,11 +96,17 @@ impl Error {
     }
 
     pub(crate) fn invalid_argument(field: &str, rule: impl fmt::Display) -> Self {
-        Error::new(ErrorKind::InvalidArgument, format!("invalid {field}: {rule}"))
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid {field}: {rule}"),
+        )
     }
 
     pub(crate) fn invalid_config(field: &str, rule: impl fmt::Display) -> Self {
-        Error::new(ErrorKind::InvalidConfig, format!("invalid config {field}: {rule}"))
+        Error::new(
+            ErrorKind::InvalidConfig,
+            format!("invalid config {field}: {rule}"),
+        )
     }
 
     pub(crate) fn closed(what: &str) -> Self {

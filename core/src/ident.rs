@@ -114,7 +114,10 @@ fn check_uid_slow(uid: &str) -> Result<()> {
     {
         return Err(Error::invalid_argument(
             "uid",
-            format!("{} contains {c:?}; '{{', '}}' and control characters are not allowed", quote(uid)),
+            format!(
+                "{} contains {c:?}; '{{', '}}' and control characters are not allowed",
+                quote(uid)
+            ),
         ));
     }
     Ok(())
@@ -168,7 +171,11 @@ mod tests {
         assert!(check_namespace("default").is_ok());
         assert!(check_namespace("a-1").is_ok());
         for bad in ["a:b", "A", "a{", "a b", &"a".repeat(64)] {
-            assert_eq!(check_namespace(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad}");
+            assert_eq!(
+                check_namespace(bad).unwrap_err().kind(),
+                ErrorKind::InvalidArgument,
+                "{bad}"
+            );
         }
         assert!(check_namespace_label("namespace", "").is_err());
     }
@@ -186,8 +193,19 @@ mod tests {
         assert!(check_uid("user123").is_ok());
         assert!(check_uid("用户:42/ä").is_ok());
         assert!(check_uid(&"x".repeat(512)).is_ok());
-        assert!(check_uid("a\u{a0}b").is_ok(), "U+00A0 is not a control character");
-        for bad in ["", "a}b", "a{b", "a\nb", "a\u{7f}", "a\u{85}b", &"x".repeat(513)] {
+        assert!(
+            check_uid("a\u{a0}b").is_ok(),
+            "U+00A0 is not a control character"
+        );
+        for bad in [
+            "",
+            "a}b",
+            "a{b",
+            "a\nb",
+            "a\u{7f}",
+            "a\u{85}b",
+            &"x".repeat(513),
+        ] {
             let e = check_uid(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidArgument);
             assert!(e.message().contains("uid"), "{e}");

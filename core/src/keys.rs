@@ -17,7 +17,9 @@ pub struct KeySpace {
 impl KeySpace {
     /// A key space with `prefix` (checked like a service name by the store config).
     pub fn new(prefix: impl Into<String>) -> Self {
-        KeySpace { prefix: prefix.into() }
+        KeySpace {
+            prefix: prefix.into(),
+        }
     }
 
     /// The prefix.

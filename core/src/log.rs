@@ -37,7 +37,9 @@ struct SinkLayer;
 
 impl<S: Subscriber> Layer<S> for SinkLayer {
     fn enabled(&self, meta: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
-        let Some(shared) = SHARED.get() else { return false };
+        let Some(shared) = SHARED.get() else {
+            return false;
+        };
         let guard = shared.sink.read().unwrap_or_else(|p| p.into_inner());
         guard.as_ref().is_some_and(|(max, _)| meta.level() <= max)
     }

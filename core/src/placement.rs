@@ -87,7 +87,11 @@ impl Placement {
     }
 
     /// Chooses with this policy.
-    pub fn choose(&self, candidates: &[Candidate], request: &PlacementRequest<'_>) -> Option<usize> {
+    pub fn choose(
+        &self,
+        candidates: &[Candidate],
+        request: &PlacementRequest<'_>,
+    ) -> Option<usize> {
         if candidates.is_empty() {
             return None;
         }
@@ -95,7 +99,9 @@ impl Placement {
             Placement::PowerOfTwoChoices => Some(power_of_two(candidates)),
             Placement::Random => Some(fastrand::usize(..candidates.len())),
             Placement::RoundRobin => Some((request.sequence % candidates.len() as u64) as usize),
-            Placement::Custom(p) => p.choose(candidates, request).filter(|i| *i < candidates.len()),
+            Placement::Custom(p) => p
+                .choose(candidates, request)
+                .filter(|i| *i < candidates.len()),
         }
     }
 }
@@ -179,13 +185,18 @@ mod tests {
     #[test]
     fn good_set_keeps_loads_within_range() {
         let g = good_set(cands(&[100, 550, 700, 600]), 500);
-        assert_eq!(g.iter().map(|c| c.pod_index).collect::<Vec<_>>(), vec![0, 1, 3]);
+        assert_eq!(
+            g.iter().map(|c| c.pod_index).collect::<Vec<_>>(),
+            vec![0, 1, 3]
+        );
     }
 
     #[test]
     fn round_robin_is_exact() {
         let c = cands(&[0, 0, 0]);
-        let picks: Vec<_> = (0..6).map(|s| Placement::RoundRobin.choose(&c, &req(s)).unwrap()).collect();
+        let picks: Vec<_> = (0..6)
+            .map(|s| Placement::RoundRobin.choose(&c, &req(s)).unwrap())
+            .collect();
         assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
     }
 

@@ -77,7 +77,10 @@ mod tests {
         let v = format_value(120, 1_700_000_000_123, RoutingState::DenyNewCall);
         assert_eq!(v, "120-1700000000123-DENY_NEW_CALL");
         let s = parse("3", &v).unwrap();
-        assert_eq!((s.pod_index, s.load, s.update_ms, s.routing), (3, 120, 1_700_000_000_123, RoutingState::DenyNewCall));
+        assert_eq!(
+            (s.pod_index, s.load, s.update_ms, s.routing),
+            (3, 120, 1_700_000_000_123, RoutingState::DenyNewCall)
+        );
     }
 
     #[test]
@@ -87,8 +90,19 @@ mod tests {
 
     #[test]
     fn bad_values_are_store_errors() {
-        for (f, v) in [("x", "1-2-READY"), ("1", "-1-2"), ("1", "1-2-NOPE"), ("1", ""), ("1", "1"), ("-1", "1-2")] {
-            assert_eq!(parse(f, v).unwrap_err().kind(), crate::ErrorKind::StoreError, "{f}={v}");
+        for (f, v) in [
+            ("x", "1-2-READY"),
+            ("1", "-1-2"),
+            ("1", "1-2-NOPE"),
+            ("1", ""),
+            ("1", "1"),
+            ("-1", "1-2"),
+        ] {
+            assert_eq!(
+                parse(f, v).unwrap_err().kind(),
+                crate::ErrorKind::StoreError,
+                "{f}={v}"
+            );
         }
     }
 }

@@ -103,7 +103,9 @@ pub(crate) struct ServiceView {
 
 impl fmt::Debug for ServiceView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceView").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("ServiceView")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -117,13 +119,20 @@ impl ServiceView {
     /// Whether `pod` is alive at `now`. The hot path of a cache hit.
     #[inline]
     pub fn is_alive_at(&self, pod: u32, now: Instant) -> bool {
-        self.snapshot.load().pod(pod).is_some_and(|p| p.is_alive(now))
+        self.snapshot
+            .load()
+            .pod(pod)
+            .is_some_and(|p| p.is_alive(now))
     }
 
     fn pods_where(&self, f: impl Fn(&PodView, Instant) -> bool) -> Vec<u32> {
         let now = Instant::now();
         let snap = self.snapshot.load();
-        snap.pods.iter().filter(|p| f(p, now)).map(|p| p.state.pod_index).collect()
+        snap.pods
+            .iter()
+            .filter(|p| f(p, now))
+            .map(|p| p.state.pod_index)
+            .collect()
     }
 
     fn candidates(&self, snap: &Snapshot, load_range: u32) -> Vec<Candidate> {
@@ -216,7 +225,10 @@ impl RouteInfo {
     pub(crate) async fn refresh_all(&self) {
         let views: Vec<Arc<ServiceView>> = {
             let map = self.services.read().unwrap_or_else(|p| p.into_inner());
-            map.values().filter(|v| v.loaded.load(Ordering::Acquire)).cloned().collect()
+            map.values()
+                .filter(|v| v.loaded.load(Ordering::Acquire))
+                .cloned()
+                .collect()
         };
         for view in views {
             if let Err(e) = self.refresh(&view).await {
@@ -257,7 +269,10 @@ impl RouteInfo {
 
     /// Registers `f`, called (on the library's runtime threads) for each routing-state change
     /// a refresh observes. Returns an id for [`RouteInfo::remove_listener`].
-    pub fn on_routing_state_changed(&self, f: impl Fn(&RoutingStateChange) + Send + Sync + 'static) -> u64 {
+    pub fn on_routing_state_changed(
+        &self,
+        f: impl Fn(&RoutingStateChange) + Send + Sync + 'static,
+    ) -> u64 {
         let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
         self.listeners
             .lock()
@@ -321,10 +336,7 @@ impl RouteInfo {
     pub async fn is_pod_routable(&self, service: &str, pod: u32) -> Result<bool> {
         let v = self.checked_service(service).await?;
         let snap = v.snapshot.load();
-        Ok(snap
-            .pod(pod)
-            .and_then(|p| p.effective(Instant::now()))
-            == Some(RoutingState::Ready))
+        Ok(snap.pod(pod).and_then(|p| p.effective(Instant::now())) == Some(RoutingState::Ready))
     }
 
     /// The pod a new user of `service` would get now (does not count as a placement).
@@ -348,17 +360,26 @@ impl RouteInfo {
 
     /// The workload state of `service` (`None` if never set).
     pub async fn get_workload_state(&self, service: &str) -> Result<Option<String>> {
-        self.store.get_workload_state(&self.namespace, service).await
+        self.store
+            .get_workload_state(&self.namespace, service)
+            .await
     }
 
     /// Sets the workload state of `service`.
     pub async fn set_workload_state(&self, service: &str, state: &str) -> Result<()> {
-        self.store.set_workload_state(&self.namespace, service, state).await
+        self.store
+            .set_workload_state(&self.namespace, service, state)
+            .await
     }
 
     /// Workload states of many services, in input order.
-    pub async fn batch_get_workload_state<S: AsRef<str>>(&self, services: &[S]) -> Result<Vec<Option<String>>> {
-        self.store.batch_get_workload_state(&self.namespace, services).await
+    pub async fn batch_get_workload_state<S: AsRef<str>>(
+        &self,
+        services: &[S],
+    ) -> Result<Vec<Option<String>>> {
+        self.store
+            .batch_get_workload_state(&self.namespace, services)
+            .await
     }
 
     /// Whether `service`'s workload state is `READY`.
@@ -417,7 +438,8 @@ fn diff(view: &ServiceView, new: &Snapshot, now: Instant) -> Vec<RoutingStateCha
         .filter_map(|p| Some((p.state.pod_index, p.effective(now)?)))
         .collect();
     let mut out = Vec::new();
-    let pods: std::collections::BTreeSet<u32> = seen.keys().chain(current.keys()).copied().collect();
+    let pods: std::collections::BTreeSet<u32> =
+        seen.keys().chain(current.keys()).copied().collect();
     for pod in pods {
         let (old, new) = (seen.get(&pod).copied(), current.get(&pod).copied());
         if old != new {

@@ -72,7 +72,10 @@ impl Inner {
         let _serial = self.publish.lock().await;
         let (load, routing) = {
             let s = self.lock();
-            (weighted_load(self.config.cpu_factor, s.cpu_percent, s.load), s.routing)
+            (
+                weighted_load(self.config.cpu_factor, s.cpu_percent, s.load),
+                s.routing,
+            )
         };
         let i = &self.info;
         let at = self
@@ -86,7 +89,9 @@ impl Inner {
     async fn publish_workload(&self, state: &str) -> Result<()> {
         if self.info.pod_index == 0 {
             let i = &self.info;
-            self.store.set_workload_state(&i.namespace, &i.service_name, state).await?;
+            self.store
+                .set_workload_state(&i.namespace, &i.service_name, state)
+                .await?;
         }
         Ok(())
     }
@@ -170,9 +175,14 @@ impl ServerDriver {
             match s.phase {
                 Phase::New => s.phase = Phase::Running,
                 Phase::Running => {
-                    return Err(Error::new(ErrorKind::InvalidArgument, "server driver is already started"))
+                    return Err(Error::new(
+                        ErrorKind::InvalidArgument,
+                        "server driver is already started",
+                    ))
                 }
-                Phase::Stopping | Phase::Stopped => return Err(Error::closed("server driver is stopped")),
+                Phase::Stopping | Phase::Stopped => {
+                    return Err(Error::closed("server driver is stopped"))
+                }
             }
         }
         let first = async {
@@ -269,7 +279,9 @@ impl ServerDriver {
         let running = {
             let mut s = self.inner.lock();
             match s.phase {
-                Phase::Stopping | Phase::Stopped => return Err(Error::closed("server driver is stopped")),
+                Phase::Stopping | Phase::Stopped => {
+                    return Err(Error::closed("server driver is stopped"))
+                }
                 p => {
                     s.routing = routing;
                     p == Phase::Running
@@ -293,29 +305,66 @@ impl ServerDriver {
     }
 
     /// `SetLinkedPod`: links `uid` persistently to `pod`; returns the previous pod.
-    pub async fn set_linked_pod(&self, ns: &str, uid: &str, service: &str, pod: u32) -> Result<Option<u32>> {
+    pub async fn set_linked_pod(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+        pod: u32,
+    ) -> Result<Option<u32>> {
         let ns = self.ns(ns)?;
-        self.inner.store.set_link(ns, uid, service, pod, LinkTtl::Persistent).await
+        self.inner
+            .store
+            .set_link(ns, uid, service, pod, LinkTtl::Persistent)
+            .await
     }
 
     /// `TrySetLinkedPod`: links `uid` persistently to `pod` unless it is persistently linked
     /// to another pod.
-    pub async fn try_set_linked_pod(&self, ns: &str, uid: &str, service: &str, pod: u32) -> Result<TrySetOutcome> {
+    pub async fn try_set_linked_pod(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+        pod: u32,
+    ) -> Result<TrySetOutcome> {
         let ns = self.ns(ns)?;
-        self.inner.store.try_set_link(ns, uid, service, pod, LinkTtl::Persistent).await
+        self.inner
+            .store
+            .try_set_link(ns, uid, service, pod, LinkTtl::Persistent)
+            .await
     }
 
     /// `RemoveLinkedPod`: removes the link now (`delay_secs <= 0`) or after `delay_secs`.
-    pub async fn remove_linked_pod(&self, ns: &str, uid: &str, service: &str, delay_secs: i64) -> Result<bool> {
+    pub async fn remove_linked_pod(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+        delay_secs: i64,
+    ) -> Result<bool> {
         let ns = self.ns(ns)?;
-        self.inner.store.remove_link(ns, uid, service, delay_secs).await
+        self.inner
+            .store
+            .remove_link(ns, uid, service, delay_secs)
+            .await
     }
 
     /// `RemoveLinkedPodWithId`: as `remove_linked_pod`, only if the link points to `pod`.
-    pub async fn remove_linked_pod_with_id(&self, ns: &str, uid: &str, service: &str, pod: u32, delay_secs: i64) -> Result<bool> {
+    pub async fn remove_linked_pod_with_id(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+        pod: u32,
+        delay_secs: i64,
+    ) -> Result<bool> {
         let ns = self.ns(ns)?;
         ident::check_pod(pod)?;
-        self.inner.store.remove_link_if(ns, uid, service, pod, delay_secs).await
+        self.inner
+            .store
+            .remove_link_if(ns, uid, service, pod, delay_secs)
+            .await
     }
 }
 

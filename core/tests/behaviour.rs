@@ -10,7 +10,8 @@ use std::time::Duration;
 use common::{eventually, Fixture, Kind};
 use serde_json::Value;
 use stateful_route::{
-    ident, BaseConfig, ClientDriver, ErrorKind, LinkTtl, Placement, RoutingState, ServerDriver, ServerInfo, Store,
+    ident, BaseConfig, ClientDriver, ErrorKind, LinkTtl, Placement, RoutingState, ServerDriver,
+    ServerInfo, Store,
 };
 
 const NS: &str = "default";
@@ -27,14 +28,24 @@ fn fast_config() -> BaseConfig {
 }
 
 async fn pod(store: &Store, index: u32, load: u32, config: &BaseConfig) -> ServerDriver {
-    let s = ServerDriver::new(store.clone(), ServerInfo::new(NS, SVC, index), config.clone()).unwrap();
+    let s = ServerDriver::new(
+        store.clone(),
+        ServerInfo::new(NS, SVC, index),
+        config.clone(),
+    )
+    .unwrap();
     s.set_load_state(load).unwrap();
     s.start().await.unwrap();
     s
 }
 
 fn client(store: &Store, config: &BaseConfig) -> ClientDriver {
-    let c = ClientDriver::new(store.clone(), ServerInfo::new(NS, "gateway", 0), config.clone()).unwrap();
+    let c = ClientDriver::new(
+        store.clone(),
+        ServerInfo::new(NS, "gateway", 0),
+        config.clone(),
+    )
+    .unwrap();
     c.init().unwrap();
     c
 }
@@ -59,7 +70,10 @@ async fn run_vectors(fx: Fixture) {
 }
 
 async fn run_step(store: &Store, default_ns: &str, step: &Value, at: &str) {
-    let ns = step.get("namespace").and_then(Value::as_str).unwrap_or(default_ns);
+    let ns = step
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(default_ns);
     let s = |k: &str| step[k].as_str().unwrap_or_default().to_string();
     let (uid, svc) = (s("uid"), s("service"));
     let expect = &step["expect"];
@@ -121,11 +135,15 @@ fn check_expect(got: &Value, expect: &Value, at: &str) {
     for (k, want) in expect.as_object().unwrap() {
         match k.as_str() {
             "ttl_min" => {
-                let ttl = got["ttl"].as_f64().unwrap_or_else(|| panic!("{at}: no ttl in {got}"));
+                let ttl = got["ttl"]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{at}: no ttl in {got}"));
                 assert!(ttl >= want.as_f64().unwrap(), "{at}: ttl {ttl} < {want}");
             }
             "ttl_max" => {
-                let ttl = got["ttl"].as_f64().unwrap_or_else(|| panic!("{at}: no ttl in {got}"));
+                let ttl = got["ttl"]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{at}: no ttl in {got}"));
                 assert!(ttl <= want.as_f64().unwrap(), "{at}: ttl {ttl} > {want}");
             }
             _ => assert_eq!(&got[k], want, "{at}: field {k} of {got}"),
@@ -145,7 +163,10 @@ async fn pod_zero_is_routable_and_links_are_sticky(fx: Fixture) {
     assert_eq!(c.get_linked_in_cache(NS, "u1", SVC).unwrap(), Some(0));
     let link = fx.store.get_link(NS, "u1", SVC).await.unwrap().unwrap();
     assert_eq!(link.pod_index, 0);
-    assert!(!link.is_persistent(), "a gateway's placement is a temporary link");
+    assert!(
+        !link.is_persistent(),
+        "a gateway's placement is a temporary link"
+    );
     // Another gateway (a second client driver) sees the same pod.
     let other = client(&fx.store, &cfg);
     assert_eq!(other.compute_linked_pod(NS, "u1", SVC).await.unwrap(), 0);
@@ -162,7 +183,10 @@ async fn placement_spreads_and_prefers_light_pods(fx: Fixture) {
     let c = client(&fx.store, &cfg);
     let mut counts = BTreeMap::new();
     for i in 0..600 {
-        let p = c.compute_linked_pod(NS, &format!("u{i}"), SVC).await.unwrap();
+        let p = c
+            .compute_linked_pod(NS, &format!("u{i}"), SVC)
+            .await
+            .unwrap();
         *counts.entry(p).or_insert(0u32) += 1;
     }
     assert_eq!(counts.get(&2), None, "{counts:?}");
@@ -177,14 +201,17 @@ async fn concurrent_computes_of_one_new_user_agree(fx: Fixture) {
         ..fast_config()
     };
     let pods: Vec<_> = futures_join((0..4).map(|i| pod(&fx.store, i, 0, &cfg))).await;
-    let gateways: Vec<Arc<ClientDriver>> = (0..4).map(|_| Arc::new(client(&fx.store, &cfg))).collect();
+    let gateways: Vec<Arc<ClientDriver>> =
+        (0..4).map(|_| Arc::new(client(&fx.store, &cfg))).collect();
     for round in 0..5 {
         let uid = format!("hot-{round}");
         let mut tasks = Vec::new();
         for t in 0..64 {
             let g = gateways[t % gateways.len()].clone();
             let uid = uid.clone();
-            tasks.push(tokio::spawn(async move { g.compute_linked_pod(NS, &uid, SVC).await.unwrap() }));
+            tasks.push(tokio::spawn(async move {
+                g.compute_linked_pod(NS, &uid, SVC).await.unwrap()
+            }));
         }
         let mut got = Vec::new();
         for t in tasks {
@@ -192,10 +219,23 @@ async fn concurrent_computes_of_one_new_user_agree(fx: Fixture) {
         }
         let first = got[0];
         assert!(got.iter().all(|p| *p == first), "round {round}: {got:?}");
-        assert_eq!(fx.store.get_link(NS, &uid, SVC).await.unwrap().unwrap().pod_index, first);
+        assert_eq!(
+            fx.store
+                .get_link(NS, &uid, SVC)
+                .await
+                .unwrap()
+                .unwrap()
+                .pod_index,
+            first
+        );
     }
     // One link key per user, nothing else but the state hash.
-    let links = fx.keys().await.into_iter().filter(|k| k.contains(":lk:")).count();
+    let links = fx
+        .keys()
+        .await
+        .into_iter()
+        .filter(|k| k.contains(":lk:"))
+        .count();
     assert_eq!(links, 5);
     drop(pods);
 }
@@ -218,9 +258,16 @@ async fn draining_keeps_users_and_takes_no_new_ones(fx: Fixture) {
     c.on_routing_state_changed(move |ch| seen.lock().unwrap().push(ch.clone()));
     // Pod 1 is outside the load range of pod 0: the first users all go to pod 0.
     for i in 0..10 {
-        assert_eq!(c.compute_linked_pod(NS, &format!("old{i}"), SVC).await.unwrap(), 0);
+        assert_eq!(
+            c.compute_linked_pod(NS, &format!("old{i}"), SVC)
+                .await
+                .unwrap(),
+            0
+        );
     }
-    p0.set_routing_state(RoutingState::DenyNewCall).await.unwrap();
+    p0.set_routing_state(RoutingState::DenyNewCall)
+        .await
+        .unwrap();
     // Published at once: a fresh read sees it without waiting for a period.
     let states = fx.store.pod_states(NS, SVC).await.unwrap();
     assert_eq!(states.pods[0].routing, RoutingState::DenyNewCall);
@@ -229,21 +276,40 @@ async fn draining_keeps_users_and_takes_no_new_ones(fx: Fixture) {
     assert_eq!(c.alive_pods(SVC).await.unwrap(), vec![0, 1]);
     for i in 0..10 {
         let uid = format!("old{i}");
-        assert_eq!(c.compute_linked_pod(NS, &uid, SVC).await.unwrap(), 0, "cached user stays");
+        assert_eq!(
+            c.compute_linked_pod(NS, &uid, SVC).await.unwrap(),
+            0,
+            "cached user stays"
+        );
         assert_eq!(c.cache_expired(NS, &uid, SVC).unwrap(), Some(0));
-        assert_eq!(c.compute_linked_pod(NS, &uid, SVC).await.unwrap(), 0, "linked user stays");
+        assert_eq!(
+            c.compute_linked_pod(NS, &uid, SVC).await.unwrap(),
+            0,
+            "linked user stays"
+        );
     }
     for i in 0..10 {
-        assert_eq!(c.compute_linked_pod(NS, &format!("new{i}"), SVC).await.unwrap(), 1);
+        assert_eq!(
+            c.compute_linked_pod(NS, &format!("new{i}"), SVC)
+                .await
+                .unwrap(),
+            1
+        );
     }
-    eventually(Duration::from_secs(5), "a DENY_NEW_CALL change reported", || {
-        let changes = changes.clone();
-        async move {
-            changes.lock().unwrap().iter().any(|ch| {
-                ch.pod_index == 0 && ch.old == Some(RoutingState::Ready) && ch.new == Some(RoutingState::DenyNewCall)
-            })
-        }
-    })
+    eventually(
+        Duration::from_secs(5),
+        "a DENY_NEW_CALL change reported",
+        || {
+            let changes = changes.clone();
+            async move {
+                changes.lock().unwrap().iter().any(|ch| {
+                    ch.pod_index == 0
+                        && ch.old == Some(RoutingState::Ready)
+                        && ch.new == Some(RoutingState::DenyNewCall)
+                })
+            }
+        },
+    )
     .await;
 }
 
@@ -257,17 +323,36 @@ async fn shutdown_moves_temporary_links_and_reports_persistent_ones(fx: Fixture)
     assert_eq!(c.compute_linked_pod(NS, "owned", SVC).await.unwrap(), 0);
     p0.stop().await.unwrap();
     p0.stop().await.unwrap(); // idempotent
-    assert_eq!(fx.store.pod_states(NS, SVC).await.unwrap().pods[0].routing, RoutingState::Shutdown);
-    assert_eq!(c.get_workload_state(SVC).await.unwrap().as_deref(), Some("SHUTDOWN"));
+    assert_eq!(
+        fx.store.pod_states(NS, SVC).await.unwrap().pods[0].routing,
+        RoutingState::Shutdown
+    );
+    assert_eq!(
+        c.get_workload_state(SVC).await.unwrap().as_deref(),
+        Some("SHUTDOWN")
+    );
     c.refresh_service(SVC).await.unwrap();
     assert_eq!(c.alive_pods(SVC).await.unwrap(), vec![1]);
-    assert_eq!(c.compute_linked_pod(NS, "temp", SVC).await.unwrap(), 1, "temporary link moves");
+    assert_eq!(
+        c.compute_linked_pod(NS, "temp", SVC).await.unwrap(),
+        1,
+        "temporary link moves"
+    );
     let moved = fx.store.get_link(NS, "temp", SVC).await.unwrap().unwrap();
     assert_eq!(moved.pod_index, 1);
     let e = c.compute_linked_pod(NS, "owned", SVC).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PodUnavailable, "{e}");
     assert_eq!(e.pod_index(), Some(0));
-    assert_eq!(fx.store.get_link(NS, "owned", SVC).await.unwrap().unwrap().pod_index, 0, "left alone");
+    assert_eq!(
+        fx.store
+            .get_link(NS, "owned", SVC)
+            .await
+            .unwrap()
+            .unwrap()
+            .pod_index,
+        0,
+        "left alone"
+    );
 }
 
 async fn no_routable_pod_is_an_error_but_linked_users_keep_their_pod(fx: Fixture) {
@@ -275,16 +360,28 @@ async fn no_routable_pod_is_an_error_but_linked_users_keep_their_pod(fx: Fixture
     let c = client(&fx.store, &cfg);
     let e = c.compute_linked_pod(NS, "u", SVC).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NoAvailablePod);
-    assert_eq!(c.best_pod(SVC).await.unwrap_err().kind(), ErrorKind::NoAvailablePod);
+    assert_eq!(
+        c.best_pod(SVC).await.unwrap_err().kind(),
+        ErrorKind::NoAvailablePod
+    );
     let p3 = pod(&fx.store, 3, 0, &cfg).await;
     c.refresh_service(SVC).await.unwrap();
     assert_eq!(c.compute_linked_pod(NS, "u", SVC).await.unwrap(), 3);
-    p3.set_routing_state(RoutingState::DenyNewCall).await.unwrap();
+    p3.set_routing_state(RoutingState::DenyNewCall)
+        .await
+        .unwrap();
     c.refresh_service(SVC).await.unwrap();
     c.cache_expired(NS, "u", SVC).unwrap();
     assert_eq!(c.compute_linked_pod(NS, "u", SVC).await.unwrap(), 3);
-    assert_eq!(c.compute_linked_pod(NS, "v", SVC).await.unwrap_err().kind(), ErrorKind::NoAvailablePod);
-    assert_eq!(fx.store.get_link(NS, "v", SVC).await.unwrap(), None, "nothing written");
+    assert_eq!(
+        c.compute_linked_pod(NS, "v", SVC).await.unwrap_err().kind(),
+        ErrorKind::NoAvailablePod
+    );
+    assert_eq!(
+        fx.store.get_link(NS, "v", SVC).await.unwrap(),
+        None,
+        "nothing written"
+    );
 }
 
 async fn a_pod_that_stops_publishing_goes_stale(fx: Fixture) {
@@ -301,7 +398,11 @@ async fn a_pod_that_stops_publishing_goes_stale(fx: Fixture) {
         c.alive_pods(SVC).await.unwrap() == vec![1]
     })
     .await;
-    assert_eq!(c.compute_linked_pod(NS, "u", SVC).await.unwrap(), 1, "the cached link is dropped");
+    assert_eq!(
+        c.compute_linked_pod(NS, "u", SVC).await.unwrap(),
+        1,
+        "the cached link is dropped"
+    );
     assert_eq!(c.compute_linked_pod(NS, "w", SVC).await.unwrap(), 1);
 }
 
@@ -321,18 +422,43 @@ async fn bad_identifiers_are_rejected_and_write_nothing(fx: Fixture) {
         (NS, &*"x".repeat(513), SVC),
     ] {
         let e = c.compute_linked_pod(ns, uid, svc).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{ns:?} {uid:?} {svc:?}: {e}");
+        assert_eq!(
+            e.kind(),
+            ErrorKind::InvalidArgument,
+            "{ns:?} {uid:?} {svc:?}: {e}"
+        );
     }
     let e = c.compute_linked_pod("other", "u", SVC).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NamespaceNotLocal);
     let srv = pod(&fx.store, 1, 0, &cfg).await;
-    assert_eq!(srv.set_linked_pod(NS, "x}y", SVC, 1).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
-    assert_eq!(srv.set_linked_pod("other", "xy", SVC, 1).await.unwrap_err().kind(), ErrorKind::NamespaceNotLocal);
     assert_eq!(
-        c.set_linked_pod_if_absent(NS, "u", SVC, 1, 0).await.unwrap_err().kind(),
+        srv.set_linked_pod(NS, "x}y", SVC, 1)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::InvalidArgument
     );
-    assert_eq!(c.set_workload_state(SVC, "not a word").await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        srv.set_linked_pod("other", "xy", SVC, 1)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NamespaceNotLocal
+    );
+    assert_eq!(
+        c.set_linked_pod_if_absent(NS, "u", SVC, 1, 0)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        c.set_workload_state(SVC, "not a word")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
     let after: Vec<String> = fx.keys().await;
     assert_eq!(before, after);
 }
@@ -343,31 +469,52 @@ async fn server_lifecycle_and_workload_state(fx: Fixture) {
     s.set_load_state(42).unwrap();
     assert_eq!(s.get_load_state(), 42);
     s.start().await.unwrap();
-    assert_eq!(s.start().await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        s.start().await.unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
     let c = client(&fx.store, &cfg);
     assert!(c.is_workload_ready(SVC).await.unwrap());
     assert_eq!(c.pod_states(SVC).await.unwrap()[0].load, 42);
     s.set_load_state(77).unwrap();
-    eventually(Duration::from_secs(5), "the new load to be published", || async {
-        fx.store.pod_states(NS, SVC).await.unwrap().pods[0].load == 77
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the new load to be published",
+        || async { fx.store.pod_states(NS, SVC).await.unwrap().pods[0].load == 77 },
+    )
     .await;
     assert_eq!(s.get_routing_state(), RoutingState::Ready);
     s.stop().await.unwrap();
     assert!(!c.is_workload_ready(SVC).await.unwrap());
     assert_eq!(s.start().await.unwrap_err().kind(), ErrorKind::Closed);
     assert_eq!(s.set_load_state(1).unwrap_err().kind(), ErrorKind::Closed);
-    assert_eq!(s.set_routing_state(RoutingState::Ready).await.unwrap_err().kind(), ErrorKind::Closed);
-    assert_eq!(s.set_linked_pod(NS, "u", SVC, 0).await.unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(
+        s.set_routing_state(RoutingState::Ready)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Closed
+    );
+    assert_eq!(
+        s.set_linked_pod(NS, "u", SVC, 0).await.unwrap_err().kind(),
+        ErrorKind::Closed
+    );
 
     // Workload batches and tags.
     c.set_workload_state("chat", "READY").await.unwrap();
     assert_eq!(
-        c.batch_get_workload_state(&["chat", SVC, "none"]).await.unwrap(),
+        c.batch_get_workload_state(&["chat", SVC, "none"])
+            .await
+            .unwrap(),
         vec![Some("READY".into()), Some("SHUTDOWN".into()), None]
     );
-    c.set_global_service_name_tag("lobby", "room-v2").await.unwrap();
-    assert_eq!(c.get_service_name_by_tag("lobby").await.unwrap().as_deref(), Some("room-v2"));
+    c.set_global_service_name_tag("lobby", "room-v2")
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get_service_name_by_tag("lobby").await.unwrap().as_deref(),
+        Some("room-v2")
+    );
     assert_eq!(c.get_service_name_by_tag("nope").await.unwrap(), None);
 }
 
@@ -379,20 +526,48 @@ async fn server_link_operations(fx: Fixture) {
     let o = s.try_set_linked_pod(NS, "u", SVC, 3).await.unwrap();
     assert!(!o.accepted);
     assert_eq!((o.owner, o.previous), (2, Some(2)));
-    assert_eq!(c.get_link_service(NS, "u").await.unwrap(), BTreeMap::from([(SVC.to_string(), 2)]));
-    assert_eq!(c.get_linked_pod_in_cache_or_if_persist(NS, "u", SVC).await.unwrap(), Some(2));
-    assert!(!s.remove_linked_pod_with_id(NS, "u", SVC, 3, 0).await.unwrap());
-    assert!(s.remove_linked_pod_with_id(NS, "u", SVC, 2, 0).await.unwrap());
-    assert_eq!(c.get_linked_pod_not_cache(NS, "u", SVC).await.unwrap(), None);
-    assert_eq!(c.get_linked_in_cache(NS, "u", SVC).unwrap(), Some(2), "the cache still holds it");
+    assert_eq!(
+        c.get_link_service(NS, "u").await.unwrap(),
+        BTreeMap::from([(SVC.to_string(), 2)])
+    );
+    assert_eq!(
+        c.get_linked_pod_in_cache_or_if_persist(NS, "u", SVC)
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert!(!s
+        .remove_linked_pod_with_id(NS, "u", SVC, 3, 0)
+        .await
+        .unwrap());
+    assert!(s
+        .remove_linked_pod_with_id(NS, "u", SVC, 2, 0)
+        .await
+        .unwrap());
+    assert_eq!(
+        c.get_linked_pod_not_cache(NS, "u", SVC).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        c.get_linked_in_cache(NS, "u", SVC).unwrap(),
+        Some(2),
+        "the cache still holds it"
+    );
     assert_eq!(c.cache_expired(NS, "u", SVC).unwrap(), Some(2));
     assert_eq!(c.get_linked_pod(NS, "u", SVC).await.unwrap(), None);
-    let l = c.set_linked_pod_if_absent(NS, "v", SVC, 2, 100).await.unwrap();
+    let l = c
+        .set_linked_pod_if_absent(NS, "v", SVC, 2, 100)
+        .await
+        .unwrap();
     assert_eq!(l.pod_index, 2);
     assert!(s.remove_linked_pod(NS, "v", SVC, 0).await.unwrap());
     c.set_cache(NS, "w", SVC, 2).await.unwrap();
     assert_eq!(c.compute_linked_pod(NS, "w", SVC).await.unwrap(), 2);
-    assert_eq!(fx.store.get_link(NS, "w", SVC).await.unwrap(), None, "answered from the cache");
+    assert_eq!(
+        fx.store.get_link(NS, "w", SVC).await.unwrap(),
+        None,
+        "answered from the cache"
+    );
     let batch = c.batch_get_linked_pod(NS, &["w", "x"], SVC).await.unwrap();
     assert!(batch.is_empty());
 }
@@ -408,26 +583,39 @@ async fn cache_never_outlives_a_temporary_link(fx: Fixture) {
     let c = client(&fx.store, &cfg);
     assert_eq!(c.compute_linked_pod(NS, "u", SVC).await.unwrap(), 0);
     assert_eq!(c.get_linked_in_cache(NS, "u", SVC).unwrap(), Some(0));
-    eventually(Duration::from_secs(3), "the cache entry to expire", || async {
-        c.get_linked_in_cache(NS, "u", SVC).unwrap().is_none()
-    })
+    eventually(
+        Duration::from_secs(3),
+        "the cache entry to expire",
+        || async { c.get_linked_in_cache(NS, "u", SVC).unwrap().is_none() },
+    )
     .await;
-    assert!(fx.store.get_link(NS, "u", SVC).await.unwrap().is_some(), "the store still has the link");
-    eventually(Duration::from_secs(6), "the link to expire in the store", || async {
-        fx.store.get_link(NS, "u", SVC).await.unwrap().is_none()
-    })
+    assert!(
+        fx.store.get_link(NS, "u", SVC).await.unwrap().is_some(),
+        "the store still has the link"
+    );
+    eventually(
+        Duration::from_secs(6),
+        "the link to expire in the store",
+        || async { fx.store.get_link(NS, "u", SVC).await.unwrap().is_none() },
+    )
     .await;
 }
 
 async fn closed_and_uninitialised_clients(fx: Fixture) {
     let cfg = fast_config();
     let c = ClientDriver::new(fx.store.clone(), ServerInfo::new(NS, "gw", 0), cfg).unwrap();
-    assert_eq!(c.compute_linked_pod(NS, "u", SVC).await.unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(
+        c.compute_linked_pod(NS, "u", SVC).await.unwrap_err().kind(),
+        ErrorKind::Closed
+    );
     c.init().unwrap();
     c.init().unwrap();
     c.close();
     c.close();
-    assert_eq!(c.compute_linked_pod(NS, "u", SVC).await.unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(
+        c.compute_linked_pod(NS, "u", SVC).await.unwrap_err().kind(),
+        ErrorKind::Closed
+    );
     assert_eq!(c.init().unwrap_err().kind(), ErrorKind::Closed);
 }
 
@@ -473,30 +661,96 @@ fn config_is_validated() {
     let ok = BaseConfig::default();
     ok.validate().unwrap();
     assert_eq!(
-        (ok.service_state_update_period_seconds, ok.cpu_factor, ok.temp_link_info_cache_time_seconds, ok.user_link_info_cache_time_seconds),
+        (
+            ok.service_state_update_period_seconds,
+            ok.cpu_factor,
+            ok.temp_link_info_cache_time_seconds,
+            ok.user_link_info_cache_time_seconds
+        ),
         (30.0, 0.7, 300, 240)
     );
     let bad = [
-        ("service_state_update_period_seconds", BaseConfig { service_state_update_period_seconds: 0.0, ..ok.clone() }),
-        ("service_state_update_period_seconds", BaseConfig { service_state_update_period_seconds: f64::NAN, ..ok.clone() }),
-        ("cpu_factor", BaseConfig { cpu_factor: 1.5, ..ok.clone() }),
-        ("cpu_factor", BaseConfig { cpu_factor: -0.1, ..ok.clone() }),
-        ("temp_link_info_cache_time_seconds", BaseConfig { temp_link_info_cache_time_seconds: 0, ..ok.clone() }),
-        ("user_link_info_cache_time_seconds", BaseConfig { user_link_info_cache_time_seconds: 0, ..ok.clone() }),
-        ("user_link_info_cache_time_seconds", BaseConfig { user_link_info_cache_time_seconds: 300, ..ok.clone() }),
-        ("stale_after_seconds", BaseConfig { stale_after_seconds: Some(0.0), ..ok.clone() }),
-        ("drain_seconds", BaseConfig { drain_seconds: -1.0, ..ok.clone() }),
+        (
+            "service_state_update_period_seconds",
+            BaseConfig {
+                service_state_update_period_seconds: 0.0,
+                ..ok.clone()
+            },
+        ),
+        (
+            "service_state_update_period_seconds",
+            BaseConfig {
+                service_state_update_period_seconds: f64::NAN,
+                ..ok.clone()
+            },
+        ),
+        (
+            "cpu_factor",
+            BaseConfig {
+                cpu_factor: 1.5,
+                ..ok.clone()
+            },
+        ),
+        (
+            "cpu_factor",
+            BaseConfig {
+                cpu_factor: -0.1,
+                ..ok.clone()
+            },
+        ),
+        (
+            "temp_link_info_cache_time_seconds",
+            BaseConfig {
+                temp_link_info_cache_time_seconds: 0,
+                ..ok.clone()
+            },
+        ),
+        (
+            "user_link_info_cache_time_seconds",
+            BaseConfig {
+                user_link_info_cache_time_seconds: 0,
+                ..ok.clone()
+            },
+        ),
+        (
+            "user_link_info_cache_time_seconds",
+            BaseConfig {
+                user_link_info_cache_time_seconds: 300,
+                ..ok.clone()
+            },
+        ),
+        (
+            "stale_after_seconds",
+            BaseConfig {
+                stale_after_seconds: Some(0.0),
+                ..ok.clone()
+            },
+        ),
+        (
+            "drain_seconds",
+            BaseConfig {
+                drain_seconds: -1.0,
+                ..ok.clone()
+            },
+        ),
     ];
     for (field, cfg) in bad {
         let e = cfg.validate().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidConfig);
         assert!(e.message().contains(field), "{e}");
         let store = Store::memory();
-        let e = ServerDriver::new(store.clone(), ServerInfo::new(NS, SVC, 0), cfg.clone()).unwrap_err();
+        let e =
+            ServerDriver::new(store.clone(), ServerInfo::new(NS, SVC, 0), cfg.clone()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidConfig);
-        assert_eq!(ClientDriver::new(store, ServerInfo::new(NS, SVC, 0), cfg).unwrap_err().kind(), ErrorKind::InvalidConfig);
+        assert_eq!(
+            ClientDriver::new(store, ServerInfo::new(NS, SVC, 0), cfg)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidConfig
+        );
     }
-    let e = ServerDriver::new(Store::memory(), ServerInfo::new("a:b", SVC, 0), ok.clone()).unwrap_err();
+    let e =
+        ServerDriver::new(Store::memory(), ServerInfo::new("a:b", SVC, 0), ok.clone()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     let e = ServerDriver::new(Store::memory(), ServerInfo::new(NS, SVC, u32::MAX), ok).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);

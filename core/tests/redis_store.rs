@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use common::{spawn_redis, unique_prefix};
 use stateful_route::{
-    BaseConfig, ClientDriver, ErrorKind, LinkTtl, RoutingState, ServerDriver, ServerInfo, Store, StoreConfig,
+    BaseConfig, ClientDriver, ErrorKind, LinkTtl, RoutingState, ServerDriver, ServerInfo, Store,
+    StoreConfig,
 };
 
 async fn raw(port: u16) -> redis::aio::MultiplexedConnection {
@@ -23,7 +24,9 @@ async fn store(port: u16, prefix: &str) -> Store {
         key_prefix: prefix.to_string(),
         ..StoreConfig::default()
     };
-    Store::redis_with(&format!("redis://127.0.0.1:{port}"), &cfg).await.unwrap()
+    Store::redis_with(&format!("redis://127.0.0.1:{port}"), &cfg)
+        .await
+        .unwrap()
 }
 
 fn quiet_config() -> BaseConfig {
@@ -38,16 +41,35 @@ async fn keys_and_values_match_the_spec_layout() {
     let (port, _) = spawn_redis(&[]);
     let mut con = raw(port).await;
     let s = store(port, "sf").await;
-    let server = ServerDriver::new(s.clone(), ServerInfo::new("prod", "room", 0), quiet_config()).unwrap();
+    let server = ServerDriver::new(
+        s.clone(),
+        ServerInfo::new("prod", "room", 0),
+        quiet_config(),
+    )
+    .unwrap();
     server.set_load_state(150).unwrap();
     server.start().await.unwrap();
-    server.set_linked_pod("prod", "alice", "room", 0).await.unwrap();
-    s.set_link("prod", "bob", "room", 1, LinkTtl::Seconds(300)).await.unwrap();
-    s.set_link("prod", "bob", "chat", 2, LinkTtl::Persistent).await.unwrap();
+    server
+        .set_linked_pod("prod", "alice", "room", 0)
+        .await
+        .unwrap();
+    s.set_link("prod", "bob", "room", 1, LinkTtl::Seconds(300))
+        .await
+        .unwrap();
+    s.set_link("prod", "bob", "chat", 2, LinkTtl::Persistent)
+        .await
+        .unwrap();
     s.set_tag("prod", "lobby", "room").await.unwrap();
-    server.set_routing_state(RoutingState::DenyNewCall).await.unwrap();
+    server
+        .set_routing_state(RoutingState::DenyNewCall)
+        .await
+        .unwrap();
 
-    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut con).await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
     keys.sort();
     assert_eq!(
         keys,
@@ -65,11 +87,23 @@ async fn keys_and_values_match_the_spec_layout() {
     let base = con.clone();
     let get = |k: &'static str| {
         let mut con = base.clone();
-        async move { redis::cmd("GET").arg(k).query_async::<Option<String>>(&mut con).await.unwrap() }
+        async move {
+            redis::cmd("GET")
+                .arg(k)
+                .query_async::<Option<String>>(&mut con)
+                .await
+                .unwrap()
+        }
     };
     let ttl = |k: &'static str| {
         let mut con = base.clone();
-        async move { redis::cmd("TTL").arg(k).query_async::<i64>(&mut con).await.unwrap() }
+        async move {
+            redis::cmd("TTL")
+                .arg(k)
+                .query_async::<i64>(&mut con)
+                .await
+                .unwrap()
+        }
     };
     let hgetall = |k: &'static str| {
         let mut con = base.clone();
@@ -83,11 +117,20 @@ async fn keys_and_values_match_the_spec_layout() {
     };
     assert_eq!(get("sf:{prod:lk:alice}room").await.as_deref(), Some("0"));
     assert_eq!(ttl("sf:{prod:lk:alice}room").await, -1);
-    assert_eq!(hgetall("sf:{prod:lk:alice}").await, BTreeMap::from([("room".into(), "0".into())]));
+    assert_eq!(
+        hgetall("sf:{prod:lk:alice}").await,
+        BTreeMap::from([("room".into(), "0".into())])
+    );
     assert_eq!(get("sf:{prod:lk:bob}room").await.as_deref(), Some("1"));
     assert!((290..=300).contains(&ttl("sf:{prod:lk:bob}room").await));
-    assert_eq!(hgetall("sf:{prod:lk:bob}").await, BTreeMap::from([("chat".into(), "2".into())]));
-    assert_eq!(get("sf:{prod:workload:room}").await.as_deref(), Some("READY"));
+    assert_eq!(
+        hgetall("sf:{prod:lk:bob}").await,
+        BTreeMap::from([("chat".into(), "2".into())])
+    );
+    assert_eq!(
+        get("sf:{prod:workload:room}").await.as_deref(),
+        Some("READY")
+    );
     assert_eq!(get("sf:{prod:tag:lobby}").await.as_deref(), Some("room"));
 
     // Pod state: `<load>-<updateMs>-<ROUTING>`, stamped with the server's clock.
@@ -99,7 +142,10 @@ async fn keys_and_values_match_the_spec_layout() {
     assert_eq!(parts.len(), 3, "{value}");
     assert_eq!(parts[0], "150");
     let stamp: u64 = parts[1].parse().unwrap();
-    assert!(now_ms >= stamp && now_ms - stamp < 5_000, "stamp {stamp} vs redis time {now_ms}");
+    assert!(
+        now_ms >= stamp && now_ms - stamp < 5_000,
+        "stamp {stamp} vs redis time {now_ms}"
+    );
     assert_eq!(parts[2], "DENY_NEW_CALL");
 
     // Readers accept the old two-part form and skip garbage with a warning.
@@ -113,25 +159,47 @@ async fn keys_and_values_match_the_spec_layout() {
         .await
         .unwrap();
     let parsed = s.pod_states("prod", "room").await.unwrap();
-    let pods: Vec<(u32, u32, RoutingState)> = parsed.pods.iter().map(|p| (p.pod_index, p.load, p.routing)).collect();
+    let pods: Vec<(u32, u32, RoutingState)> = parsed
+        .pods
+        .iter()
+        .map(|p| (p.pod_index, p.load, p.routing))
+        .collect();
     assert_eq!(
         pods,
-        vec![(0, 150, RoutingState::DenyNewCall), (7, 3, RoutingState::Ready)]
+        vec![
+            (0, 150, RoutingState::DenyNewCall),
+            (7, 3, RoutingState::Ready)
+        ]
     );
 
     // Removing the last persistent link deletes the user's hash.
-    server.remove_linked_pod("prod", "alice", "room", 0).await.unwrap();
-    let exists: i64 = redis::cmd("EXISTS").arg("sf:{prod:lk:alice}").query_async(&mut con).await.unwrap();
+    server
+        .remove_linked_pod("prod", "alice", "room", 0)
+        .await
+        .unwrap();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("sf:{prod:lk:alice}")
+        .query_async(&mut con)
+        .await
+        .unwrap();
     assert_eq!(exists, 0);
     server.stop().await.unwrap();
 }
 
 async fn command_calls(con: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, u64> {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(con).await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(con)
+        .await
+        .unwrap();
     info.lines()
         .filter_map(|l| {
             let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?.parse().ok()?;
+            let calls = rest
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
             Some((name.to_string(), calls))
         })
         .filter(|(name, _)| name != "info" && !name.starts_with("config"))
@@ -143,15 +211,33 @@ async fn a_new_user_costs_exactly_one_command() {
     let (port, _) = spawn_redis(&[]);
     let mut con = raw(port).await;
     let s = store(port, &unique_prefix()).await;
-    let server = ServerDriver::new(s.clone(), ServerInfo::new("default", "room", 0), quiet_config()).unwrap();
+    let server = ServerDriver::new(
+        s.clone(),
+        ServerInfo::new("default", "room", 0),
+        quiet_config(),
+    )
+    .unwrap();
     server.start().await.unwrap();
     let client = ClientDriver::new(s, ServerInfo::new("default", "gw", 0), quiet_config()).unwrap();
     client.init().unwrap();
     // Warm up: the service snapshot is read once, and the script is loaded once.
-    assert_eq!(client.compute_linked_pod("", "warm", "room").await.unwrap(), 0);
+    assert_eq!(
+        client.compute_linked_pod("", "warm", "room").await.unwrap(),
+        0
+    );
 
-    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut con).await.unwrap();
-    assert_eq!(client.compute_linked_pod("", "new-user", "room").await.unwrap(), 0);
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .compute_linked_pod("", "new-user", "room")
+            .await
+            .unwrap(),
+        0
+    );
     // commandstats also counts the commands a script runs inside Redis: one EVALSHA whose
     // set-if-absent script does GET, SET (with EX) and HDEL. Any extra round trip shows up
     // as a second EVALSHA or as an extra GET/HGETALL.
@@ -163,9 +249,19 @@ async fn a_new_user_costs_exactly_one_command() {
     assert_eq!(calls, want);
 
     // A cache hit sends nothing at all.
-    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut con).await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut con)
+        .await
+        .unwrap();
     for _ in 0..100 {
-        assert_eq!(client.compute_linked_pod("", "new-user", "room").await.unwrap(), 0);
+        assert_eq!(
+            client
+                .compute_linked_pod("", "new-user", "room")
+                .await
+                .unwrap(),
+            0
+        );
     }
     assert_eq!(command_calls(&mut con).await, BTreeMap::new());
     server.stop().await.unwrap();
@@ -176,10 +272,28 @@ async fn scripts_are_reloaded_after_script_flush() {
     let (port, _) = spawn_redis(&[]);
     let mut con = raw(port).await;
     let s = store(port, &unique_prefix()).await;
-    s.set_link("default", "u", "room", 3, LinkTtl::Persistent).await.unwrap();
-    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut con).await.unwrap();
-    assert_eq!(s.set_link("default", "u", "room", 4, LinkTtl::Persistent).await.unwrap(), Some(3));
-    assert_eq!(s.get_link("default", "u", "room").await.unwrap().unwrap().pod_index, 4);
+    s.set_link("default", "u", "room", 3, LinkTtl::Persistent)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.set_link("default", "u", "room", 4, LinkTtl::Persistent)
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    assert_eq!(
+        s.get_link("default", "u", "room")
+            .await
+            .unwrap()
+            .unwrap()
+            .pod_index,
+        4
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

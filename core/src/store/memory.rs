@@ -54,7 +54,8 @@ fn now_ms() -> u64 {
 
 impl Data {
     fn live(&mut self, key: &str, now: u64) -> Option<&mut Entry> {
-        let expired = matches!(self.map.get(key), Some(Entry { expires_ms: Some(t), .. }) if *t <= now);
+        let expired =
+            matches!(self.map.get(key), Some(Entry { expires_ms: Some(t), .. }) if *t <= now);
         if expired {
             self.map.remove(key);
         }
@@ -76,7 +77,8 @@ impl Data {
         match self.live(key, now) {
             None => Ok(None),
             Some(Entry {
-                value: Value::Hash(h), ..
+                value: Value::Hash(h),
+                ..
             }) => Ok(Some(h)),
             Some(_) => Err(wrong_type(key)),
         }
@@ -128,8 +130,7 @@ impl Data {
         if self.writes >= SWEEP_EVERY {
             self.writes = 0;
             let now = now_ms();
-            self.map
-                .retain(|_, e| e.expires_ms.is_none_or(|t| t > now));
+            self.map.retain(|_, e| e.expires_ms.is_none_or(|t| t > now));
         }
     }
 }
@@ -175,7 +176,14 @@ impl MemoryBackend {
     }
 
     /// `set` as the scripts do: string with or without expiry, user hash kept in step.
-    fn write_link(&self, d: &mut Data, link: LinkRef<'_>, pod: u32, ttl: LinkTtl, now: u64) -> Result<()> {
+    fn write_link(
+        &self,
+        d: &mut Data,
+        link: LinkRef<'_>,
+        pod: u32,
+        ttl: LinkTtl,
+        now: u64,
+    ) -> Result<()> {
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let hash = self.keys.user_links(link.namespace, link.uid);
         match ttl {
@@ -198,7 +206,10 @@ impl StoreBackend for MemoryBackend {
         let now = now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let mut d = self.lock();
-        let prev = d.get_str(&key, now)?.map(|(v, _)| parse_pod(&key, &v)).transpose()?;
+        let prev = d
+            .get_str(&key, now)?
+            .map(|(v, _)| parse_pod(&key, &v))
+            .transpose()?;
         self.write_link(&mut d, link, pod, ttl, now)?;
         Ok(prev)
     }
@@ -220,11 +231,19 @@ impl StoreBackend for MemoryBackend {
         })
     }
 
-    async fn try_set_link(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<TrySetOutcome> {
+    async fn try_set_link(
+        &self,
+        link: LinkRef<'_>,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<TrySetOutcome> {
         let now = now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let mut d = self.lock();
-        let cur = d.get_str(&key, now)?.map(|(v, t)| link_of(&v, t, &key)).transpose()?;
+        let cur = d
+            .get_str(&key, now)?
+            .map(|(v, t)| link_of(&v, t, &key))
+            .transpose()?;
         if let Some(c) = cur {
             if c.is_persistent() && c.pod_index != pod {
                 return Ok(TrySetOutcome {
@@ -242,11 +261,20 @@ impl StoreBackend for MemoryBackend {
         })
     }
 
-    async fn replace_temporary_link(&self, link: LinkRef<'_>, expected: u32, pod: u32, ttl: LinkTtl) -> Result<Option<Link>> {
+    async fn replace_temporary_link(
+        &self,
+        link: LinkRef<'_>,
+        expected: u32,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<Option<Link>> {
         let now = now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let mut d = self.lock();
-        let cur = d.get_str(&key, now)?.map(|(v, t)| link_of(&v, t, &key)).transpose()?;
+        let cur = d
+            .get_str(&key, now)?
+            .map(|(v, t)| link_of(&v, t, &key))
+            .transpose()?;
         match cur {
             Some(c) if c.is_persistent() || c.pod_index != expected => Ok(Some(c)),
             _ => {
@@ -263,7 +291,12 @@ impl StoreBackend for MemoryBackend {
         }
     }
 
-    async fn remove_link(&self, link: LinkRef<'_>, only_if: Option<u32>, delay_secs: u32) -> Result<bool> {
+    async fn remove_link(
+        &self,
+        link: LinkRef<'_>,
+        only_if: Option<u32>,
+        delay_secs: u32,
+    ) -> Result<bool> {
         let now = now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let hash = self.keys.user_links(link.namespace, link.uid);
@@ -293,7 +326,9 @@ impl StoreBackend for MemoryBackend {
         let now = now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let mut d = self.lock();
-        d.get_str(&key, now)?.map(|(v, t)| link_of(&v, t, &key)).transpose()
+        d.get_str(&key, now)?
+            .map(|(v, t)| link_of(&v, t, &key))
+            .transpose()
     }
 
     async fn get_link_services(&self, namespace: &str, uid: &str) -> Result<BTreeMap<String, u32>> {
@@ -303,21 +338,37 @@ impl StoreBackend for MemoryBackend {
         let Some(h) = d.hash(&key, now)? else {
             return Ok(BTreeMap::new());
         };
-        h.iter().map(|(s, v)| Ok((s.clone(), parse_pod(&key, v)?))).collect()
+        h.iter()
+            .map(|(s, v)| Ok((s.clone(), parse_pod(&key, v)?)))
+            .collect()
     }
 
-    async fn batch_get_links(&self, namespace: &str, uids: &[&str], service: &str) -> Result<Vec<Option<u32>>> {
+    async fn batch_get_links(
+        &self,
+        namespace: &str,
+        uids: &[&str],
+        service: &str,
+    ) -> Result<Vec<Option<u32>>> {
         let now = now_ms();
         let mut d = self.lock();
         uids.iter()
             .map(|uid| {
                 let key = self.keys.link(namespace, uid, service);
-                d.get_str(&key, now)?.map(|(v, _)| parse_pod(&key, &v)).transpose()
+                d.get_str(&key, now)?
+                    .map(|(v, _)| parse_pod(&key, &v))
+                    .transpose()
             })
             .collect()
     }
 
-    async fn publish_pod_state(&self, namespace: &str, service: &str, pod: u32, load: u32, routing: RoutingState) -> Result<u64> {
+    async fn publish_pod_state(
+        &self,
+        namespace: &str,
+        service: &str,
+        pod: u32,
+        load: u32,
+        routing: RoutingState,
+    ) -> Result<u64> {
         let now = now_ms();
         let key = self.keys.pod_states(namespace, service);
         let value = pod_state::format_value(load, now, routing);
@@ -333,7 +384,10 @@ impl StoreBackend for MemoryBackend {
             Some(h) => h.iter().map(|(f, v)| (f.clone(), v.clone())).collect(),
             None => Vec::new(),
         };
-        Ok(RawPodStates { now_ms: now, fields })
+        Ok(RawPodStates {
+            now_ms: now,
+            fields,
+        })
     }
 
     async fn set_workload_state(&self, namespace: &str, service: &str, state: &str) -> Result<()> {
@@ -342,12 +396,19 @@ impl StoreBackend for MemoryBackend {
         Ok(())
     }
 
-    async fn workload_states(&self, namespace: &str, services: &[&str]) -> Result<Vec<Option<String>>> {
+    async fn workload_states(
+        &self,
+        namespace: &str,
+        services: &[&str],
+    ) -> Result<Vec<Option<String>>> {
         let now = now_ms();
         let mut d = self.lock();
         services
             .iter()
-            .map(|s| Ok(d.get_str(&self.keys.workload(namespace, s), now)?.map(|(v, _)| v)))
+            .map(|s| {
+                Ok(d.get_str(&self.keys.workload(namespace, s), now)?
+                    .map(|(v, _)| v))
+            })
             .collect()
     }
 
@@ -359,6 +420,9 @@ impl StoreBackend for MemoryBackend {
 
     async fn get_tag(&self, namespace: &str, tag: &str) -> Result<Option<String>> {
         let now = now_ms();
-        Ok(self.lock().get_str(&self.keys.tag(namespace, tag), now)?.map(|(v, _)| v))
+        Ok(self
+            .lock()
+            .get_str(&self.keys.tag(namespace, tag), now)?
+            .map(|(v, _)| v))
     }
 }

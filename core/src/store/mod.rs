@@ -7,7 +7,7 @@
 
 mod memory;
 mod redis;
-mod scripts;
+pub mod scripts;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,10 +49,15 @@ impl Default for StoreConfig {
 impl StoreConfig {
     /// Checks every field (`INVALID_CONFIG` naming the field).
     pub fn validate(&self) -> Result<()> {
-        if self.key_prefix.len() > 64 || ident::check_service("key_prefix", &self.key_prefix).is_err() {
+        if self.key_prefix.len() > 64
+            || ident::check_service("key_prefix", &self.key_prefix).is_err()
+        {
             return Err(Error::invalid_config(
                 "key_prefix",
-                format!("{:?} must be 1-64 characters of [A-Za-z0-9._-]", self.key_prefix),
+                format!(
+                    "{:?} must be 1-64 characters of [A-Za-z0-9._-]",
+                    self.key_prefix
+                ),
             ));
         }
         for (name, d) in [
@@ -107,7 +112,12 @@ pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
     /// Set unless a link exists; returns the link in force afterwards.
     async fn set_link_if_absent(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Link>;
     /// Set unless a persistent link to another pod exists.
-    async fn try_set_link(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<TrySetOutcome>;
+    async fn try_set_link(
+        &self,
+        link: LinkRef<'_>,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<TrySetOutcome>;
     /// If the link is a temporary link to `expected`, set it to `pod` with `ttl`. Returns the
     /// link in force afterwards (none if there is none).
     async fn replace_temporary_link(
@@ -119,13 +129,23 @@ pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Option<Link>>;
     /// Remove the link (only if it points to `only_if`, when given): at once when
     /// `delay_secs == 0`, else after `delay_secs`. It leaves the user's hash at once either way.
-    async fn remove_link(&self, link: LinkRef<'_>, only_if: Option<u32>, delay_secs: u32) -> Result<bool>;
+    async fn remove_link(
+        &self,
+        link: LinkRef<'_>,
+        only_if: Option<u32>,
+        delay_secs: u32,
+    ) -> Result<bool>;
     /// Read a link with its remaining TTL.
     async fn get_link(&self, link: LinkRef<'_>) -> Result<Option<Link>>;
     /// The user's persistent links.
     async fn get_link_services(&self, namespace: &str, uid: &str) -> Result<BTreeMap<String, u32>>;
     /// Read many links of one service, in input order.
-    async fn batch_get_links(&self, namespace: &str, uids: &[&str], service: &str) -> Result<Vec<Option<u32>>>;
+    async fn batch_get_links(
+        &self,
+        namespace: &str,
+        uids: &[&str],
+        service: &str,
+    ) -> Result<Vec<Option<u32>>>;
     /// Publish a pod's state stamped with the store's clock; returns the stamp (ms).
     async fn publish_pod_state(
         &self,
@@ -140,7 +160,11 @@ pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
     /// Set a service's workload state.
     async fn set_workload_state(&self, namespace: &str, service: &str, state: &str) -> Result<()>;
     /// Read workload states of many services, in input order.
-    async fn workload_states(&self, namespace: &str, services: &[&str]) -> Result<Vec<Option<String>>>;
+    async fn workload_states(
+        &self,
+        namespace: &str,
+        services: &[&str],
+    ) -> Result<Vec<Option<String>>>;
     /// Set the service name of a tag.
     async fn set_tag(&self, namespace: &str, tag: &str, service: &str) -> Result<()>;
     /// Read the service name of a tag.
@@ -162,7 +186,9 @@ impl Store {
     /// The embedded in-memory store with `config` (only the key prefix matters to it).
     pub fn memory_with(config: &StoreConfig) -> Result<Store> {
         config.validate()?;
-        Ok(Store::from_backend(MemoryBackend::new(KeySpace::new(config.key_prefix.clone()))))
+        Ok(Store::from_backend(MemoryBackend::new(KeySpace::new(
+            config.key_prefix.clone(),
+        ))))
     }
 
     /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]` or `rediss://` for
@@ -174,7 +200,9 @@ impl Store {
     /// Connects to Redis at `url` with `config`.
     pub async fn redis_with(url: &str, config: &StoreConfig) -> Result<Store> {
         config.validate()?;
-        Ok(Store::from_backend(RedisBackend::connect(url, config).await?))
+        Ok(Store::from_backend(
+            RedisBackend::connect(url, config).await?,
+        ))
     }
 
     /// A store over any backend.
@@ -195,7 +223,14 @@ impl Store {
     }
 
     /// SPEC §4 `set_link`: unconditional set; returns the previous pod.
-    pub async fn set_link(&self, ns: &str, uid: &str, service: &str, pod: u32, ttl: LinkTtl) -> Result<Option<u32>> {
+    pub async fn set_link(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<Option<u32>> {
         let link = link_ref(ns, uid, service)?;
         ident::check_pod(pod)?;
         self.backend.set_link(link, pod, ttl).await
@@ -203,30 +238,61 @@ impl Store {
 
     /// SPEC §4 `set_link_if_absent`: returns the link in force (an existing one wins, its TTL
     /// untouched).
-    pub async fn set_link_if_absent(&self, ns: &str, uid: &str, service: &str, pod: u32, ttl: LinkTtl) -> Result<Link> {
+    pub async fn set_link_if_absent(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<Link> {
         let link = link_ref(ns, uid, service)?;
         ident::check_pod(pod)?;
         self.backend.set_link_if_absent(link, pod, ttl).await
     }
 
     /// SPEC §4 `try_set_link`: refused only if a persistent link to another pod exists.
-    pub async fn try_set_link(&self, ns: &str, uid: &str, service: &str, pod: u32, ttl: LinkTtl) -> Result<TrySetOutcome> {
+    pub async fn try_set_link(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<TrySetOutcome> {
         let link = link_ref(ns, uid, service)?;
         ident::check_pod(pod)?;
         self.backend.try_set_link(link, pod, ttl).await
     }
 
     /// SPEC §4 `remove_link`: `delay_secs <= 0` deletes now, `> 0` expires it after that long.
-    pub async fn remove_link(&self, ns: &str, uid: &str, service: &str, delay_secs: i64) -> Result<bool> {
+    pub async fn remove_link(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+        delay_secs: i64,
+    ) -> Result<bool> {
         let link = link_ref(ns, uid, service)?;
-        self.backend.remove_link(link, None, delay(delay_secs)?).await
+        self.backend
+            .remove_link(link, None, delay(delay_secs)?)
+            .await
     }
 
     /// SPEC §4 `remove_link_if`: as [`Store::remove_link`], only if the link points to `pod`.
-    pub async fn remove_link_if(&self, ns: &str, uid: &str, service: &str, pod: u32, delay_secs: i64) -> Result<bool> {
+    pub async fn remove_link_if(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+        pod: u32,
+        delay_secs: i64,
+    ) -> Result<bool> {
         let link = link_ref(ns, uid, service)?;
         ident::check_pod(pod)?;
-        self.backend.remove_link(link, Some(pod), delay(delay_secs)?).await
+        self.backend
+            .remove_link(link, Some(pod), delay(delay_secs)?)
+            .await
     }
 
     /// SPEC §4 `get_link`, with the link's remaining TTL.
@@ -236,7 +302,12 @@ impl Store {
     }
 
     /// SPEC §4 `get_link_if_persist`: temporary links read as none.
-    pub async fn get_link_if_persist(&self, ns: &str, uid: &str, service: &str) -> Result<Option<u32>> {
+    pub async fn get_link_if_persist(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+    ) -> Result<Option<u32>> {
         Ok(self
             .get_link(ns, uid, service)
             .await?
@@ -252,7 +323,12 @@ impl Store {
     }
 
     /// SPEC §4 `batch_get_links`: pod → uids (in input order); absent uids are left out.
-    pub async fn batch_get_links<S: AsRef<str>>(&self, ns: &str, uids: &[S], service: &str) -> Result<BTreeMap<u32, Vec<String>>> {
+    pub async fn batch_get_links<S: AsRef<str>>(
+        &self,
+        ns: &str,
+        uids: &[S],
+        service: &str,
+    ) -> Result<BTreeMap<u32, Vec<String>>> {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_service("service", service)?;
         let uids: Vec<&str> = uids.iter().map(AsRef::as_ref).collect();
@@ -265,7 +341,11 @@ impl Store {
         }
         let pods = self.backend.batch_get_links(ns, &uids, service).await?;
         if pods.len() != uids.len() {
-            return Err(Error::store(format!("batch read returned {} results for {} uids", pods.len(), uids.len())));
+            return Err(Error::store(format!(
+                "batch read returned {} results for {} uids",
+                pods.len(),
+                uids.len()
+            )));
         }
         for (uid, pod) in uids.iter().zip(pods) {
             if let Some(pod) = pod {
@@ -275,16 +355,33 @@ impl Store {
         Ok(out)
     }
 
-    pub(crate) async fn replace_temporary_link(&self, link: LinkRef<'_>, expected: u32, pod: u32, ttl: LinkTtl) -> Result<Option<Link>> {
-        self.backend.replace_temporary_link(link, expected, pod, ttl).await
+    pub(crate) async fn replace_temporary_link(
+        &self,
+        link: LinkRef<'_>,
+        expected: u32,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<Option<Link>> {
+        self.backend
+            .replace_temporary_link(link, expected, pod, ttl)
+            .await
     }
 
     /// Publishes a pod's state stamped with the store's clock; returns the stamp (ms).
-    pub async fn publish_pod_state(&self, ns: &str, service: &str, pod: u32, load: u32, routing: RoutingState) -> Result<u64> {
+    pub async fn publish_pod_state(
+        &self,
+        ns: &str,
+        service: &str,
+        pod: u32,
+        load: u32,
+        routing: RoutingState,
+    ) -> Result<u64> {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_service("service", service)?;
         ident::check_pod(pod)?;
-        self.backend.publish_pod_state(ns, service, pod, load, routing).await
+        self.backend
+            .publish_pod_state(ns, service, pod, load, routing)
+            .await
     }
 
     /// Reads a service's pod states. Fields that cannot be parsed are skipped with a warning.
@@ -320,11 +417,19 @@ impl Store {
 
     /// Reads a service's workload state.
     pub async fn get_workload_state(&self, ns: &str, service: &str) -> Result<Option<String>> {
-        Ok(self.batch_get_workload_state(ns, &[service]).await?.pop().flatten())
+        Ok(self
+            .batch_get_workload_state(ns, &[service])
+            .await?
+            .pop()
+            .flatten())
     }
 
     /// Reads the workload states of many services, in input order.
-    pub async fn batch_get_workload_state<S: AsRef<str>>(&self, ns: &str, services: &[S]) -> Result<Vec<Option<String>>> {
+    pub async fn batch_get_workload_state<S: AsRef<str>>(
+        &self,
+        ns: &str,
+        services: &[S],
+    ) -> Result<Vec<Option<String>>> {
         ident::check_namespace_label("namespace", ns)?;
         let services: Vec<&str> = services.iter().map(AsRef::as_ref).collect();
         for s in &services {
@@ -335,7 +440,9 @@ impl Store {
         }
         let out = self.backend.workload_states(ns, &services).await?;
         if out.len() != services.len() {
-            return Err(Error::store("workload batch returned the wrong number of results"));
+            return Err(Error::store(
+                "workload batch returned the wrong number of results",
+            ));
         }
         Ok(out)
     }
@@ -373,13 +480,24 @@ fn delay(delay_secs: i64) -> Result<u32> {
     } else if delay_secs <= i32::MAX as i64 {
         Ok(delay_secs as u32)
     } else {
-        Err(Error::invalid_argument("delay", format!("{delay_secs} seconds is too long")))
+        Err(Error::invalid_argument(
+            "delay",
+            format!("{delay_secs} seconds is too long"),
+        ))
     }
 }
 
 fn check_word(field: &str, s: &str) -> Result<()> {
-    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-        return Err(Error::invalid_argument(field, format!("{s:?} must be 1-64 characters of [A-Za-z0-9_-]")));
+    if s.is_empty()
+        || s.len() > 64
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(Error::invalid_argument(
+            field,
+            format!("{s:?} must be 1-64 characters of [A-Za-z0-9_-]"),
+        ));
     }
     Ok(())
 }

@@ -88,7 +88,10 @@ impl RedisBackend {
             .map_err(|e| Error::new(ErrorKind::Internal, format!("connect task failed: {e}")))?
             .map_err(|e| {
                 let e = Error::from(e);
-                Error::new(e.kind(), format!("cannot connect to {shown}: {}", e.message()))
+                Error::new(
+                    e.kind(),
+                    format!("cannot connect to {shown}: {}", e.message()),
+                )
             })?;
         tracing::info!(url = %shown, "connected to redis");
         Ok(RedisBackend {
@@ -99,7 +102,12 @@ impl RedisBackend {
         })
     }
 
-    async fn link_script<T: FromRedisValue>(&self, script: &Script, link: LinkRef<'_>, args: &[&str]) -> Result<T> {
+    async fn link_script<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        link: LinkRef<'_>,
+        args: &[&str],
+    ) -> Result<T> {
         let mut inv = script.prepare_invoke();
         inv.key(self.keys.link(link.namespace, link.uid, link.service))
             .key(self.keys.user_links(link.namespace, link.uid))
@@ -131,21 +139,38 @@ fn ttl_arg(ttl: LinkTtl) -> String {
 impl StoreBackend for RedisBackend {
     async fn set_link(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Option<u32>> {
         let prev: Option<String> = self
-            .link_script(&self.scripts.set_link, link, &[&pod.to_string(), &ttl_arg(ttl)])
+            .link_script(
+                &self.scripts.set_link,
+                link,
+                &[&pod.to_string(), &ttl_arg(ttl)],
+            )
             .await?;
         prev.map(|p| parse_pod("previous link", &p)).transpose()
     }
 
     async fn set_link_if_absent(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Link> {
         let (cur, pttl): (String, i64) = self
-            .link_script(&self.scripts.set_link_if_absent, link, &[&pod.to_string(), &ttl_arg(ttl)])
+            .link_script(
+                &self.scripts.set_link_if_absent,
+                link,
+                &[&pod.to_string(), &ttl_arg(ttl)],
+            )
             .await?;
         self.link_from(link, &cur, pttl)
     }
 
-    async fn try_set_link(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<TrySetOutcome> {
+    async fn try_set_link(
+        &self,
+        link: LinkRef<'_>,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<TrySetOutcome> {
         let (accepted, owner, prev): (i64, String, Option<String>) = self
-            .link_script(&self.scripts.try_set_link, link, &[&pod.to_string(), &ttl_arg(ttl)])
+            .link_script(
+                &self.scripts.try_set_link,
+                link,
+                &[&pod.to_string(), &ttl_arg(ttl)],
+            )
             .await?;
         Ok(TrySetOutcome {
             accepted: accepted == 1,
@@ -154,7 +179,13 @@ impl StoreBackend for RedisBackend {
         })
     }
 
-    async fn replace_temporary_link(&self, link: LinkRef<'_>, expected: u32, pod: u32, ttl: LinkTtl) -> Result<Option<Link>> {
+    async fn replace_temporary_link(
+        &self,
+        link: LinkRef<'_>,
+        expected: u32,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<Option<Link>> {
         let out: Vec<redis::Value> = self
             .link_script(
                 &self.scripts.replace_temporary_link,
@@ -170,26 +201,47 @@ impl StoreBackend for RedisBackend {
         self.link_from(link, &cur, pttl).map(Some)
     }
 
-    async fn remove_link(&self, link: LinkRef<'_>, only_if: Option<u32>, delay_secs: u32) -> Result<bool> {
+    async fn remove_link(
+        &self,
+        link: LinkRef<'_>,
+        only_if: Option<u32>,
+        delay_secs: u32,
+    ) -> Result<bool> {
         let want = only_if.map(|p| p.to_string()).unwrap_or_default();
         let removed: i64 = self
-            .link_script(&self.scripts.remove_link, link, &[&delay_secs.to_string(), &want])
+            .link_script(
+                &self.scripts.remove_link,
+                link,
+                &[&delay_secs.to_string(), &want],
+            )
             .await?;
         Ok(removed == 1)
     }
 
     async fn get_link(&self, link: LinkRef<'_>) -> Result<Option<Link>> {
-        let out: Option<(String, i64)> = self.link_script(&self.scripts.get_link, link, &[]).await?;
-        out.map(|(cur, pttl)| self.link_from(link, &cur, pttl)).transpose()
+        let out: Option<(String, i64)> =
+            self.link_script(&self.scripts.get_link, link, &[]).await?;
+        out.map(|(cur, pttl)| self.link_from(link, &cur, pttl))
+            .transpose()
     }
 
     async fn get_link_services(&self, namespace: &str, uid: &str) -> Result<BTreeMap<String, u32>> {
         let key = self.keys.user_links(namespace, uid);
-        let raw: BTreeMap<String, String> = redis::cmd("HGETALL").arg(&key).query_async(&mut self.con.clone()).await?;
-        raw.into_iter().map(|(s, v)| Ok((s, parse_pod(&key, &v)?))).collect()
+        let raw: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut self.con.clone())
+            .await?;
+        raw.into_iter()
+            .map(|(s, v)| Ok((s, parse_pod(&key, &v)?)))
+            .collect()
     }
 
-    async fn batch_get_links(&self, namespace: &str, uids: &[&str], service: &str) -> Result<Vec<Option<u32>>> {
+    async fn batch_get_links(
+        &self,
+        namespace: &str,
+        uids: &[&str],
+        service: &str,
+    ) -> Result<Vec<Option<u32>>> {
         let mut cmd = redis::cmd("MGET");
         for uid in uids {
             cmd.arg(self.keys.link(namespace, uid, service));
@@ -200,7 +252,14 @@ impl StoreBackend for RedisBackend {
             .collect()
     }
 
-    async fn publish_pod_state(&self, namespace: &str, service: &str, pod: u32, load: u32, routing: RoutingState) -> Result<u64> {
+    async fn publish_pod_state(
+        &self,
+        namespace: &str,
+        service: &str,
+        pod: u32,
+        load: u32,
+        routing: RoutingState,
+    ) -> Result<u64> {
         let ms: i64 = self
             .scripts
             .publish_pod_state
@@ -222,11 +281,13 @@ impl StoreBackend for RedisBackend {
             .await?;
         let mut it = out.into_iter();
         let now_ms: i64 = match it.next() {
-            Some(v) => FromRedisValue::from_redis_value(v).map_err(|e| Error::store(format!("store clock: {e}")))?,
+            Some(v) => FromRedisValue::from_redis_value(v)
+                .map_err(|e| Error::store(format!("store clock: {e}")))?,
             None => return Err(Error::store("empty pod state reply")),
         };
-        let strings: Vec<String> = FromRedisValue::from_redis_value(redis::Value::Array(it.collect()))
-            .map_err(|e| Error::store(format!("pod states: {e}")))?;
+        let strings: Vec<String> =
+            FromRedisValue::from_redis_value(redis::Value::Array(it.collect()))
+                .map_err(|e| Error::store(format!("pod states: {e}")))?;
         let mut fields = Vec::with_capacity(strings.len() / 2);
         let mut s = strings.into_iter();
         while let (Some(f), Some(v)) = (s.next(), s.next()) {
@@ -247,7 +308,11 @@ impl StoreBackend for RedisBackend {
         Ok(())
     }
 
-    async fn workload_states(&self, namespace: &str, services: &[&str]) -> Result<Vec<Option<String>>> {
+    async fn workload_states(
+        &self,
+        namespace: &str,
+        services: &[&str],
+    ) -> Result<Vec<Option<String>>> {
         let mut cmd = redis::cmd("MGET");
         for s in services {
             cmd.arg(self.keys.workload(namespace, s));

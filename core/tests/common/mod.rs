@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use stateful_route::store::MemoryBackend;
 use stateful_route::keys::KeySpace;
+use stateful_route::store::MemoryBackend;
 use stateful_route::{Store, StoreConfig};
 
 static REDIS_URL: OnceLock<String> = OnceLock::new();
@@ -21,7 +21,11 @@ static NEXT_PREFIX: AtomicU32 = AtomicU32::new(0);
 
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts `redis-server` with `args` on a free port; returns the port and pid. The server dies
@@ -34,11 +38,20 @@ pub fn spawn_redis(extra: &[&str]) -> (u16, u32) {
         let dir = std::env::temp_dir().join(format!("sr-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--dir", dir.to_str().unwrap()])
-            .args(&extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--dir", dir.to_str().unwrap()])
+        .args(&extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
         // SAFETY: prctl is async-signal-safe; the child dies when this (immortal) thread's
         // process dies.
         unsafe {
@@ -47,14 +60,12 @@ pub fn spawn_redis(extra: &[&str]) -> (u16, u32) {
                 Ok(())
             });
         }
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .expect("redis-server not found: install Debian's redis-server (make test does)");
         tx.send((port, child.id())).unwrap();
-        // Keep this thread (and so the death signal's parent) alive for the whole process.
-        loop {
-            std::thread::park();
-        }
+        // This thread (the death signal's parent) lives exactly as long as the server.
+        let _ = child.wait();
     });
     let (port, pid) = rx.recv().unwrap();
     wait_for_redis(port);
@@ -72,7 +83,10 @@ pub fn wait_for_redis(port: u16) {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "redis-server on port {port} did not answer within 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "redis-server on port {port} did not answer within 10 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -88,7 +102,11 @@ pub fn redis_url() -> &'static str {
 /// A key prefix no other test (or earlier run) uses.
 pub fn unique_prefix() -> String {
     let n = NEXT_PREFIX.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000_000;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000_000_000;
     format!("t{}-{t}-{n}", std::process::id())
 }
 
@@ -165,7 +183,10 @@ where
         if f().await {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
