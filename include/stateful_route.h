@@ -326,57 +326,6 @@ typedef struct sr_pod_list {
 } sr_pod_list;
 
 /**
- * One pod's published state.
- */
-typedef struct sr_pod_state {
-  /**
-   * The pod.
-   */
-  int64_t pod_index;
-  /**
-   * Its weighted load.
-   */
-  int64_t load;
-  /**
-   * When it was published: milliseconds since the Unix epoch on the store's clock.
-   */
-  uint64_t update_ms;
-  /**
-   * Its routing state as published.
-   */
-  enum sr_routing_state routing_state;
-} sr_pod_state;
-
-/**
- * Pod states of a service, sorted by pod. Free with `sr_pod_state_list_free`.
- */
-typedef struct sr_pod_state_list {
-  /**
-   * `len` entries.
-   */
-  struct sr_pod_state *states;
-  /**
-   * Number of entries.
-   */
-  size_t len;
-} sr_pod_state_list;
-
-/**
- * A list of optional strings owned by the library; a NULL entry means "none".
- * Free with `sr_string_list_free`.
- */
-typedef struct sr_string_list {
-  /**
-   * `len` NUL-terminated strings or NULLs.
-   */
-  char **strings;
-  /**
-   * Number of entries.
-   */
-  size_t len;
-} sr_string_list;
-
-/**
  * One pod's routing-state change as a gateway's refresh saw it. Valid only during the
  * callback.
  */
@@ -443,6 +392,21 @@ typedef struct sr_store_config {
 } sr_store_config;
 
 /**
+ * A list of optional strings owned by the library; a NULL entry means "none".
+ * Free with `sr_string_list_free`.
+ */
+typedef struct sr_string_list {
+  /**
+   * `len` NUL-terminated strings or NULLs.
+   */
+  char **strings;
+  /**
+   * Number of entries.
+   */
+  size_t len;
+} sr_string_list;
+
+/**
  * One log record, valid only during the callback. Strings are UTF-8 and NUL-terminated.
  */
 typedef struct sr_log_record {
@@ -473,6 +437,42 @@ typedef struct sr_log_record {
  * possibly from many at once; it must return quickly and must not call into the library.
  */
 typedef void (*sr_log_callback)(void *user_data, const struct sr_log_record *record);
+
+/**
+ * One pod's published state.
+ */
+typedef struct sr_pod_state {
+  /**
+   * The pod.
+   */
+  int64_t pod_index;
+  /**
+   * Its weighted load.
+   */
+  int64_t load;
+  /**
+   * When it was published: milliseconds since the Unix epoch on the store's clock.
+   */
+  uint64_t update_ms;
+  /**
+   * Its routing state as published.
+   */
+  enum sr_routing_state routing_state;
+} sr_pod_state;
+
+/**
+ * Pod states of a service, sorted by pod. Free with `sr_pod_state_list_free`.
+ */
+typedef struct sr_pod_state_list {
+  /**
+   * `len` entries.
+   */
+  struct sr_pod_state *states;
+  /**
+   * Number of entries.
+   */
+  size_t len;
+} sr_pod_state_list;
 
 /**
  * The outcome of a try-set (SPEC §4).
@@ -720,6 +720,133 @@ enum sr_status sr_client_cache_len(const struct sr_client_driver *client,
                                    struct sr_error **err_out);
 
 /**
+ * Registers `callback`, called with `user_data` for each routing-state change a refresh of
+ * this driver sees. Callbacks run on the library's runtime threads (or inside a blocking
+ * call such as `sr_client_refresh_service` on the caller's thread).
+ *
+ * - `callback`: required. `release`: optional (may be NULL); called once with `user_data`
+ *   when `callback` will never run again (after `sr_client_remove_routing_state_listener`
+ *   or `sr_client_free`), from any thread.
+ * - `listener_id_out`: receives an id for `sr_client_remove_routing_state_listener`.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL client, callback or out-parameter; `release` is then
+ * not called).
+ */
+enum sr_status sr_client_on_routing_state_changed(const struct sr_client_driver *client,
+                                                  sr_routing_state_callback callback,
+                                                  sr_release_callback release,
+                                                  void *user_data,
+                                                  uint64_t *listener_id_out,
+                                                  struct sr_error **err_out);
+
+/**
+ * Removes a listener; `*removed_out` tells whether `listener_id` was registered. Its release
+ * callback runs once no call of it is running (possibly later, on another thread).
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL).
+ */
+enum sr_status sr_client_remove_routing_state_listener(const struct sr_client_driver *client,
+                                                       uint64_t listener_id,
+                                                       bool *removed_out,
+                                                       struct sr_error **err_out);
+
+/**
+ * Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
+ * P2C, cache 100000, drain 0).
+ *
+ * Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
+ */
+enum sr_status sr_base_config_default(struct sr_base_config *config);
+
+/**
+ * Fills `*config` with the defaults: key prefix `"sf"` (a static string), connect timeout
+ * 5000 ms, command timeout 2000 ms.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
+ */
+enum sr_status sr_store_config_default(struct sr_store_config *config);
+
+/**
+ * Frees a string returned by this library (through a `char **` out-parameter). NULL is a
+ * no-op.
+ */
+void sr_string_free(char *s);
+
+/**
+ * Frees the entries of `list` and sets it to `{NULL, 0}`. NULL, or a list already freed
+ * (or zeroed), is a no-op.
+ */
+void sr_pod_list_free(struct sr_pod_list *list);
+
+/**
+ * Frees the entries of `links` (and their strings) and sets it to `{NULL, 0}`. NULL, or a
+ * list already freed (or zeroed), is a no-op.
+ */
+void sr_service_links_free(struct sr_service_links *links);
+
+/**
+ * Frees the entries of `list` (and their strings) and sets it to `{NULL, 0}`. NULL, or a
+ * list already freed (or zeroed), is a no-op.
+ */
+void sr_string_list_free(struct sr_string_list *list);
+
+/**
+ * The code's name without the `SR_` prefix: `"OK"`, `"NO_AVAILABLE_POD"`, … (the same word
+ * every binding shows), or `"UNKNOWN"` for a value that is not a status code.
+ *
+ * The returned string is static: never free it.
+ */
+const char *sr_status_name(int32_t status);
+
+/**
+ * The status code of `error`; `SR_INVALID_ARGUMENT` if `error` is NULL.
+ */
+enum sr_status sr_error_code(const struct sr_error *error);
+
+/**
+ * The message of `error`, `"CODE: what was wrong"`, NUL-terminated UTF-8; `""` if `error`
+ * is NULL.
+ *
+ * The string is owned by `error` and valid until `sr_error_free(error)`: copy it to keep it.
+ */
+const char *sr_error_message(const struct sr_error *error);
+
+/**
+ * For `SR_POD_UNAVAILABLE`: the pod the user is persistently linked to. -1 for every other
+ * error and for NULL.
+ */
+int64_t sr_error_pod_index(const struct sr_error *error);
+
+/**
+ * Frees an error returned through an `sr_error **` out-parameter. NULL is a no-op.
+ */
+void sr_error_free(struct sr_error *error);
+
+/**
+ * Sends the library's log records at `max_level` (one of `sr_log_level`) and more severe to
+ * `callback`, replacing any callback set before (whose release callback then runs once no
+ * call of it is running).
+ *
+ * - `callback`: required. `release`: optional (may be NULL); called once with `user_data`
+ *   when `callback` will never run again, from any thread.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL callback, unknown level; `release` is then not
+ * called), `SR_INTERNAL` (another `tracing` subscriber owns the process, e.g. a Rust host
+ * program installed one; nothing is forwarded).
+ */
+enum sr_status sr_set_log_callback(int32_t max_level,
+                                   sr_log_callback callback,
+                                   sr_release_callback release,
+                                   void *user_data,
+                                   struct sr_error **err_out);
+
+/**
+ * Stops forwarding logs; the callback's release callback runs once no call of it is
+ * running. Does nothing if no callback is set.
+ */
+void sr_clear_log_callback(void);
+
+/**
  * Alive pods of `service` as of the snapshot (blocks if it is not loaded yet).
  * `pods_out` receives the list; free it with `sr_pod_list_free`.
  *
@@ -880,133 +1007,6 @@ enum sr_status sr_client_get_service_name_by_tag(const struct sr_client_driver *
                                                  size_t tag_len,
                                                  char **service_out,
                                                  struct sr_error **err_out);
-
-/**
- * Registers `callback`, called with `user_data` for each routing-state change a refresh of
- * this driver sees. Callbacks run on the library's runtime threads (or inside a blocking
- * call such as `sr_client_refresh_service` on the caller's thread).
- *
- * - `callback`: required. `release`: optional (may be NULL); called once with `user_data`
- *   when `callback` will never run again (after `sr_client_remove_routing_state_listener`
- *   or `sr_client_free`), from any thread.
- * - `listener_id_out`: receives an id for `sr_client_remove_routing_state_listener`.
- *
- * Errors: `SR_INVALID_ARGUMENT` (NULL client, callback or out-parameter; `release` is then
- * not called).
- */
-enum sr_status sr_client_on_routing_state_changed(const struct sr_client_driver *client,
-                                                  sr_routing_state_callback callback,
-                                                  sr_release_callback release,
-                                                  void *user_data,
-                                                  uint64_t *listener_id_out,
-                                                  struct sr_error **err_out);
-
-/**
- * Removes a listener; `*removed_out` tells whether `listener_id` was registered. Its release
- * callback runs once no call of it is running (possibly later, on another thread).
- *
- * Errors: `SR_INVALID_ARGUMENT` (NULL).
- */
-enum sr_status sr_client_remove_routing_state_listener(const struct sr_client_driver *client,
-                                                       uint64_t listener_id,
-                                                       bool *removed_out,
-                                                       struct sr_error **err_out);
-
-/**
- * Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
- * P2C, cache 100000, drain 0).
- *
- * Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
- */
-enum sr_status sr_base_config_default(struct sr_base_config *config);
-
-/**
- * Fills `*config` with the defaults: key prefix `"sf"` (a static string), connect timeout
- * 5000 ms, command timeout 2000 ms.
- *
- * Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
- */
-enum sr_status sr_store_config_default(struct sr_store_config *config);
-
-/**
- * Frees a string returned by this library (through a `char **` out-parameter). NULL is a
- * no-op.
- */
-void sr_string_free(char *s);
-
-/**
- * Frees the entries of `list` and sets it to `{NULL, 0}`. NULL, or a list already freed
- * (or zeroed), is a no-op.
- */
-void sr_pod_list_free(struct sr_pod_list *list);
-
-/**
- * Frees the entries of `links` (and their strings) and sets it to `{NULL, 0}`. NULL, or a
- * list already freed (or zeroed), is a no-op.
- */
-void sr_service_links_free(struct sr_service_links *links);
-
-/**
- * Frees the entries of `list` (and their strings) and sets it to `{NULL, 0}`. NULL, or a
- * list already freed (or zeroed), is a no-op.
- */
-void sr_string_list_free(struct sr_string_list *list);
-
-/**
- * The code's name without the `SR_` prefix: `"OK"`, `"NO_AVAILABLE_POD"`, … (the same word
- * every binding shows), or `"UNKNOWN"` for a value that is not a status code.
- *
- * The returned string is static: never free it.
- */
-const char *sr_status_name(int32_t status);
-
-/**
- * The status code of `error`; `SR_INVALID_ARGUMENT` if `error` is NULL.
- */
-enum sr_status sr_error_code(const struct sr_error *error);
-
-/**
- * The message of `error`, `"CODE: what was wrong"`, NUL-terminated UTF-8; `""` if `error`
- * is NULL.
- *
- * The string is owned by `error` and valid until `sr_error_free(error)`: copy it to keep it.
- */
-const char *sr_error_message(const struct sr_error *error);
-
-/**
- * For `SR_POD_UNAVAILABLE`: the pod the user is persistently linked to. -1 for every other
- * error and for NULL.
- */
-int64_t sr_error_pod_index(const struct sr_error *error);
-
-/**
- * Frees an error returned through an `sr_error **` out-parameter. NULL is a no-op.
- */
-void sr_error_free(struct sr_error *error);
-
-/**
- * Sends the library's log records at `max_level` (one of `sr_log_level`) and more severe to
- * `callback`, replacing any callback set before (whose release callback then runs once no
- * call of it is running).
- *
- * - `callback`: required. `release`: optional (may be NULL); called once with `user_data`
- *   when `callback` will never run again, from any thread.
- *
- * Errors: `SR_INVALID_ARGUMENT` (NULL callback, unknown level; `release` is then not
- * called), `SR_INTERNAL` (another `tracing` subscriber owns the process, e.g. a Rust host
- * program installed one; nothing is forwarded).
- */
-enum sr_status sr_set_log_callback(int32_t max_level,
-                                   sr_log_callback callback,
-                                   sr_release_callback release,
-                                   void *user_data,
-                                   struct sr_error **err_out);
-
-/**
- * Stops forwarding logs; the callback's release callback runs once no call of it is
- * running. Does nothing if no callback is set.
- */
-void sr_clear_log_callback(void);
 
 /**
  * Makes a server driver for the pod `info`. It publishes nothing until `sr_server_start`.

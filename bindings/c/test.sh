@@ -31,6 +31,6 @@ echo "--- C test under ASan + UBSan"
 if [ -z "${STATEFUL_ROUTE_TEST_REDIS:-}" ]; then
   state=$(mktemp -d)
   eval "$(tests/redis-server.sh start "$state")"
-  trap 'tests/redis-server.sh stop "$state"; rm -rf "$state"' EXIT
+  trap '"$root/tests/redis-server.sh" stop "$state"; rm -rf "$state"' EXIT
 fi
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 "$out/test_c"

@@ -25,6 +25,7 @@ pub mod convert;
 pub mod error;
 pub mod log;
 pub mod panic;
+pub mod route_info;
 pub mod server;
 pub mod store;
 

@@ -1,0 +1,222 @@
+package statefulroute
+
+// #include <stdlib.h>
+// #include "stateful_route.h"
+import "C"
+
+import (
+	"time"
+	"unsafe"
+)
+
+// BaseConfig holds the settings of both drivers (SPEC §9). The first four fields are the
+// original interface's; the rest are new, and their zero value means "the default", so a
+// config that sets only the original four behaves as documented.
+type BaseConfig struct {
+	// ServiceStateUpdatePeriodSeconds: how often a pod publishes its state and a gateway
+	// refreshes its snapshot (> 0; fractions allowed). Default 30.
+	ServiceStateUpdatePeriodSeconds float64
+	// CpuFactor: weight of CPU in the weighted load, in [0, 1]; 0 = load only. Default 0.7.
+	CpuFactor float64
+	// TempLinkInfoCacheTimeSeconds: TTL of a temporary link (> 0). Default 300.
+	TempLinkInfoCacheTimeSeconds int64
+	// UserLinkInfoCacheTimeSeconds: how long a gateway caches a link (> 0, shorter than the
+	// temporary link TTL). Default 240.
+	UserLinkInfoCacheTimeSeconds int64
+
+	// StaleAfterSeconds: a pod whose state is older is not alive. 0 = 3 periods.
+	StaleAfterSeconds float64
+	// LoadRange: pods within this load of the least loaded are all good candidates.
+	// 0 = 500; negative = 0 (only the least loaded).
+	LoadRange int64
+	// Placement: how a new user's pod is chosen. "" = PlacementP2C.
+	Placement Placement
+	// CacheCapacity: most links a client driver caches. 0 = 100000; negative turns the
+	// cache off.
+	CacheCapacity int64
+	// DrainSeconds: how long Stop keeps the pod in DENY_NEW_CALL before SHUTDOWN. Default 0.
+	DrainSeconds float64
+}
+
+// Placement names a placement policy.
+type Placement string
+
+// The built-in placement policies.
+const (
+	PlacementP2C        Placement = "p2c"
+	PlacementRandom     Placement = "random"
+	PlacementRoundRobin Placement = "round_robin"
+)
+
+// DefaultBaseConfig is the configuration with every default filled in.
+func DefaultBaseConfig() BaseConfig {
+	var c C.sr_base_config
+	C.sr_base_config_default(&c)
+	return BaseConfig{
+		ServiceStateUpdatePeriodSeconds: float64(c.service_state_update_period_seconds),
+		CpuFactor:                       float64(c.cpu_factor),
+		TempLinkInfoCacheTimeSeconds:    int64(c.temp_link_info_cache_time_seconds),
+		UserLinkInfoCacheTimeSeconds:    int64(c.user_link_info_cache_time_seconds),
+		LoadRange:                       int64(c.load_range),
+		Placement:                       PlacementP2C,
+		CacheCapacity:                   int64(c.cache_capacity),
+	}
+}
+
+func (b *BaseConfig) toC() (C.sr_base_config, error) {
+	var c C.sr_base_config
+	C.sr_base_config_default(&c)
+	if b == nil {
+		return c, nil
+	}
+	c.service_state_update_period_seconds = C.double(b.ServiceStateUpdatePeriodSeconds)
+	c.cpu_factor = C.double(b.CpuFactor)
+	if b.TempLinkInfoCacheTimeSeconds < 0 || b.UserLinkInfoCacheTimeSeconds < 0 {
+		return c, &Error{Code: ErrInvalidConfig, PodIndex: -1,
+			Message: "INVALID_CONFIG: invalid config link cache times: must be > 0"}
+	}
+	c.temp_link_info_cache_time_seconds = C.uint64_t(b.TempLinkInfoCacheTimeSeconds)
+	c.user_link_info_cache_time_seconds = C.uint64_t(b.UserLinkInfoCacheTimeSeconds)
+	c.stale_after_seconds = C.double(b.StaleAfterSeconds)
+	switch {
+	case b.LoadRange > 0:
+		c.load_range = C.uint32_t(min(b.LoadRange, 1<<32-1))
+	case b.LoadRange < 0:
+		c.load_range = 0
+	}
+	switch b.Placement {
+	case "", PlacementP2C:
+		c.placement = C.SR_PLACEMENT_P2C
+	case PlacementRandom:
+		c.placement = C.SR_PLACEMENT_RANDOM
+	case PlacementRoundRobin:
+		c.placement = C.SR_PLACEMENT_ROUND_ROBIN
+	default:
+		return c, &Error{Code: ErrInvalidConfig, PodIndex: -1,
+			Message: "INVALID_CONFIG: invalid config placement: " + string(b.Placement) + " is not p2c, random or round_robin"}
+	}
+	switch {
+	case b.CacheCapacity > 0:
+		c.cache_capacity = C.uint64_t(b.CacheCapacity)
+	case b.CacheCapacity < 0:
+		c.cache_capacity = 0
+	}
+	c.drain_seconds = C.double(b.DrainSeconds)
+	return c, nil
+}
+
+// ServerInfo says who a driver is (SPEC §9).
+type ServerInfo struct {
+	// Namespace is the driver's local namespace (a DNS label).
+	Namespace string
+	// ServiceName is the service this pod belongs to.
+	ServiceName string
+	// PodIndex is the StatefulSet ordinal; pod 0 is a real pod. A client driver ignores it.
+	PodIndex int
+}
+
+// toC is s as the C struct, its strings copied into one C allocation (a Go struct that C
+// reads may hold C pointers, not Go ones); free the block with C.free after the call.
+func (s ServerInfo) toC() (C.sr_server_info, unsafe.Pointer) {
+	n := len(s.Namespace) + len(s.ServiceName)
+	block := C.malloc(C.size_t(n + 1))
+	b := unsafe.Slice((*byte)(block), n+1)
+	copy(b, s.Namespace)
+	copy(b[len(s.Namespace):], s.ServiceName)
+	return C.sr_server_info{
+		namespace_name:   (*C.char)(block),
+		namespace_len:    C.size_t(len(s.Namespace)),
+		service_name:     (*C.char)(unsafe.Add(block, len(s.Namespace))),
+		service_name_len: C.size_t(len(s.ServiceName)),
+		pod_index:        C.int64_t(s.PodIndex),
+	}, block
+}
+
+// StoreConfig holds the settings of a store. Zero values mean the defaults.
+type StoreConfig struct {
+	// URL of Redis: redis://[user:password@]host:port[/db], or rediss:// for TLS.
+	// "" means the embedded in-memory store.
+	URL string
+	// KeyPrefix of every key (1-64 chars of [A-Za-z0-9._-]). Default "sf".
+	KeyPrefix string
+	// ConnectTimeout for (re)connecting. Default 5 s.
+	ConnectTimeout time.Duration
+	// CommandTimeout for one store command. Default 2 s.
+	CommandTimeout time.Duration
+}
+
+// RoutingState is a pod's routing state (SPEC §1).
+type RoutingState int
+
+// The routing states. NotAlive appears only in a RoutingStateChange, for a pod that is
+// absent, stale or shut down.
+const (
+	Ready       RoutingState = C.SR_ROUTING_READY
+	DenyNewCall RoutingState = C.SR_ROUTING_DENY_NEW_CALL
+	Shutdown    RoutingState = C.SR_ROUTING_SHUTDOWN
+	NotAlive    RoutingState = C.SR_ROUTING_NOT_ALIVE
+)
+
+func (r RoutingState) String() string {
+	switch r {
+	case Ready:
+		return "READY"
+	case DenyNewCall:
+		return "DENY_NEW_CALL"
+	case Shutdown:
+		return "SHUTDOWN"
+	case NotAlive:
+		return "NOT_ALIVE"
+	}
+	return "RoutingState(?)"
+}
+
+// RoutingStateChange is one pod's routing-state change as a gateway's refresh saw it.
+type RoutingStateChange struct {
+	Service  string
+	PodIndex int
+	Old, New RoutingState
+}
+
+// Link is a link as the store holds it.
+type Link struct {
+	// PodIndex is the pod the user is linked to.
+	PodIndex int
+	// Persistent links have no TTL.
+	Persistent bool
+	// TTL is the remaining lifetime of a temporary link (0 when persistent).
+	TTL time.Duration
+}
+
+func linkFromC(l C.sr_link) (Link, bool) {
+	if l.pod_index < 0 {
+		return Link{PodIndex: -1}, false
+	}
+	out := Link{PodIndex: int(l.pod_index), Persistent: bool(l.persistent)}
+	if !out.Persistent {
+		out.TTL = time.Duration(float64(l.ttl_seconds) * float64(time.Second))
+	}
+	return out, true
+}
+
+// TrySetOutcome is the outcome of a try-set (SPEC §4).
+type TrySetOutcome struct {
+	// Accepted: the link now points to the requested pod.
+	Accepted bool
+	// Owner is the pod the link points to after the call.
+	Owner int
+	// Previous is the pod it pointed to before, or -1.
+	Previous int
+}
+
+func outcomeFromC(o C.sr_try_set_outcome) TrySetOutcome {
+	return TrySetOutcome{Accepted: bool(o.accepted), Owner: int(o.owner), Previous: int(o.previous)}
+}
+
+// PodState is one pod's published state.
+type PodState struct {
+	PodIndex     int
+	Load         int
+	UpdateMs     uint64
+	RoutingState RoutingState
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The Go package's suite: builds the static library the package links
+# (target/release/libstateful_route.a), then runs `go test -race` against the memory store and
+# a real redis-server ($STATEFUL_ROUTE_TEST_REDIS, or one started here), and again with GOGC=1
+# to shake out lifetime bugs. Benchmarks run once each (-benchtime=1x) so that they keep
+# working; bindings/go/bench.sh measures them.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+if [ "$CARGO_TARGET_DIR" != "$root/target" ]; then
+  export CGO_LDFLAGS="-L$CARGO_TARGET_DIR/release ${CGO_LDFLAGS:-}"
+fi
+
+echo "--- build libstateful_route.a (release)"
+cargo build --release --locked --quiet -p stateful-route-c
+
+if [ -z "${STATEFUL_ROUTE_TEST_REDIS:-}" ]; then
+  state=$(mktemp -d)
+  eval "$(tests/redis-server.sh start "$state")"
+  trap '"$root/tests/redis-server.sh" stop "$state"; rm -rf "$state"' EXIT
+fi
+
+cd bindings/go
+echo "--- gofmt, go vet"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-clean: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+echo "--- go test -race"
+go test -count=1 -race -bench . -benchtime=1x ./...
+echo "--- go test -race with GOGC=1"
+GOGC=1 go test -count=1 -race ./...
