@@ -2,11 +2,20 @@
 //! machine, unlike wall time). `tests/bench.sh` runs it with N and 2N iterations per mode and
 //! divides the difference by N, which removes the setup cost.
 //!
-//! Usage: hit_instructions <bare|hit> <iterations>
+//! Usage: hit_instructions <bare|hit|miss|store> <iterations>
 
 use std::hint::black_box;
 
 use stateful_route::{BaseConfig, ClientDriver, ServerDriver, ServerInfo, Store};
+
+/// Polls a future that must be ready at once (the memory store never waits).
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(f).poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("must not wait"),
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -56,6 +65,19 @@ fn main() {
                         .compute_cached(black_box(""), black_box("user-123"), black_box("room"))
                         .unwrap(),
                 );
+            }
+        }
+        // Driver overhead of a new user on the memory store, next to the bare store operation.
+        "miss" => {
+            for i in 0..n {
+                black_box(ready(client.compute_linked_pod("", &format!("new-{i}"), "room")).unwrap());
+            }
+        }
+        "store" => {
+            let ttl = stateful_route::LinkTtl::Seconds(300);
+            for i in 0..n {
+                let uid = format!("new-{i}");
+                black_box(ready(client.store().set_link_if_absent("default", &uid, "room", 0, ttl)).unwrap());
             }
         }
         m => panic!("unknown mode {m}"),
