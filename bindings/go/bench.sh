@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The Go benchmarks of issue 3, once, with medians of 5 runs: a ComputeLinkedPod cache hit
+# through cgo next to a bare cgo call and to the same hit from a C loop; 64 goroutines placing
+# new users against Redis; then the same routing written with go-redis + go-cache (the original
+# design, module bench/). Prints the ratios.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+[ -n "${SKIP_CARGO_BUILD:-}" ] || cargo build --release --locked --quiet -p stateful-route-c
+if [ -z "${STATEFUL_ROUTE_TEST_REDIS:-}" ]; then
+  state=$(mktemp -d)
+  eval "$(tests/redis-server.sh start "$state")"
+  trap '"$root/tests/redis-server.sh" stop "$state"; rm -rf "$state"' EXIT
+fi
+cd bindings/go
+out=$(mktemp)
+go test -run '^$' -bench . -count 5 -benchtime "${BENCHTIME:-1s}" ./... | tee "$out"
+(cd bench && go test -run '^$' -bench . -count 5 -benchtime "${BENCHTIME:-1s}" ./...) | tee -a "$out"
+python3 - "$out" <<'PY'
+import re, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    m = re.match(r'(Benchmark\S+?)(-\d+)?\s+\d+\s+([\d.]+) ns/op(?:\s+([\d.]+) users/s)?', line)
+    if m:
+        runs.setdefault(m.group(1), []).append((float(m.group(3)), float(m.group(4) or 0)))
+med = {k: statistics.median(v[0] for v in vs) for k, vs in runs.items()}
+noop, hit, inc = med["BenchmarkCgoNoop"], med["BenchmarkComputeLinkedPodCacheHit"], med["BenchmarkComputeLinkedPodCacheHitInC"]
+print(f"\nmedians of {len(runs['BenchmarkCgoNoop'])} runs (ns/op):")
+for k, v in med.items():
+    print(f"  {k:45s} {v:10.1f}")
+print(f"cache hit via cgo / bare cgo call           = {hit / noop:.2f}x")
+print(f"cache hit via cgo / (bare cgo + hit in C)   = {hit / (noop + inc):.2f}x  (target <= 2)")
+users = statistics.median(v[1] for v in runs["BenchmarkNewUserRedis64"])
+print(f"new users against Redis, 64 goroutines      = {users:.0f} users/s")
+ours = statistics.median(v[1] for v in runs["BenchmarkNewUser64/stateful-route"])
+hand = statistics.median(v[1] for v in runs["BenchmarkNewUser64/go-redis+go-cache"])
+print(f"new users, stateful-route vs go-redis+go-cache = {ours:.0f} vs {hand:.0f} users/s = {ours / hand:.2f}x")
+hit_ours, hit_hand = med["BenchmarkCacheHit/stateful-route"], med["BenchmarkCacheHit/go-redis+go-cache"]
+print(f"cache hit, stateful-route vs go-cache          = {hit_ours:.0f} vs {hit_hand:.0f} ns = {hit_ours / hit_hand:.2f}x")
+PY
