@@ -49,13 +49,13 @@ impl From<&core::RoutingStateChange> for RoutingStateChange {
 #[napi]
 #[derive(Debug)]
 pub struct ClientDriver {
-    inner: Arc<core::ClientDriver>,
+    pub(crate) inner: Arc<core::ClientDriver>,
 }
 
 #[napi]
 impl ClientDriver {
     /// A client driver in `info.namespace` on `store`; `config` fields default as documented.
-    #[napi(constructor)]
+    #[napi(constructor, strict)]
     pub fn new(store: &Store, info: ServerInfo, config: Option<BaseConfig>) -> Result<Self> {
         let info = info.into_core().or_throw()?;
         let config = config.unwrap_or_default().into_core().or_throw()?;

@@ -1,11 +1,13 @@
 //! The Node.js binding of stateful-route (napi-rs). The npm package around it is `node/`.
 //!
 //! One file per core concept: `store.rs`, `client.rs`, `server.rs`, `config.rs`, `error.rs`,
-//! `log.rs`, and `runtime.rs` for the bridge from Promises to the core's one tokio runtime.
+//! `log.rs`, and `runtime.rs` for the bridge from Promises to the core's one tokio runtime;
+//! `bench.rs` holds the measuring points of `node/bench.js`.
 //! This crate only converts values, maps errors and bridges the runtime; every routing
 //! decision is the core's. It must never panic across the boundary or keep the Node process
 //! alive (callbacks are weak threadsafe functions).
 
+mod bench;
 mod client;
 mod config;
 mod error;
@@ -29,11 +31,4 @@ pub fn error_codes() -> Vec<&'static str> {
         .iter()
         .map(|k| k.as_str())
         .collect()
-}
-
-/// A bare native call (one string in, one number out: its length in bytes), the baseline of
-/// `node/bench.js`. Not part of the routing API.
-#[napi]
-pub fn napi_baseline(s: String) -> u32 {
-    s.len() as u32
 }

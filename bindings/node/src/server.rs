@@ -22,7 +22,7 @@ pub struct ServerDriver {
 #[napi]
 impl ServerDriver {
     /// A driver for the pod `info` on `store`; `config` fields default as documented.
-    #[napi(constructor)]
+    #[napi(constructor, strict)]
     pub fn new(store: &Store, info: ServerInfo, config: Option<BaseConfig>) -> Result<Self> {
         let info = info.into_core().or_throw()?;
         let config = config.unwrap_or_default().into_core().or_throw()?;

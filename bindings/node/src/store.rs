@@ -70,7 +70,7 @@ pub struct Store {
 #[napi]
 impl Store {
     /// The embedded in-memory store (one process, no Redis needed).
-    #[napi(factory, writable = true, configurable = true)]
+    #[napi(factory, strict, writable = true, configurable = true)]
     pub fn memory(config: Option<StoreConfig>) -> Result<Store> {
         let inner = match config {
             None => core::Store::memory(),
@@ -83,6 +83,7 @@ impl Store {
     /// TLS). Rejects with `STORE_UNAVAILABLE` or `TIMEOUT` if it cannot connect.
     #[napi(
         ts_return_type = "Promise<Store>",
+        strict,
         writable = true,
         configurable = true
     )]

@@ -1,0 +1,18 @@
+// The ESM entry: the same module as index.js (one addon instance per process).
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const sr = require('./index.js')
+
+export const {
+  Store,
+  ClientDriver,
+  ServerDriver,
+  RoutingState,
+  setLogger,
+  errorCodes,
+  benchBareCall,
+  benchCoreHits,
+  benchCoreNewUsers,
+} = sr
+export default sr

@@ -1,0 +1,58 @@
+'use strict'
+// `npm install <repo>/node` runs this: it builds the native addon (stateful-route.node) from
+// the Rust sources of the same checkout (../bindings/node) with the napi CLI, in release mode,
+// and regenerates index.d.ts. npm links a local directory instead of copying it and does not
+// install a linked package's dependencies, so the napi CLI is installed here first if missing.
+// Set STATEFUL_ROUTE_NODE_PROFILE=debug for a faster, unoptimised build.
+
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const here = __dirname
+const manifest = path.join(here, '..', 'bindings', 'node', 'Cargo.toml')
+
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: here, stdio: 'inherit' })
+  if (r.error) throw r.error
+  if (r.status !== 0) process.exit(r.status ?? 1)
+}
+
+function napiCli() {
+  try {
+    const pkg = require.resolve('@napi-rs/cli/package.json', { paths: [here] })
+    return path.join(path.dirname(pkg), 'dist', 'cli.js')
+  } catch {
+    return null
+  }
+}
+
+if (!fs.existsSync(manifest)) {
+  console.error(
+    `stateful-route: ${manifest} is missing. Install from a checkout of the repository ` +
+      '(npm install <repo>/node), which builds the addon from its Rust sources.',
+  )
+  process.exit(1)
+}
+
+if (!napiCli()) {
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+  run(npm, ['install', '--omit=dev', '--ignore-scripts', '--no-save', '--no-audit', '--no-fund'])
+}
+
+const release = process.env.STATEFUL_ROUTE_NODE_PROFILE !== 'debug'
+run(process.execPath, [
+  napiCli(),
+  'build',
+  ...(release ? ['--release'] : []),
+  '--manifest-path',
+  manifest,
+  '--package-json-path',
+  path.join(here, 'package.json'),
+  '--output-dir',
+  process.env.STATEFUL_ROUTE_NODE_OUT_DIR || here,
+  '--dts',
+  'index.d.ts',
+  '--no-const-enum',
+  '--runtime-string-enum',
+])

@@ -1,0 +1,66 @@
+// Type-checked by `tsc --noEmit` (node/test.sh): the package's generated index.d.ts describes
+// the API a TypeScript user writes against. Lines marked @ts-expect-error must not compile.
+import {
+  ClientDriver,
+  RoutingState,
+  ServerDriver,
+  Store,
+  errorCodes,
+  setLogger,
+  type BaseConfig,
+  type Link,
+  type LogRecord,
+  type PodState,
+  type RoutingStateChange,
+  type ServerInfo,
+  type TrySetOutcome,
+} from 'stateful-route'
+
+export async function example(url: string | undefined): Promise<number> {
+  const store: Store = url ? await Store.connect(url, { keyPrefix: 'sf' }) : Store.memory()
+  const info: ServerInfo = { namespace: 'default', serviceName: 'room', podIndex: 0 }
+  const config: BaseConfig = { serviceStateUpdatePeriodSeconds: 30, placement: 'p2c' }
+  const server = new ServerDriver(store, info, config)
+  await server.start()
+  server.setLoadState(150)
+  await server.setRoutingState(RoutingState.DenyNewCall)
+  const state: RoutingState = server.getRoutingState()
+
+  const client = new ClientDriver(store, info)
+  client.init()
+  const pod: number = await client.computeLinkedPod('default', 'user123', 'room')
+  const cached: number | null = client.computeCached('', 'user123', 'room')
+  const maybe: number | null = await client.getLinkedPod('', 'user123', 'room')
+  const link: Link = await client.setLinkedPodIfAbsent('', 'u2', 'room', 1, -1)
+  const ttl: number | null = link.ttlSeconds
+  const outcome: TrySetOutcome = await server.trySetLinkedPod('', 'u2', 'room', 0)
+  const previous: number | null = outcome.previous
+  const byPod: Record<string, string[]> = await client.batchGetLinkedPod('', ['u1', 'u2'], 'room')
+  const states: PodState[] = await client.podStates('room')
+  const id: number = client.onRoutingStateChanged((change: RoutingStateChange) => {
+    const now: RoutingState | null = change.new
+    void now
+  })
+  client.removeRoutingStateListener(id)
+  setLogger((r: LogRecord) => void r.message, 'info')
+  const codes: string[] = errorCodes()
+
+  try {
+    await client.computeLinkedPod('', 'user}', 'room')
+  } catch (e) {
+    const code = (e as Error & { code: string }).code
+    void code
+  }
+
+  // @ts-expect-error a pod index is a number
+  await store.setLink('default', 'u', 'room', '3', -1)
+  // @ts-expect-error the uid is required
+  await client.computeLinkedPod('default')
+  // @ts-expect-error routing states are the enum's members
+  await server.setRoutingState('SLEEPING')
+
+  await server.stop()
+  client.close()
+  void [state, cached, maybe, ttl, previous, byPod, states, codes]
+  return pod
+}
