@@ -70,14 +70,23 @@ fn main() {
         // Driver overhead of a new user on the memory store, next to the bare store operation.
         "miss" => {
             for i in 0..n {
-                black_box(ready(client.compute_linked_pod("", &format!("new-{i}"), "room")).unwrap());
+                black_box(
+                    ready(client.compute_linked_pod("", &format!("new-{i}"), "room")).unwrap(),
+                );
             }
         }
         "store" => {
             let ttl = stateful_route::LinkTtl::Seconds(300);
             for i in 0..n {
                 let uid = format!("new-{i}");
-                black_box(ready(client.store().set_link_if_absent("default", &uid, "room", 0, ttl)).unwrap());
+                black_box(
+                    ready(
+                        client
+                            .store()
+                            .set_link_if_absent("default", &uid, "room", 0, ttl),
+                    )
+                    .unwrap(),
+                );
             }
         }
         m => panic!("unknown mode {m}"),

@@ -202,7 +202,7 @@ impl ClientDriver {
     async fn place(&self, link: LinkRef<'_>) -> Result<u32> {
         let view = self.route.service(link.service).await?;
         let temp = LinkTtl::Seconds(self.config.temp_link_info_cache_time_seconds as u32);
-        let Some(best) = self.route.choose(&view, link.uid, true) else {
+        let Some(best) = self.route.choose(&view, link.uid, true)? else {
             // Step 3: no routable pod; an existing link to an alive pod still serves.
             return match self.store.backend().get_link(link).await? {
                 Some(l) if view.is_alive(l.pod_index) => Ok(self.cached(link, l, view)),
@@ -461,6 +461,11 @@ impl ClientDriver {
     pub async fn get_service_name_by_tag(&self, tag: &str) -> Result<Option<String>> {
         self.check_open()?;
         self.route.get_service_name_by_tag(tag).await
+    }
+
+    /// Places new users of `service` with `placement` instead of the configured policy.
+    pub fn set_service_placement(&self, service: &str, placement: crate::Placement) -> Result<()> {
+        self.route.set_service_placement(service, placement)
     }
 
     /// Calls `f` (on the library's runtime threads) whenever a refresh sees a pod's routing

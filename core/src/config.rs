@@ -90,6 +90,7 @@ impl BaseConfig {
                 ));
             }
         }
+        self.placement.validate()?;
         let d = self.drain_seconds;
         if !(d.is_finite() && d >= 0.0) {
             return Err(Error::invalid_config(

@@ -55,22 +55,9 @@ impl Default for CpuSampler {
     }
 }
 
-/// SPEC §5: round(cpu_factor × cpu + (1 − cpu_factor) × load).
-pub fn weighted_load(cpu_factor: f64, cpu_percent: f64, load: u32) -> u32 {
-    let w = cpu_factor * cpu_percent + (1.0 - cpu_factor) * load as f64;
-    w.round().clamp(0.0, u32::MAX as f64) as u32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formula() {
-        assert_eq!(weighted_load(0.0, 90.0, 150), 150);
-        assert_eq!(weighted_load(1.0, 42.4, 150), 42);
-        assert_eq!(weighted_load(0.7, 50.0, 100), 65);
-    }
 
     #[test]
     fn busy_loop_shows_cpu() {

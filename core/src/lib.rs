@@ -29,6 +29,7 @@ pub mod cpu;
 mod error;
 pub mod ident;
 pub mod keys;
+pub mod load;
 pub mod log;
 pub mod placement;
 pub mod pod_state;
@@ -36,10 +37,13 @@ mod route_info;
 pub mod runtime;
 mod server;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use client::ClientDriver;
 pub use config::{BaseConfig, Link, LinkTtl, RoutingState, ServerInfo, TrySetOutcome};
 pub use error::{redact_url, Error, ErrorKind, Result};
+pub use load::{LoadCalculator, LoadInput};
 pub use placement::{Candidate, Placement, PlacementPolicy, PlacementRequest};
 pub use pod_state::PodState;
 pub use route_info::{RouteInfo, RoutingStateChange};

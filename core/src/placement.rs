@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::config::RoutingState;
+use crate::error::{Error, ErrorKind, Result};
 
 /// One pod a policy may choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub struct Candidate {
     pub routing: RoutingState,
     /// How old its published state was when the snapshot was read, in ms.
     pub age_ms: u64,
+    /// The placement weight the pod publishes (default 100; a canary might publish 10).
+    pub weight: u32,
 }
 
 impl Candidate {
@@ -45,10 +48,17 @@ pub struct PlacementRequest<'a> {
 }
 
 /// Chooses one of the candidates (never empty, sorted by pod index).
+///
+/// Called on the path of a new user's `compute_linked_pod`, on whatever thread runs it: it must
+/// be quick and must not block. An error is returned to that caller as is.
 pub trait PlacementPolicy: Send + Sync + fmt::Debug {
     /// The index into `candidates` of the chosen pod, or `None` to refuse
     /// (the caller then reports `NO_AVAILABLE_POD`).
-    fn choose(&self, candidates: &[Candidate], request: &PlacementRequest<'_>) -> Option<usize>;
+    fn choose(
+        &self,
+        candidates: &[Candidate],
+        request: &PlacementRequest<'_>,
+    ) -> Result<Option<usize>>;
 }
 
 /// The placement setting of [`BaseConfig`](crate::BaseConfig).
@@ -61,48 +71,95 @@ pub enum Placement {
     Random,
     /// Candidates in turn, by this driver's placement count for the service.
     RoundRobin,
+    /// Rendezvous (highest-random-weight) hashing of (service, uid, pod) with bounded load: a
+    /// pod whose published load is above `load_factor` × the average is skipped. Deterministic,
+    /// so every gateway picks the same pod for a new user from the same snapshot.
+    Rendezvous {
+        /// The bound `c` (> 1; default 1.25).
+        load_factor: f64,
+    },
+    /// Random, in proportion to the weight each pod publishes.
+    Weighted,
     /// A policy of your own.
     Custom(Arc<dyn PlacementPolicy>),
 }
 
 impl Placement {
-    /// The name used in configs and bindings: `"p2c"`, `"random"`, `"round_robin"`, `"custom"`.
+    /// Default bound of [`Placement::Rendezvous`].
+    pub const DEFAULT_LOAD_FACTOR: f64 = 1.25;
+
+    /// The name used in configs and bindings: `"p2c"`, `"random"`, `"round_robin"`,
+    /// `"rendezvous"`, `"weighted"`, `"custom"`.
     pub fn name(&self) -> &'static str {
         match self {
             Placement::PowerOfTwoChoices => "p2c",
             Placement::Random => "random",
             Placement::RoundRobin => "round_robin",
+            Placement::Rendezvous { .. } => "rendezvous",
+            Placement::Weighted => "weighted",
             Placement::Custom(_) => "custom",
         }
     }
 
-    /// The built-in policy called `name`.
+    /// The built-in policy called `name` (rendezvous with the default bound).
     pub fn from_name(name: &str) -> Option<Placement> {
         match name {
             "p2c" | "power_of_two_choices" => Some(Placement::PowerOfTwoChoices),
             "random" => Some(Placement::Random),
             "round_robin" => Some(Placement::RoundRobin),
+            "rendezvous" => Some(Placement::Rendezvous {
+                load_factor: Self::DEFAULT_LOAD_FACTOR,
+            }),
+            "weighted" => Some(Placement::Weighted),
             _ => None,
         }
     }
 
-    /// Chooses with this policy.
+    /// Chooses with this policy. A custom policy's error, or an index out of range, is an error.
     pub fn choose(
         &self,
         candidates: &[Candidate],
         request: &PlacementRequest<'_>,
-    ) -> Option<usize> {
+    ) -> Result<Option<usize>> {
         if candidates.is_empty() {
-            return None;
+            return Ok(None);
         }
-        match self {
-            Placement::PowerOfTwoChoices => Some(power_of_two(candidates)),
-            Placement::Random => Some(fastrand::usize(..candidates.len())),
-            Placement::RoundRobin => Some((request.sequence % candidates.len() as u64) as usize),
-            Placement::Custom(p) => p
-                .choose(candidates, request)
-                .filter(|i| *i < candidates.len()),
+        Ok(Some(match self {
+            Placement::PowerOfTwoChoices => power_of_two(candidates),
+            Placement::Random => fastrand::usize(..candidates.len()),
+            Placement::RoundRobin => (request.sequence % candidates.len() as u64) as usize,
+            Placement::Rendezvous { load_factor } => rendezvous(candidates, request, *load_factor),
+            Placement::Weighted => match weighted(candidates) {
+                Some(i) => i,
+                None => return Ok(None),
+            },
+            Placement::Custom(p) => match p.choose(candidates, request)? {
+                None => return Ok(None),
+                Some(i) if i < candidates.len() => i,
+                Some(i) => {
+                    return Err(Error::new(
+                        ErrorKind::Internal,
+                        format!(
+                            "custom placement chose index {i} of {} candidates",
+                            candidates.len()
+                        ),
+                    ))
+                }
+            },
+        }))
+    }
+
+    /// Checks the policy's parameters.
+    pub fn validate(&self) -> Result<()> {
+        if let Placement::Rendezvous { load_factor } = self {
+            if !(load_factor.is_finite() && *load_factor >= 1.0) {
+                return Err(Error::invalid_config(
+                    "placement",
+                    format!("rendezvous load_factor {load_factor} must be >= 1"),
+                ));
+            }
         }
+        Ok(())
     }
 }
 
@@ -128,6 +185,64 @@ fn power_of_two(c: &[Candidate]) -> usize {
     }
 }
 
+/// Stable 64-bit hash of (service, uid, pod) for rendezvous hashing: FNV-1a with a final
+/// avalanche (splitmix64). Fixed, so that every process and language computes the same score.
+pub fn rendezvous_score(service: &str, uid: &str, pod: u32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(service.as_bytes());
+    eat(&[0]);
+    eat(uid.as_bytes());
+    eat(&[0]);
+    eat(&pod.to_le_bytes());
+    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Uses the published load only (not this driver's own placements), so that every gateway
+/// reading the same snapshot computes the same answer.
+fn rendezvous(c: &[Candidate], req: &PlacementRequest<'_>, load_factor: f64) -> usize {
+    let total: u64 = c.iter().map(|x| x.load as u64).sum();
+    let bound = load_factor * total as f64 / c.len() as f64;
+    let best = |allowed: &dyn Fn(&Candidate) -> bool| {
+        c.iter()
+            .enumerate()
+            .filter(|(_, x)| allowed(x))
+            .max_by_key(|(_, x)| {
+                (
+                    rendezvous_score(req.service, req.uid, x.pod_index),
+                    x.pod_index,
+                )
+            })
+            .map(|(i, _)| i)
+    };
+    // A pod above the bound is skipped; when the average is 0 every pod is within it. Some pod
+    // is always at or below the average, so the fallback only guards against rounding.
+    best(&|x| total == 0 || x.load as f64 <= bound).unwrap_or_else(|| best(&|_| true).unwrap_or(0))
+}
+
+fn weighted(c: &[Candidate]) -> Option<usize> {
+    let total: u64 = c.iter().map(|x| x.weight as u64).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut r = fastrand::u64(..total);
+    for (i, x) in c.iter().enumerate() {
+        if r < x.weight as u64 {
+            return Some(i);
+        }
+        r -= x.weight as u64;
+    }
+    None
+}
+
 impl fmt::Debug for Placement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -141,6 +256,10 @@ impl PartialEq for Placement {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Placement::Custom(a), Placement::Custom(b)) => Arc::ptr_eq(a, b),
+            (
+                Placement::Rendezvous { load_factor: a },
+                Placement::Rendezvous { load_factor: b },
+            ) => a == b,
             (a, b) => a.name() == b.name(),
         }
     }
@@ -169,8 +288,13 @@ mod tests {
                 placed: 0,
                 routing: RoutingState::Ready,
                 age_ms: 0,
+                weight: 100,
             })
             .collect()
+    }
+
+    fn pick(p: &Placement, c: &[Candidate], r: &PlacementRequest<'_>) -> usize {
+        p.choose(c, r).unwrap().unwrap()
     }
 
     fn req(seq: u64) -> PlacementRequest<'static> {
@@ -195,7 +319,7 @@ mod tests {
     fn round_robin_is_exact() {
         let c = cands(&[0, 0, 0]);
         let picks: Vec<_> = (0..6)
-            .map(|s| Placement::RoundRobin.choose(&c, &req(s)).unwrap())
+            .map(|s| pick(&Placement::RoundRobin, &c, &req(s)))
             .collect();
         assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
     }
@@ -204,7 +328,7 @@ mod tests {
     fn p2c_never_picks_the_most_loaded_of_two() {
         let c = cands(&[10, 20]);
         for _ in 0..100 {
-            assert_eq!(Placement::PowerOfTwoChoices.choose(&c, &req(0)), Some(0));
+            assert_eq!(pick(&Placement::PowerOfTwoChoices, &c, &req(0)), 0);
         }
     }
 
@@ -214,7 +338,7 @@ mod tests {
         let c = cands(&[0, 1, 2]);
         let mut counts = [0; 3];
         for _ in 0..3000 {
-            counts[Placement::PowerOfTwoChoices.choose(&c, &req(0)).unwrap()] += 1;
+            counts[pick(&Placement::PowerOfTwoChoices, &c, &req(0))] += 1;
         }
         assert_eq!(counts[2], 0);
         // Pod 0 wins both pairs it is in (2/3), pod 1 wins one pair (1/3).
@@ -226,8 +350,104 @@ mod tests {
         let c = cands(&[0, 0, 0, 0]);
         let mut counts = [0; 4];
         for _ in 0..4000 {
-            counts[Placement::Random.choose(&c, &req(0)).unwrap()] += 1;
+            counts[pick(&Placement::Random, &c, &req(0))] += 1;
         }
         assert!(counts.iter().all(|n| (800..1200).contains(n)), "{counts:?}");
+    }
+
+    #[test]
+    fn rendezvous_is_the_highest_score_and_stable() {
+        let c = cands(&[10, 10, 10, 10, 10]);
+        let p = Placement::Rendezvous { load_factor: 1.25 };
+        let mut counts = [0; 5];
+        for i in 0..5000 {
+            let uid = format!("user-{i}");
+            let r = PlacementRequest {
+                uid: &uid,
+                ..req(i)
+            };
+            let got = pick(&p, &c, &r);
+            let want = (0..5)
+                .max_by_key(|pod| rendezvous_score("s", &uid, *pod as u32))
+                .unwrap();
+            assert_eq!(got, want, "{uid}");
+            assert_eq!(pick(&p, &c, &r), got, "same answer every time");
+            counts[got] += 1;
+        }
+        // Hashing spreads users evenly (each pod ~1000 of 5000).
+        assert!(counts.iter().all(|n| (850..1150).contains(n)), "{counts:?}");
+        // A removed pod only moves its own users.
+        let fewer: Vec<Candidate> = c.iter().copied().filter(|x| x.pod_index != 2).collect();
+        for i in 0..1000 {
+            let uid = format!("user-{i}");
+            let r = PlacementRequest {
+                uid: &uid,
+                ..req(0)
+            };
+            let before = c[pick(&p, &c, &r)].pod_index;
+            let after = fewer[pick(&p, &fewer, &r)].pod_index;
+            if before != 2 {
+                assert_eq!(before, after, "{uid}");
+            }
+        }
+    }
+
+    #[test]
+    fn rendezvous_skips_pods_above_the_bound() {
+        // Average 100; bound 125: pod 1 (300) is never chosen.
+        let c = cands(&[0, 300, 0]);
+        let p = Placement::Rendezvous { load_factor: 1.25 };
+        for i in 0..2000 {
+            let uid = format!("u{i}");
+            let got = pick(
+                &p,
+                &c,
+                &PlacementRequest {
+                    uid: &uid,
+                    ..req(0)
+                },
+            );
+            assert_ne!(got, 1);
+        }
+        assert!(Placement::Rendezvous { load_factor: 0.5 }
+            .validate()
+            .is_err());
+        assert!(Placement::Rendezvous { load_factor: 1.25 }
+            .validate()
+            .is_ok());
+    }
+
+    #[test]
+    fn weighted_follows_published_weights() {
+        let mut c = cands(&[0, 0, 0]);
+        c[0].weight = 10;
+        c[1].weight = 90;
+        c[2].weight = 0;
+        let mut counts = [0; 3];
+        for _ in 0..10_000 {
+            counts[pick(&Placement::Weighted, &c, &req(0))] += 1;
+        }
+        assert_eq!(counts[2], 0);
+        assert!((800..1200).contains(&counts[0]), "{counts:?}");
+        for x in &mut c {
+            x.weight = 0;
+        }
+        assert_eq!(Placement::Weighted.choose(&c, &req(0)).unwrap(), None);
+    }
+
+    #[derive(Debug)]
+    struct Bad;
+    impl PlacementPolicy for Bad {
+        fn choose(&self, c: &[Candidate], _: &PlacementRequest<'_>) -> Result<Option<usize>> {
+            Ok(Some(c.len()))
+        }
+    }
+
+    #[test]
+    fn custom_out_of_range_is_an_error() {
+        let e = Placement::Custom(Arc::new(Bad))
+            .choose(&cands(&[0]), &req(0))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Internal);
     }
 }

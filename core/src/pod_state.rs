@@ -17,11 +17,22 @@ pub struct PodState {
     pub update_ms: u64,
     /// Its routing state.
     pub routing: RoutingState,
+    /// Its placement weight for [`Placement::Weighted`](crate::Placement::Weighted) (default 100).
+    pub weight: u32,
 }
 
-/// Formats the stored value.
-pub fn format_value(load: u32, update_ms: u64, routing: RoutingState) -> String {
-    format!("{load}-{update_ms}-{}", routing.as_str())
+/// The weight a pod has unless it publishes another.
+pub const DEFAULT_WEIGHT: u32 = 100;
+
+/// Formats the stored value. A weight other than the default is appended as a fourth part
+/// (`<load>-<updateMs>-<ROUTING>-<weight>`); pods with the default weight write SPEC's
+/// three-part form exactly.
+pub fn format_value(load: u32, update_ms: u64, routing: RoutingState, weight: u32) -> String {
+    if weight == DEFAULT_WEIGHT {
+        format!("{load}-{update_ms}-{}", routing.as_str())
+    } else {
+        format!("{load}-{update_ms}-{}-{weight}", routing.as_str())
+    }
 }
 
 /// Parses one field of the pod-state hash.
@@ -30,7 +41,7 @@ pub fn parse(field: &str, value: &str) -> Result<PodState> {
     let pod_index = parse_decimal(field)
         .filter(|p| *p <= crate::ident::MAX_POD_INDEX as u64)
         .ok_or_else(|| bad("field is not a pod index"))? as u32;
-    let mut parts = value.splitn(3, '-');
+    let mut parts = value.split('-');
     let load = parts
         .next()
         .and_then(parse_decimal)
@@ -40,15 +51,26 @@ pub fn parse(field: &str, value: &str) -> Result<PodState> {
         .next()
         .and_then(parse_decimal)
         .ok_or_else(|| bad("update time is not a non-negative integer"))?;
+    // Routing words contain `_`, never `-`, so a plain split finds the optional weight.
     let routing = match parts.next() {
         None => RoutingState::Ready,
         Some(word) => word.parse().map_err(|_| bad("unknown routing state"))?,
     };
+    let weight = match parts.next() {
+        None => DEFAULT_WEIGHT,
+        Some(w) => parse_decimal(w)
+            .filter(|w| *w <= u32::MAX as u64)
+            .ok_or_else(|| bad("weight is not a non-negative integer"))? as u32,
+    };
+    if parts.next().is_some() {
+        return Err(bad("too many parts"));
+    }
     Ok(PodState {
         pod_index,
         load,
         update_ms,
         routing,
+        weight,
     })
 }
 
@@ -74,7 +96,14 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let v = format_value(120, 1_700_000_000_123, RoutingState::DenyNewCall);
+        assert_eq!(format_value(1, 2, RoutingState::Ready, 10), "1-2-READY-10");
+        assert_eq!(parse("1", "1-2-READY-10").unwrap().weight, 10);
+        let v = format_value(
+            120,
+            1_700_000_000_123,
+            RoutingState::DenyNewCall,
+            DEFAULT_WEIGHT,
+        );
         assert_eq!(v, "120-1700000000123-DENY_NEW_CALL");
         let s = parse("3", &v).unwrap();
         assert_eq!(

@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use crate::config::{BaseConfig, RoutingState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ident;
-use crate::placement::{good_set, Candidate, PlacementRequest};
+use crate::placement::{good_set, Candidate, Placement, PlacementRequest};
 use crate::pod_state::PodState;
 use crate::store::{PodStates, Store};
 
@@ -147,6 +147,7 @@ impl ServiceView {
                 placed: p.placed.load(Ordering::Relaxed),
                 routing: p.state.routing,
                 age_ms: snap.store_now_ms.saturating_sub(p.state.update_ms),
+                weight: p.state.weight,
             })
             .collect();
         good_set(routable, load_range)
@@ -159,6 +160,7 @@ pub struct RouteInfo {
     namespace: String,
     config: Arc<BaseConfig>,
     services: RwLock<HashMap<String, Arc<ServiceView>>>,
+    placements: RwLock<HashMap<String, Placement>>,
     listeners: Mutex<Vec<(u64, Listener)>>,
     next_listener: AtomicU64,
 }
@@ -178,6 +180,7 @@ impl RouteInfo {
             namespace,
             config,
             services: RwLock::new(HashMap::new()),
+            placements: RwLock::new(HashMap::new()),
             listeners: Mutex::new(Vec::new()),
             next_listener: AtomicU64::new(1),
         })
@@ -291,7 +294,12 @@ impl RouteInfo {
 
     /// Chooses a pod for a new user of `service`. `record` counts the placement against the pod
     /// (so that p2c spreads many placements made from one snapshot).
-    pub(crate) fn choose(&self, view: &ServiceView, uid: &str, record: bool) -> Option<u32> {
+    pub(crate) fn choose(
+        &self,
+        view: &ServiceView,
+        uid: &str,
+        record: bool,
+    ) -> Result<Option<u32>> {
         let snap = view.snapshot.load();
         let candidates = view.candidates(&snap, self.config.load_range);
         let sequence = if record {
@@ -305,14 +313,32 @@ impl RouteInfo {
             service: &view.name,
             sequence,
         };
-        let i = self.config.placement.choose(&candidates, &request)?;
+        let custom = {
+            let map = self.placements.read().unwrap_or_else(|p| p.into_inner());
+            map.get(&view.name).cloned()
+        };
+        let placement = custom.as_ref().unwrap_or(&self.config.placement);
+        let Some(i) = placement.choose(&candidates, &request)? else {
+            return Ok(None);
+        };
         let pod = candidates[i].pod_index;
         if record {
             if let Some(p) = snap.pod(pod) {
                 p.placed.fetch_add(1, Ordering::Relaxed);
             }
         }
-        Some(pod)
+        Ok(Some(pod))
+    }
+
+    /// Places new users of `service` with `placement` instead of the configured policy.
+    pub fn set_service_placement(&self, service: &str, placement: Placement) -> Result<()> {
+        ident::check_service("service", service)?;
+        placement.validate()?;
+        self.placements
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(service.to_string(), placement);
+        Ok(())
     }
 
     /// Alive pods of `service` (SPEC §1), sorted.
@@ -342,7 +368,7 @@ impl RouteInfo {
     /// The pod a new user of `service` would get now (does not count as a placement).
     pub async fn best_pod(&self, service: &str) -> Result<u32> {
         let v = self.checked_service(service).await?;
-        self.choose(&v, "", false).ok_or_else(|| no_pod(service))
+        self.choose(&v, "", false)?.ok_or_else(|| no_pod(service))
     }
 
     /// The pod states of `service` as of the last snapshot.

@@ -4,17 +4,20 @@
 //! change is published at once. `stop` drains (`DENY_NEW_CALL`, wait, `SHUTDOWN`) in a task of
 //! its own, so a caller that gives up waiting cannot leave a pod half stopped.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::client::resolve_namespace;
 use crate::config::{BaseConfig, LinkTtl, RoutingState, ServerInfo, TrySetOutcome};
-use crate::cpu::{weighted_load, CpuSampler};
+use crate::cpu::CpuSampler;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ident;
+use crate::load::{default_weighted_load, DefaultLoadCalculator, LoadCalculator, LoadInput};
+use crate::pod_state::DEFAULT_WEIGHT;
 use crate::route_info::RouteInfo;
 use crate::runtime;
 use crate::store::Store;
@@ -33,6 +36,8 @@ struct State {
     load: u32,
     routing: RoutingState,
     cpu_percent: f64,
+    weight: u32,
+    signals: BTreeMap<String, f64>,
 }
 
 struct Inner {
@@ -41,6 +46,7 @@ struct Inner {
     config: Arc<BaseConfig>,
     route: Arc<RouteInfo>,
     state: Mutex<State>,
+    calculator: RwLock<Arc<dyn LoadCalculator>>,
     /// Serialises publishes so that an older state never overwrites a newer one.
     publish: tokio::sync::Mutex<()>,
     stop_loop: watch::Sender<bool>,
@@ -67,20 +73,63 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The weighted load from the current inputs, by the configured calculator. The state lock
+    /// is not held while user code runs.
+    fn try_weighted_load(&self) -> Result<u32> {
+        let (load, cpu_percent, signals) = {
+            let s = self.lock();
+            (s.load, s.cpu_percent, s.signals.clone())
+        };
+        let input = LoadInput {
+            load,
+            cpu_percent,
+            cpu_factor: self.config.cpu_factor,
+            signals: &signals,
+        };
+        let calc = self
+            .calculator
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| calc.weighted_load(&input)))
+        {
+            Ok(r) => r,
+            Err(_) => Err(Error::new(
+                ErrorKind::Internal,
+                "the load calculator panicked",
+            )),
+        }
+    }
+
+    /// The load to publish: the calculator's, or SPEC's formula (logged) if it failed.
+    fn weighted_load(&self) -> u32 {
+        self.try_weighted_load().unwrap_or_else(|e| {
+            tracing::warn!(service = %self.info.service_name, pod = self.info.pod_index, error = %e,
+                "load calculator failed; publishing the default formula");
+            let s = self.lock();
+            default_weighted_load(self.config.cpu_factor, s.cpu_percent, s.load)
+        })
+    }
+
     /// Publishes the current state (read under the publish lock, so the newest wins).
     async fn publish(&self) -> Result<u64> {
         let _serial = self.publish.lock().await;
-        let (load, routing) = {
+        let load = self.weighted_load();
+        let (routing, weight) = {
             let s = self.lock();
-            (
-                weighted_load(self.config.cpu_factor, s.cpu_percent, s.load),
-                s.routing,
-            )
+            (s.routing, s.weight)
         };
         let i = &self.info;
         let at = self
             .store
-            .publish_pod_state(&i.namespace, &i.service_name, i.pod_index, load, routing)
+            .publish_pod_state_weighted(
+                &i.namespace,
+                &i.service_name,
+                i.pod_index,
+                load,
+                routing,
+                weight,
+            )
             .await?;
         tracing::debug!(service = %i.service_name, pod = i.pod_index, load, routing = %routing, "published pod state");
         Ok(at)
@@ -143,7 +192,10 @@ impl ServerDriver {
                     load: 0,
                     routing: RoutingState::Ready,
                     cpu_percent: 0.0,
+                    weight: DEFAULT_WEIGHT,
+                    signals: BTreeMap::new(),
                 }),
+                calculator: RwLock::new(Arc::new(DefaultLoadCalculator)),
                 publish: tokio::sync::Mutex::new(()),
                 stop_loop: watch::channel(false).0,
                 stopped: watch::channel(None).0,
@@ -268,10 +320,67 @@ impl ServerDriver {
         self.inner.lock().load
     }
 
-    /// The weighted load this pod publishes (SPEC §5) from the last CPU sample.
+    /// The weighted load this pod publishes (SPEC §5, or the custom calculator's) from the
+    /// last CPU sample.
     pub fn weighted_load(&self) -> u32 {
-        let s = self.inner.lock();
-        weighted_load(self.inner.config.cpu_factor, s.cpu_percent, s.load)
+        self.inner.weighted_load()
+    }
+
+    /// The custom calculator's answer for the current inputs, with its error if it fails.
+    pub fn try_weighted_load(&self) -> Result<u32> {
+        self.inner.try_weighted_load()
+    }
+
+    /// Replaces SPEC's load formula with `calculator` for every later publish.
+    pub fn set_load_calculator(&self, calculator: Arc<dyn LoadCalculator>) {
+        *self
+            .inner
+            .calculator
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = calculator;
+    }
+
+    /// Sets a custom load signal the calculator sees (published with the next period).
+    pub fn set_load_signal(&self, name: &str, value: f64) -> Result<()> {
+        if !value.is_finite() {
+            return Err(Error::invalid_argument(
+                "value",
+                format!("{value} is not a finite number"),
+            ));
+        }
+        ident::check_service("name", name)?;
+        let mut s = self.inner.lock();
+        if matches!(s.phase, Phase::Stopping | Phase::Stopped) {
+            return Err(Error::closed("server driver is stopped"));
+        }
+        s.signals.insert(name.to_string(), value);
+        Ok(())
+    }
+
+    /// Sets this pod's placement weight for `Placement::Weighted` (default 100; 0 = never chosen
+    /// by weight). Published at once when running.
+    pub async fn set_weight(&self, weight: u32) -> Result<()> {
+        let running = {
+            let mut s = self.inner.lock();
+            match s.phase {
+                Phase::Stopping | Phase::Stopped => {
+                    return Err(Error::closed("server driver is stopped"))
+                }
+                p => {
+                    s.weight = weight;
+                    p == Phase::Running
+                }
+            }
+        };
+        if running {
+            self.inner.publish().await?;
+        }
+        Ok(())
+    }
+
+    /// This pod's placement weight.
+    pub fn get_weight(&self) -> u32 {
+        self.inner.lock().weight
     }
 
     /// Sets the routing state; when running, publishes it at once.

@@ -1,17 +1,14 @@
-//! The behaviour suite: SPEC's promises, run against both stores (memory and a real
-//! `redis-server` on loopback). Each test gets a fresh key prefix.
+//! The behaviour suite (`stateful_route::testkit`) against both stores — memory and a real
+//! `redis-server` on loopback — plus the checks that need to read the raw keys.
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use common::{eventually, Fixture, Kind};
-use serde_json::Value;
+use common::{Fixture, Kind};
+use stateful_route::testkit::run_scenario;
 use stateful_route::{
-    ident, BaseConfig, ClientDriver, ErrorKind, LinkTtl, Placement, RoutingState, ServerDriver,
-    ServerInfo, Store,
+    BaseConfig, ClientDriver, ErrorKind, Placement, ServerDriver, ServerInfo, Store,
 };
 
 const NS: &str = "default";
@@ -20,7 +17,6 @@ const SVC: &str = "room";
 fn fast_config() -> BaseConfig {
     BaseConfig {
         service_state_update_period_seconds: 0.2,
-        // Generous, so that a busy CI machine never makes a live pod look stale.
         stale_after_seconds: Some(5.0),
         cpu_factor: 0.0,
         ..BaseConfig::default()
@@ -50,582 +46,74 @@ fn client(store: &Store, config: &BaseConfig) -> ClientDriver {
     c
 }
 
-// ---------------------------------------------------------------------------------------------
-// Link-operation vectors (tests/vectors/links.json), shared with every binding.
-
-async fn run_vectors(fx: Fixture) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors/links.json");
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let default_ns = doc["namespace"].as_str().unwrap();
-    let mut steps_run = 0;
-    for case in doc["cases"].as_array().unwrap() {
-        let name = case["name"].as_str().unwrap();
-        for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {
-            let at = format!("{name} / step {i} ({})", step["op"]);
-            run_step(&fx.store, default_ns, step, &at).await;
-            steps_run += 1;
-        }
-    }
-    assert!(steps_run > 50, "only {steps_run} vector steps ran");
-}
-
-async fn run_step(store: &Store, default_ns: &str, step: &Value, at: &str) {
-    let ns = step
-        .get("namespace")
-        .and_then(Value::as_str)
-        .unwrap_or(default_ns);
-    let s = |k: &str| step[k].as_str().unwrap_or_default().to_string();
-    let (uid, svc) = (s("uid"), s("service"));
-    let expect = &step["expect"];
-    let pod = || ident::pod_index("pod", step["pod"].as_i64().unwrap());
-    let ttl = || LinkTtl::from_secs(step["ttl"].as_i64().unwrap());
-    let delay = step["delay"].as_i64().unwrap_or(0);
-    let got: stateful_route::Result<Value> = async {
-        Ok(match step["op"].as_str().unwrap() {
-            "set_link" => {
-                let prev = store.set_link(ns, &uid, &svc, pod()?, ttl()?).await?;
-                serde_json::json!({ "previous": prev })
-            }
-            "set_link_if_absent" => link_json(Some(store.set_link_if_absent(ns, &uid, &svc, pod()?, ttl()?).await?)),
-            "try_set_link" => {
-                let o = store.try_set_link(ns, &uid, &svc, pod()?, ttl()?).await?;
-                serde_json::json!({ "accepted": o.accepted, "owner": o.owner, "previous": o.previous })
-            }
-            "remove_link" => serde_json::json!({ "removed": store.remove_link(ns, &uid, &svc, delay).await? }),
-            "remove_link_if" => {
-                serde_json::json!({ "removed": store.remove_link_if(ns, &uid, &svc, pod()?, delay).await? })
-            }
-            "get_link" => link_json(store.get_link(ns, &uid, &svc).await?),
-            "get_link_if_persist" => serde_json::json!({ "pod": store.get_link_if_persist(ns, &uid, &svc).await? }),
-            "get_link_services" => serde_json::json!({ "services": store.get_link_services(ns, &uid).await? }),
-            "batch_get_links" => {
-                let uids: Vec<String> = serde_json::from_value(step["uids"].clone()).unwrap();
-                let pods: BTreeMap<String, Vec<String>> = store
-                    .batch_get_links(ns, &uids, &svc)
-                    .await?
-                    .into_iter()
-                    .map(|(p, u)| (p.to_string(), u))
-                    .collect();
-                serde_json::json!({ "pods": pods })
-            }
-            op => panic!("{at}: unknown op {op}"),
-        })
-    }
-    .await;
-    match (got, expect.get("error")) {
-        (Err(e), Some(code)) => assert_eq!(e.kind().as_str(), code.as_str().unwrap(), "{at}: {e}"),
-        (Ok(v), Some(code)) => panic!("{at}: expected {code}, got {v}"),
-        (Err(e), None) => panic!("{at}: unexpected error {e}"),
-        (Ok(v), None) => check_expect(&v, expect, at),
-    }
-}
-
-fn link_json(l: Option<stateful_route::Link>) -> Value {
-    match l {
-        None => serde_json::json!({ "pod": null }),
-        Some(l) => serde_json::json!({
-            "pod": l.pod_index,
-            "persistent": l.is_persistent(),
-            "ttl": l.ttl.map(|t| t.as_secs_f64()),
-        }),
-    }
-}
-
-fn check_expect(got: &Value, expect: &Value, at: &str) {
-    for (k, want) in expect.as_object().unwrap() {
-        match k.as_str() {
-            "ttl_min" => {
-                let ttl = got["ttl"]
-                    .as_f64()
-                    .unwrap_or_else(|| panic!("{at}: no ttl in {got}"));
-                assert!(ttl >= want.as_f64().unwrap(), "{at}: ttl {ttl} < {want}");
-            }
-            "ttl_max" => {
-                let ttl = got["ttl"]
-                    .as_f64()
-                    .unwrap_or_else(|| panic!("{at}: no ttl in {got}"));
-                assert!(ttl <= want.as_f64().unwrap(), "{at}: ttl {ttl} > {want}");
-            }
-            _ => assert_eq!(&got[k], want, "{at}: field {k} of {got}"),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Driver behaviour.
-
-async fn pod_zero_is_routable_and_links_are_sticky(fx: Fixture) {
+/// Bad identifiers write no key at all (read raw, not through the API).
+async fn bad_identifiers_write_no_keys(fx: Fixture) {
     let cfg = fast_config();
     let _p0 = pod(&fx.store, 0, 0, &cfg).await;
     let c = client(&fx.store, &cfg);
-    assert_eq!(c.compute_linked_pod(NS, "u1", SVC).await.unwrap(), 0);
-    assert_eq!(c.compute_linked_pod("", "u1", SVC).await.unwrap(), 0);
-    assert_eq!(c.get_linked_in_cache(NS, "u1", SVC).unwrap(), Some(0));
-    let link = fx.store.get_link(NS, "u1", SVC).await.unwrap().unwrap();
-    assert_eq!(link.pod_index, 0);
-    assert!(
-        !link.is_persistent(),
-        "a gateway's placement is a temporary link"
-    );
-    // Another gateway (a second client driver) sees the same pod.
-    let other = client(&fx.store, &cfg);
-    assert_eq!(other.compute_linked_pod(NS, "u1", SVC).await.unwrap(), 0);
-}
-
-async fn placement_spreads_and_prefers_light_pods(fx: Fixture) {
-    let cfg = BaseConfig {
-        load_range: 100,
-        ..fast_config()
-    };
-    let _p0 = pod(&fx.store, 0, 10, &cfg).await;
-    let _p1 = pod(&fx.store, 1, 20, &cfg).await;
-    let _p2 = pod(&fx.store, 2, 900, &cfg).await; // outside the load range: never chosen
-    let c = client(&fx.store, &cfg);
-    let mut counts = BTreeMap::new();
-    for i in 0..600 {
-        let p = c
-            .compute_linked_pod(NS, &format!("u{i}"), SVC)
-            .await
-            .unwrap();
-        *counts.entry(p).or_insert(0u32) += 1;
-    }
-    assert_eq!(counts.get(&2), None, "{counts:?}");
-    // p2c on load + placements since the snapshot spreads evenly between pods 0 and 1.
-    let (a, b) = (counts[&0], counts[&1]);
-    assert!(a.abs_diff(b) < 120, "{counts:?}");
-}
-
-async fn concurrent_computes_of_one_new_user_agree(fx: Fixture) {
-    let cfg = BaseConfig {
-        placement: Placement::Random,
-        ..fast_config()
-    };
-    let pods: Vec<_> = futures_join((0..4).map(|i| pod(&fx.store, i, 0, &cfg))).await;
-    let gateways: Vec<Arc<ClientDriver>> =
-        (0..4).map(|_| Arc::new(client(&fx.store, &cfg))).collect();
-    for round in 0..5 {
-        let uid = format!("hot-{round}");
-        let mut tasks = Vec::new();
-        for t in 0..64 {
-            let g = gateways[t % gateways.len()].clone();
-            let uid = uid.clone();
-            tasks.push(tokio::spawn(async move {
-                g.compute_linked_pod(NS, &uid, SVC).await.unwrap()
-            }));
-        }
-        let mut got = Vec::new();
-        for t in tasks {
-            got.push(t.await.unwrap());
-        }
-        let first = got[0];
-        assert!(got.iter().all(|p| *p == first), "round {round}: {got:?}");
-        assert_eq!(
-            fx.store
-                .get_link(NS, &uid, SVC)
-                .await
-                .unwrap()
-                .unwrap()
-                .pod_index,
-            first
-        );
-    }
-    // One link key per user, nothing else but the state hash.
-    let links = fx
-        .keys()
-        .await
-        .into_iter()
-        .filter(|k| k.contains(":lk:"))
-        .count();
-    assert_eq!(links, 5);
-    drop(pods);
-}
-
-async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    for f in fs {
-        out.push(f.await);
-    }
-    out
-}
-
-async fn draining_keeps_users_and_takes_no_new_ones(fx: Fixture) {
-    let cfg = fast_config();
-    let p0 = pod(&fx.store, 0, 0, &cfg).await;
-    let _p1 = pod(&fx.store, 1, 1000, &cfg).await;
-    let c = client(&fx.store, &cfg);
-    let changes = Arc::new(Mutex::new(Vec::new()));
-    let seen = changes.clone();
-    c.on_routing_state_changed(move |ch| seen.lock().unwrap().push(ch.clone()));
-    // Pod 1 is outside the load range of pod 0: the first users all go to pod 0.
-    for i in 0..10 {
-        assert_eq!(
-            c.compute_linked_pod(NS, &format!("old{i}"), SVC)
-                .await
-                .unwrap(),
-            0
-        );
-    }
-    p0.set_routing_state(RoutingState::DenyNewCall)
-        .await
-        .unwrap();
-    // Published at once: a fresh read sees it without waiting for a period.
-    let states = fx.store.pod_states(NS, SVC).await.unwrap();
-    assert_eq!(states.pods[0].routing, RoutingState::DenyNewCall);
-    c.refresh_service(SVC).await.unwrap();
-    assert_eq!(c.routable_pods(SVC).await.unwrap(), vec![1]);
-    assert_eq!(c.alive_pods(SVC).await.unwrap(), vec![0, 1]);
-    for i in 0..10 {
-        let uid = format!("old{i}");
-        assert_eq!(
-            c.compute_linked_pod(NS, &uid, SVC).await.unwrap(),
-            0,
-            "cached user stays"
-        );
-        assert_eq!(c.cache_expired(NS, &uid, SVC).unwrap(), Some(0));
-        assert_eq!(
-            c.compute_linked_pod(NS, &uid, SVC).await.unwrap(),
-            0,
-            "linked user stays"
-        );
-    }
-    for i in 0..10 {
-        assert_eq!(
-            c.compute_linked_pod(NS, &format!("new{i}"), SVC)
-                .await
-                .unwrap(),
-            1
-        );
-    }
-    eventually(
-        Duration::from_secs(5),
-        "a DENY_NEW_CALL change reported",
-        || {
-            let changes = changes.clone();
-            async move {
-                changes.lock().unwrap().iter().any(|ch| {
-                    ch.pod_index == 0
-                        && ch.old == Some(RoutingState::Ready)
-                        && ch.new == Some(RoutingState::DenyNewCall)
-                })
-            }
-        },
-    )
-    .await;
-}
-
-async fn shutdown_moves_temporary_links_and_reports_persistent_ones(fx: Fixture) {
-    let cfg = fast_config();
-    let p0 = pod(&fx.store, 0, 0, &cfg).await;
-    let _p1 = pod(&fx.store, 1, 1000, &cfg).await;
-    let c = client(&fx.store, &cfg);
-    assert_eq!(c.compute_linked_pod(NS, "temp", SVC).await.unwrap(), 0);
-    assert_eq!(p0.set_linked_pod(NS, "owned", SVC, 0).await.unwrap(), None);
-    assert_eq!(c.compute_linked_pod(NS, "owned", SVC).await.unwrap(), 0);
-    p0.stop().await.unwrap();
-    p0.stop().await.unwrap(); // idempotent
-    assert_eq!(
-        fx.store.pod_states(NS, SVC).await.unwrap().pods[0].routing,
-        RoutingState::Shutdown
-    );
-    assert_eq!(
-        c.get_workload_state(SVC).await.unwrap().as_deref(),
-        Some("SHUTDOWN")
-    );
-    c.refresh_service(SVC).await.unwrap();
-    assert_eq!(c.alive_pods(SVC).await.unwrap(), vec![1]);
-    assert_eq!(
-        c.compute_linked_pod(NS, "temp", SVC).await.unwrap(),
-        1,
-        "temporary link moves"
-    );
-    let moved = fx.store.get_link(NS, "temp", SVC).await.unwrap().unwrap();
-    assert_eq!(moved.pod_index, 1);
-    let e = c.compute_linked_pod(NS, "owned", SVC).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::PodUnavailable, "{e}");
-    assert_eq!(e.pod_index(), Some(0));
-    assert_eq!(
-        fx.store
-            .get_link(NS, "owned", SVC)
-            .await
-            .unwrap()
-            .unwrap()
-            .pod_index,
-        0,
-        "left alone"
-    );
-}
-
-async fn no_routable_pod_is_an_error_but_linked_users_keep_their_pod(fx: Fixture) {
-    let cfg = fast_config();
-    let c = client(&fx.store, &cfg);
-    let e = c.compute_linked_pod(NS, "u", SVC).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NoAvailablePod);
-    assert_eq!(
-        c.best_pod(SVC).await.unwrap_err().kind(),
-        ErrorKind::NoAvailablePod
-    );
-    let p3 = pod(&fx.store, 3, 0, &cfg).await;
-    c.refresh_service(SVC).await.unwrap();
-    assert_eq!(c.compute_linked_pod(NS, "u", SVC).await.unwrap(), 3);
-    p3.set_routing_state(RoutingState::DenyNewCall)
-        .await
-        .unwrap();
-    c.refresh_service(SVC).await.unwrap();
-    c.cache_expired(NS, "u", SVC).unwrap();
-    assert_eq!(c.compute_linked_pod(NS, "u", SVC).await.unwrap(), 3);
-    assert_eq!(
-        c.compute_linked_pod(NS, "v", SVC).await.unwrap_err().kind(),
-        ErrorKind::NoAvailablePod
-    );
-    assert_eq!(
-        fx.store.get_link(NS, "v", SVC).await.unwrap(),
-        None,
-        "nothing written"
-    );
-}
-
-async fn a_pod_that_stops_publishing_goes_stale(fx: Fixture) {
-    let cfg = BaseConfig {
-        stale_after_seconds: Some(1.0),
-        ..fast_config()
-    };
-    let p0 = pod(&fx.store, 0, 0, &cfg).await;
-    let _p1 = pod(&fx.store, 1, 1000, &cfg).await;
-    let c = client(&fx.store, &cfg);
-    assert_eq!(c.compute_linked_pod(NS, "u", SVC).await.unwrap(), 0);
-    drop(p0); // dies without stop: no SHUTDOWN is published
-    eventually(Duration::from_secs(6), "pod 0 to go stale", || async {
-        c.alive_pods(SVC).await.unwrap() == vec![1]
-    })
-    .await;
-    assert_eq!(
-        c.compute_linked_pod(NS, "u", SVC).await.unwrap(),
-        1,
-        "the cached link is dropped"
-    );
-    assert_eq!(c.compute_linked_pod(NS, "w", SVC).await.unwrap(), 1);
-}
-
-async fn bad_identifiers_are_rejected_and_write_nothing(fx: Fixture) {
-    let cfg = fast_config();
-    let _p0 = pod(&fx.store, 0, 0, &cfg).await;
-    let c = client(&fx.store, &cfg);
+    let srv = pod(&fx.store, 1, 0, &cfg).await;
     let before = fx.keys().await;
     for (ns, uid, svc) in [
         (NS, "a}b", SVC),
         (NS, "a{b", SVC),
-        (NS, "", SVC),
         ("a:b", "u", SVC),
-        ("UPPER", "u", SVC),
         (NS, "u", "ro:om"),
-        (NS, "u", ""),
-        (NS, &*"x".repeat(513), SVC),
+        ("other", "u", SVC),
     ] {
-        let e = c.compute_linked_pod(ns, uid, svc).await.unwrap_err();
-        assert_eq!(
-            e.kind(),
-            ErrorKind::InvalidArgument,
-            "{ns:?} {uid:?} {svc:?}: {e}"
-        );
+        assert!(c.compute_linked_pod(ns, uid, svc).await.is_err());
+        assert!(srv.set_linked_pod(ns, uid, svc, 1).await.is_err());
+        assert!(c
+            .set_linked_pod_if_absent(ns, uid, svc, 1, 60)
+            .await
+            .is_err());
     }
-    let e = c.compute_linked_pod("other", "u", SVC).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NamespaceNotLocal);
-    let srv = pod(&fx.store, 1, 0, &cfg).await;
-    assert_eq!(
-        srv.set_linked_pod(NS, "x}y", SVC, 1)
-            .await
-            .unwrap_err()
-            .kind(),
-        ErrorKind::InvalidArgument
+    assert_eq!(before, fx.keys().await);
+    assert!(
+        !before.is_empty(),
+        "the pods' state is there to compare against"
     );
-    assert_eq!(
-        srv.set_linked_pod("other", "xy", SVC, 1)
-            .await
-            .unwrap_err()
-            .kind(),
-        ErrorKind::NamespaceNotLocal
-    );
-    assert_eq!(
-        c.set_linked_pod_if_absent(NS, "u", SVC, 1, 0)
-            .await
-            .unwrap_err()
-            .kind(),
-        ErrorKind::InvalidArgument
-    );
-    assert_eq!(
-        c.set_workload_state(SVC, "not a word")
-            .await
-            .unwrap_err()
-            .kind(),
-        ErrorKind::InvalidArgument
-    );
-    let after: Vec<String> = fx.keys().await;
-    assert_eq!(before, after);
 }
 
-async fn server_lifecycle_and_workload_state(fx: Fixture) {
-    let cfg = fast_config();
-    let s = ServerDriver::new(fx.store.clone(), ServerInfo::new(NS, SVC, 0), cfg.clone()).unwrap();
-    s.set_load_state(42).unwrap();
-    assert_eq!(s.get_load_state(), 42);
-    s.start().await.unwrap();
-    assert_eq!(
-        s.start().await.unwrap_err().kind(),
-        ErrorKind::InvalidArgument
-    );
-    let c = client(&fx.store, &cfg);
-    assert!(c.is_workload_ready(SVC).await.unwrap());
-    assert_eq!(c.pod_states(SVC).await.unwrap()[0].load, 42);
-    s.set_load_state(77).unwrap();
-    eventually(
-        Duration::from_secs(5),
-        "the new load to be published",
-        || async { fx.store.pod_states(NS, SVC).await.unwrap().pods[0].load == 77 },
-    )
-    .await;
-    assert_eq!(s.get_routing_state(), RoutingState::Ready);
-    s.stop().await.unwrap();
-    assert!(!c.is_workload_ready(SVC).await.unwrap());
-    assert_eq!(s.start().await.unwrap_err().kind(), ErrorKind::Closed);
-    assert_eq!(s.set_load_state(1).unwrap_err().kind(), ErrorKind::Closed);
-    assert_eq!(
-        s.set_routing_state(RoutingState::Ready)
-            .await
-            .unwrap_err()
-            .kind(),
-        ErrorKind::Closed
-    );
-    assert_eq!(
-        s.set_linked_pod(NS, "u", SVC, 0).await.unwrap_err().kind(),
-        ErrorKind::Closed
-    );
-
-    // Workload batches and tags.
-    c.set_workload_state("chat", "READY").await.unwrap();
-    assert_eq!(
-        c.batch_get_workload_state(&["chat", SVC, "none"])
-            .await
-            .unwrap(),
-        vec![Some("READY".into()), Some("SHUTDOWN".into()), None]
-    );
-    c.set_global_service_name_tag("lobby", "room-v2")
-        .await
-        .unwrap();
-    assert_eq!(
-        c.get_service_name_by_tag("lobby").await.unwrap().as_deref(),
-        Some("room-v2")
-    );
-    assert_eq!(c.get_service_name_by_tag("nope").await.unwrap(), None);
-}
-
-async fn server_link_operations(fx: Fixture) {
-    let cfg = fast_config();
-    let s = pod(&fx.store, 2, 0, &cfg).await;
-    let c = client(&fx.store, &cfg);
-    assert_eq!(s.set_linked_pod("", "u", SVC, 2).await.unwrap(), None);
-    let o = s.try_set_linked_pod(NS, "u", SVC, 3).await.unwrap();
-    assert!(!o.accepted);
-    assert_eq!((o.owner, o.previous), (2, Some(2)));
-    assert_eq!(
-        c.get_link_service(NS, "u").await.unwrap(),
-        BTreeMap::from([(SVC.to_string(), 2)])
-    );
-    assert_eq!(
-        c.get_linked_pod_in_cache_or_if_persist(NS, "u", SVC)
-            .await
-            .unwrap(),
-        Some(2)
-    );
-    assert!(!s
-        .remove_linked_pod_with_id(NS, "u", SVC, 3, 0)
-        .await
-        .unwrap());
-    assert!(s
-        .remove_linked_pod_with_id(NS, "u", SVC, 2, 0)
-        .await
-        .unwrap());
-    assert_eq!(
-        c.get_linked_pod_not_cache(NS, "u", SVC).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        c.get_linked_in_cache(NS, "u", SVC).unwrap(),
-        Some(2),
-        "the cache still holds it"
-    );
-    assert_eq!(c.cache_expired(NS, "u", SVC).unwrap(), Some(2));
-    assert_eq!(c.get_linked_pod(NS, "u", SVC).await.unwrap(), None);
-    let l = c
-        .set_linked_pod_if_absent(NS, "v", SVC, 2, 100)
-        .await
-        .unwrap();
-    assert_eq!(l.pod_index, 2);
-    assert!(s.remove_linked_pod(NS, "v", SVC, 0).await.unwrap());
-    c.set_cache(NS, "w", SVC, 2).await.unwrap();
-    assert_eq!(c.compute_linked_pod(NS, "w", SVC).await.unwrap(), 2);
-    assert_eq!(
-        fx.store.get_link(NS, "w", SVC).await.unwrap(),
-        None,
-        "answered from the cache"
-    );
-    let batch = c.batch_get_linked_pod(NS, &["w", "x"], SVC).await.unwrap();
-    assert!(batch.is_empty());
-}
-
-async fn cache_never_outlives_a_temporary_link(fx: Fixture) {
-    // Temporary links live 3 s, the cache margin is 2 s: a cached temporary link lives 1 s.
+/// Many gateways computing one new user at once leave exactly one link key.
+async fn one_link_key_per_user(fx: Fixture) {
     let cfg = BaseConfig {
-        temp_link_info_cache_time_seconds: 3,
-        user_link_info_cache_time_seconds: 1,
+        placement: Placement::Random,
         ..fast_config()
     };
-    let _p0 = pod(&fx.store, 0, 0, &cfg).await;
-    let c = client(&fx.store, &cfg);
-    assert_eq!(c.compute_linked_pod(NS, "u", SVC).await.unwrap(), 0);
-    assert_eq!(c.get_linked_in_cache(NS, "u", SVC).unwrap(), Some(0));
-    eventually(
-        Duration::from_secs(3),
-        "the cache entry to expire",
-        || async { c.get_linked_in_cache(NS, "u", SVC).unwrap().is_none() },
-    )
-    .await;
-    assert!(
-        fx.store.get_link(NS, "u", SVC).await.unwrap().is_some(),
-        "the store still has the link"
-    );
-    eventually(
-        Duration::from_secs(6),
-        "the link to expire in the store",
-        || async { fx.store.get_link(NS, "u", SVC).await.unwrap().is_none() },
-    )
-    .await;
+    let mut pods = Vec::new();
+    for i in 0..4 {
+        pods.push(pod(&fx.store, i, 0, &cfg).await);
+    }
+    let gateways: Vec<Arc<ClientDriver>> =
+        (0..4).map(|_| Arc::new(client(&fx.store, &cfg))).collect();
+    let mut tasks = Vec::new();
+    for t in 0..64 {
+        let g = gateways[t % 4].clone();
+        tasks.push(tokio::spawn(async move {
+            g.compute_linked_pod(NS, "hot", SVC).await.unwrap()
+        }));
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    assert!(got.iter().all(|p| *p == got[0]), "{got:?}");
+    let links: Vec<String> = fx
+        .keys()
+        .await
+        .into_iter()
+        .filter(|k| k.contains(":lk:"))
+        .collect();
+    assert_eq!(links.len(), 1, "{links:?}");
 }
 
-async fn closed_and_uninitialised_clients(fx: Fixture) {
-    let cfg = fast_config();
-    let c = ClientDriver::new(fx.store.clone(), ServerInfo::new(NS, "gw", 0), cfg).unwrap();
-    assert_eq!(
-        c.compute_linked_pod(NS, "u", SVC).await.unwrap_err().kind(),
-        ErrorKind::Closed
-    );
-    c.init().unwrap();
-    c.init().unwrap();
-    c.close();
-    c.close();
-    assert_eq!(
-        c.compute_linked_pod(NS, "u", SVC).await.unwrap_err().kind(),
-        ErrorKind::Closed
-    );
-    assert_eq!(c.init().unwrap_err().kind(), ErrorKind::Closed);
-}
-
-macro_rules! behaviour_suite {
+macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod memory {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::Fixture::new(super::Kind::Memory).await).await
+                    super::run(stringify!($name), super::Kind::Memory).await
                 }
             )*
         }
@@ -633,14 +121,23 @@ macro_rules! behaviour_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::Fixture::new(super::Kind::Redis).await).await
+                    super::run(stringify!($name), super::Kind::Redis).await
                 }
             )*
         }
     };
 }
 
-behaviour_suite!(
+async fn run(name: &str, kind: Kind) {
+    let fx = Fixture::new(kind).await;
+    match name {
+        "bad_identifiers_write_no_keys" => bad_identifiers_write_no_keys(fx).await,
+        "one_link_key_per_user" => one_link_key_per_user(fx).await,
+        scenario => run_scenario(scenario, fx.store).await,
+    }
+}
+
+suite!(
     run_vectors,
     pod_zero_is_routable_and_links_are_sticky,
     placement_spreads_and_prefers_light_pods,
@@ -654,7 +151,20 @@ behaviour_suite!(
     server_link_operations,
     cache_never_outlives_a_temporary_link,
     closed_and_uninitialised_clients,
+    bad_identifiers_write_no_keys,
+    one_link_key_per_user,
 );
+
+#[test]
+fn every_testkit_scenario_runs_here() {
+    let here = include_str!("behaviour.rs");
+    for name in stateful_route::testkit::SCENARIOS {
+        assert!(
+            here.contains(&format!("    {name},\n")),
+            "scenario {name} is not in suite!()"
+        );
+    }
+}
 
 #[test]
 fn config_is_validated() {

@@ -368,10 +368,11 @@ impl StoreBackend for MemoryBackend {
         pod: u32,
         load: u32,
         routing: RoutingState,
+        weight: u32,
     ) -> Result<u64> {
         let now = now_ms();
         let key = self.keys.pod_states(namespace, service);
-        let value = pod_state::format_value(load, now, routing);
+        let value = pod_state::format_value(load, now, routing, weight);
         self.lock().hset(&key, &pod.to_string(), value, now)?;
         Ok(now)
     }

@@ -146,7 +146,8 @@ pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
         uids: &[&str],
         service: &str,
     ) -> Result<Vec<Option<u32>>>;
-    /// Publish a pod's state stamped with the store's clock; returns the stamp (ms).
+    /// Publish a pod's state stamped with the store's clock; returns the stamp (ms). The value
+    /// is [`pod_state::format_value`] of the arguments and the stamp.
     async fn publish_pod_state(
         &self,
         namespace: &str,
@@ -154,6 +155,7 @@ pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
         pod: u32,
         load: u32,
         routing: RoutingState,
+        weight: u32,
     ) -> Result<u64>;
     /// Read a service's pod states with the store's clock.
     async fn pod_states(&self, namespace: &str, service: &str) -> Result<RawPodStates>;
@@ -376,11 +378,25 @@ impl Store {
         load: u32,
         routing: RoutingState,
     ) -> Result<u64> {
+        self.publish_pod_state_weighted(ns, service, pod, load, routing, pod_state::DEFAULT_WEIGHT)
+            .await
+    }
+
+    /// As [`Store::publish_pod_state`], with a placement weight (see [`Placement::Weighted`](crate::Placement::Weighted)).
+    pub async fn publish_pod_state_weighted(
+        &self,
+        ns: &str,
+        service: &str,
+        pod: u32,
+        load: u32,
+        routing: RoutingState,
+        weight: u32,
+    ) -> Result<u64> {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_service("service", service)?;
         ident::check_pod(pod)?;
         self.backend
-            .publish_pod_state(ns, service, pod, load, routing)
+            .publish_pod_state(ns, service, pod, load, routing, weight)
             .await
     }
 

@@ -259,6 +259,7 @@ impl StoreBackend for RedisBackend {
         pod: u32,
         load: u32,
         routing: RoutingState,
+        weight: u32,
     ) -> Result<u64> {
         let ms: i64 = self
             .scripts
@@ -267,6 +268,11 @@ impl StoreBackend for RedisBackend {
             .arg(pod)
             .arg(load)
             .arg(routing.as_str())
+            .arg(if weight == crate::pod_state::DEFAULT_WEIGHT {
+                String::new()
+            } else {
+                format!("-{weight}")
+            })
             .invoke_async(&mut self.con.clone())
             .await?;
         u64::try_from(ms).map_err(|_| Error::store(format!("store clock reads {ms}")))

@@ -103,12 +103,13 @@ if not cur then return false end
 return {cur, redis.call('PTTL', KEYS[1])}
 "#;
 
-/// KEYS[1] the state hash; ARGV[1] pod, ARGV[2] load, ARGV[3] routing word.
+/// KEYS[1] the state hash; ARGV[1] pod, ARGV[2] load, ARGV[3] routing word, ARGV[4] `""` or
+/// `-<weight>` for a weight other than the default.
 /// Stamps the value with the server's clock; returns the stamp in ms.
 pub const PUBLISH_POD_STATE: &str = r#"
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '-' .. string.format('%.0f', ms) .. '-' .. ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '-' .. string.format('%.0f', ms) .. '-' .. ARGV[3] .. ARGV[4])
 return ms
 "#;
 
