@@ -207,6 +207,40 @@ impl Store {
         ))
     }
 
+    /// Connects to a Redis Cluster through any of its nodes (`urls`: seed nodes, as
+    /// `redis://` or `rediss://` URLs) with default settings. Behaviour is the same as on one
+    /// node: every script is single-slot; batch reads are split by slot and merged in order;
+    /// MOVED/ASK redirections and failovers are followed by the client.
+    pub async fn redis_cluster(urls: &[&str]) -> Result<Store> {
+        Store::redis_cluster_with(urls, &StoreConfig::default()).await
+    }
+
+    /// [`Store::redis_cluster`] with `config`.
+    pub async fn redis_cluster_with(urls: &[&str], config: &StoreConfig) -> Result<Store> {
+        config.validate()?;
+        Ok(Store::from_backend(
+            RedisBackend::connect_cluster(urls, config).await?,
+        ))
+    }
+
+    /// Connects to the master that the Redis Sentinels at `sentinel_urls` call `master_name`,
+    /// with default settings; when the sentinels fail over, the store follows the new master.
+    pub async fn redis_sentinel(sentinel_urls: &[&str], master_name: &str) -> Result<Store> {
+        Store::redis_sentinel_with(sentinel_urls, master_name, &StoreConfig::default()).await
+    }
+
+    /// [`Store::redis_sentinel`] with `config`.
+    pub async fn redis_sentinel_with(
+        sentinel_urls: &[&str],
+        master_name: &str,
+        config: &StoreConfig,
+    ) -> Result<Store> {
+        config.validate()?;
+        Ok(Store::from_backend(
+            RedisBackend::connect_sentinel(sentinel_urls, master_name, config).await?,
+        ))
+    }
+
     /// A store over any backend.
     pub fn from_backend(backend: impl StoreBackend) -> Store {
         Store {

@@ -1,17 +1,24 @@
-//! The Redis store: redis-rs on the shared tokio runtime.
+//! The Redis store: redis-rs on the shared tokio runtime, on one node, a Redis Cluster, or a
+//! Sentinel-managed master.
 //!
-//! One multiplexed connection ([`ConnectionManager`]) per store, reconnecting by itself.
+//! One node: one multiplexed connection ([`ConnectionManager`]) per store, reconnecting by
+//! itself. Cluster: redis-rs's cluster connection, which follows MOVED/ASK and failovers and
+//! splits multi-key reads (`MGET`) by slot, merging them in input order. Sentinel: a
+//! connection to the master the sentinels name, replaced when it fails or turns read-only.
 //! Every link operation is one Lua script sent by SHA (`EVALSHA`, reloaded on `NOSCRIPT`):
 //! one round trip. The connection's driver task lives on the library's runtime, so a store
 //! made on any runtime (or none) keeps working after that runtime is gone.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{SentinelClient, SentinelServerType};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
 
 use super::{scripts, LinkRef, RawPodStates, StoreBackend, StoreConfig};
 use crate::config::{Link, LinkTtl, RoutingState, TrySetOutcome};
@@ -46,10 +53,127 @@ impl Scripts {
     }
 }
 
-/// The Redis backend of [`Store::redis`](super::Store::redis).
+/// The connection of a Redis backend: one node, a cluster, or a sentinel-managed master.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+    Sentinel(Arc<SentinelConn>),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(s) => {
+                let s = s.clone();
+                Box::pin(async move { s.command(cmd).await })
+            }
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(s) => {
+                let s = s.clone();
+                Box::pin(async move {
+                    s.current()
+                        .await?
+                        .req_packed_commands(pipeline, offset, count)
+                        .await
+                })
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(_) => 0,
+        }
+    }
+}
+
+/// The master of a sentinel-managed deployment, re-resolved when it stops answering as a master.
+struct SentinelConn {
+    sentinel: tokio::sync::Mutex<SentinelClient>,
+    master: arc_swap::ArcSwapOption<ConnectionManager>,
+    config: ConnectionManagerConfig,
+}
+
+impl SentinelConn {
+    /// The current master's connection, resolving it through the sentinels if there is none.
+    async fn current(&self) -> redis::RedisResult<ConnectionManager> {
+        if let Some(c) = self.master.load_full() {
+            return Ok((*c).clone());
+        }
+        self.resolve().await
+    }
+
+    /// Asks the sentinels for the master and connects to it (on the library's runtime, so the
+    /// connection outlives the caller's runtime).
+    async fn resolve(&self) -> redis::RedisResult<ConnectionManager> {
+        let mut sentinel = self.sentinel.lock().await;
+        let client = sentinel.async_get_client().await?;
+        let config = self.config.clone();
+        let con = runtime::handle()
+            .spawn(ConnectionManager::new_with_config(client, config))
+            .await
+            .map_err(|e| {
+                redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "connect task failed",
+                    e.to_string(),
+                ))
+            })??;
+        self.master.store(Some(Arc::new(con.clone())));
+        tracing::info!("connected to the master named by the sentinels");
+        Ok(con)
+    }
+
+    /// One command; on a connection failure or a `READONLY` answer (the old master is a replica
+    /// now) the master is resolved again and the command sent once more.
+    async fn command(&self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        let held = self.master.load_full();
+        let mut con = match &held {
+            Some(c) => (**c).clone(),
+            None => self.resolve().await?,
+        };
+        match con.req_packed_command(cmd).await {
+            Err(e) if is_failover(&e) => {
+                tracing::warn!(error = %e, "master unavailable; asking the sentinels");
+                self.master.store(None);
+                let mut con = self.resolve().await?;
+                con.req_packed_command(cmd).await
+            }
+            other => other,
+        }
+    }
+}
+
+fn is_failover(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.code() == Some("READONLY")
+}
+
+/// The Redis backend of [`Store::redis`](super::Store::redis),
+/// [`Store::redis_cluster`](super::Store::redis_cluster) and
+/// [`Store::redis_sentinel`](super::Store::redis_sentinel).
 pub struct RedisBackend {
     keys: KeySpace,
-    con: ConnectionManager,
+    con: Conn,
     scripts: Scripts,
     url: String,
 }
@@ -94,12 +218,115 @@ impl RedisBackend {
                 )
             })?;
         tracing::info!(url = %shown, "connected to redis");
-        Ok(RedisBackend {
+        Ok(RedisBackend::new(Conn::Single(con), config, shown))
+    }
+
+    fn new(con: Conn, config: &StoreConfig, shown: String) -> RedisBackend {
+        RedisBackend {
             keys: KeySpace::new(config.key_prefix.clone()),
             con,
             scripts: Scripts::new(),
             url: shown,
-        })
+        }
+    }
+
+    /// Connects to a Redis Cluster through any of `urls` (seed nodes).
+    pub async fn connect_cluster(urls: &[&str], config: &StoreConfig) -> Result<RedisBackend> {
+        let shown = urls
+            .iter()
+            .map(|u| redact_url(u))
+            .collect::<Vec<_>>()
+            .join(",");
+        if urls.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "a cluster needs at least one seed url",
+            ));
+        }
+        if urls.iter().any(|u| u.starts_with("rediss://")) {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = redis::cluster::ClusterClient::builder(urls.iter().map(|u| u.to_string()))
+            .connection_timeout(config.connect_timeout)
+            .response_timeout(config.command_timeout)
+            .build()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("invalid cluster urls {shown}: {:?}", e.kind()),
+                )
+            })?;
+        let con = runtime::handle()
+            .spawn(async move { client.get_async_connection().await })
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("connect task failed: {e}")))?
+            .map_err(|e| {
+                let e = Error::from(e);
+                Error::new(
+                    e.kind(),
+                    format!("cannot connect to cluster {shown}: {}", e.message()),
+                )
+            })?;
+        tracing::info!(seeds = %shown, "connected to redis cluster");
+        Ok(RedisBackend::new(Conn::Cluster(con), config, shown))
+    }
+
+    /// Connects to the master that the sentinels at `sentinel_urls` name `master_name`, and
+    /// follows it when they fail over.
+    pub async fn connect_sentinel(
+        sentinel_urls: &[&str],
+        master_name: &str,
+        config: &StoreConfig,
+    ) -> Result<RedisBackend> {
+        let shown = format!(
+            "sentinel {} master {master_name}",
+            sentinel_urls
+                .iter()
+                .map(|u| redact_url(u))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        if sentinel_urls.is_empty() || master_name.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "sentinel needs at least one url and a master name",
+            ));
+        }
+        let sentinel = SentinelClient::build(
+            sentinel_urls.iter().map(|u| u.to_string()).collect(),
+            master_name,
+            None,
+            SentinelServerType::Master,
+        )
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("invalid {shown}: {:?}", e.kind()),
+            )
+        })?;
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.command_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = Arc::new(SentinelConn {
+            sentinel: tokio::sync::Mutex::new(sentinel),
+            master: arc_swap::ArcSwapOption::empty(),
+            config: cfg,
+        });
+        let c = conn.clone();
+        runtime::handle()
+            .spawn(async move { c.resolve().await })
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("connect task failed: {e}")))?
+            .map_err(|e| {
+                let e = Error::from(e);
+                Error::new(
+                    e.kind(),
+                    format!("cannot connect to {shown}: {}", e.message()),
+                )
+            })?;
+        Ok(RedisBackend::new(Conn::Sentinel(conn), config, shown))
     }
 
     async fn link_script<T: FromRedisValue>(

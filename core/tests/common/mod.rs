@@ -31,29 +31,50 @@ pub fn free_port() -> u16 {
 /// Starts `redis-server` with `args` on a free port; returns the port and pid. The server dies
 /// with this process.
 pub fn spawn_redis(extra: &[&str]) -> (u16, u32) {
+    let port = free_port();
+    (port, spawn_redis_on(port, extra))
+}
+
+/// A free port whose cluster bus port (+10000) is free too.
+pub fn free_cluster_port() -> u16 {
+    loop {
+        let p = 20000 + fastrand::u16(..25000);
+        if TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok()
+        {
+            return p;
+        }
+    }
+}
+
+/// Starts `redis-server` (or, with `--sentinel` first in `extra`, a sentinel) on `port`;
+/// returns its pid once it answers PING. The server dies with this process.
+pub fn spawn_redis_on(port: u16, extra: &[&str]) -> u32 {
     let (tx, rx) = mpsc::channel();
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     std::thread::spawn(move || {
-        let port = free_port();
         let dir = std::env::temp_dir().join(format!("sr-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(["--dir", dir.to_str().unwrap()])
-        .args(&extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-        // SAFETY: prctl is async-signal-safe; the child dies when this (immortal) thread's
-        // process dies.
+        if extra.first().map(String::as_str) == Some("--sentinel") {
+            // A sentinel needs a config file it can rewrite; the rest are its directives.
+            let conf = dir.join("sentinel.conf");
+            std::fs::write(&conf, extra[1..].join("\n") + "\n").unwrap();
+            cmd.arg(&conf).arg("--sentinel").args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ]);
+        } else {
+            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(["--dir", dir.to_str().unwrap()])
+                .args(&extra);
+        }
+        cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+        // SAFETY: prctl is async-signal-safe; the child dies when this thread ends (it waits
+        // for the child below) or the process dies.
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -63,13 +84,13 @@ pub fn spawn_redis(extra: &[&str]) -> (u16, u32) {
         let mut child = cmd
             .spawn()
             .expect("redis-server not found: install Debian's redis-server (make test does)");
-        tx.send((port, child.id())).unwrap();
+        tx.send(child.id()).unwrap();
         // This thread (the death signal's parent) lives exactly as long as the server.
         let _ = child.wait();
     });
-    let (port, pid) = rx.recv().unwrap();
+    let pid = rx.recv().unwrap();
     wait_for_redis(port);
-    (port, pid)
+    pid
 }
 
 /// Polls PING until the server answers (deadline 10 s).
