@@ -19,9 +19,11 @@
  * - No panic unwinds into the caller: a bug in the library is SR_INTERNAL.
  * - Functions documented as blocking wait on the library's shared runtime; they may be
  *   called from any thread, many at once, but not from inside a library callback.
- * - Callbacks (routing-state changes, logs) run on the library's runtime threads (or inside
- *   a blocking call on the caller's thread) with the user_data given at registration; the
- *   optional release callback is called exactly once when the callback will not run again.
+ * - Callbacks (routing-state changes, logs, placement policies, load calculators) run on the
+ *   library's runtime threads (or inside a call on the caller's thread) with the user_data
+ *   given at registration; the optional release callback is called exactly once when the
+ *   callback will not run again. Policies and calculators return an sr_status and may hand
+ *   back an error made with sr_error_new; their failure is a typed error, never a crash.
  */
 
 
@@ -151,6 +153,15 @@ typedef enum sr_placement {
    * Candidates in turn.
    */
   SR_PLACEMENT_ROUND_ROBIN = 2,
+  /**
+   * Rendezvous (highest-random-weight) hashing of (service, uid, pod) with bounded load
+   * (`sr_base_config.placement_load_factor`): deterministic across gateways.
+   */
+  SR_PLACEMENT_RENDEZVOUS = 3,
+  /**
+   * Random in proportion to the weight each pod publishes (`sr_server_set_weight`).
+   */
+  SR_PLACEMENT_WEIGHTED = 4,
 } sr_placement;
 
 /**
@@ -164,6 +175,12 @@ typedef struct sr_client_driver sr_client_driver;
  * and with which value, and, for `SR_POD_UNAVAILABLE`, the pod. Free it with `sr_error_free`.
  */
 typedef struct sr_error sr_error;
+
+/**
+ * A placement policy made of a C callback, shared by the drivers that use it. Free with
+ * `sr_placement_policy_free`; the callback's release runs when no driver uses it any more.
+ */
+typedef struct sr_placement_policy sr_placement_policy;
 
 /**
  * A pod's driver: publishes its state and owns its users' persistent links. Thread-safe;
@@ -237,9 +254,21 @@ typedef struct sr_base_config {
    */
   uint32_t load_range;
   /**
-   * One of `sr_placement`. Default `SR_PLACEMENT_P2C`.
+   * One of `sr_placement`. Default `SR_PLACEMENT_P2C`. Ignored when `placement_policy` is
+   * set.
    */
   int32_t placement;
+  /**
+   * For `SR_PLACEMENT_RENDEZVOUS`: the bound c (>= 1); a pod whose load is above c × the
+   * average is skipped. 0 means the default, 1.25. Ignored by the other policies.
+   */
+  double placement_load_factor;
+  /**
+   * A policy of your own (`sr_placement_policy_new`) for every service of a client driver,
+   * or NULL (the default) for `placement`. Borrowed for the call; the driver keeps its own
+   * reference.
+   */
+  const struct sr_placement_policy *placement_policy;
   /**
    * Most links a client driver caches; 0 turns the cache off. Default 100000.
    */
@@ -405,6 +434,156 @@ typedef struct sr_string_list {
    */
   size_t len;
 } sr_string_list;
+
+/**
+ * One pod a placement policy may choose. Plain data, valid during the callback.
+ */
+typedef struct sr_candidate {
+  /**
+   * The pod's index.
+   */
+  int64_t pod_index;
+  /**
+   * Its published weighted load.
+   */
+  uint32_t load;
+  /**
+   * New users this driver placed on it since its snapshot was read.
+   */
+  uint32_t placed;
+  /**
+   * Its routing state (always `SR_ROUTING_READY` today).
+   */
+  enum sr_routing_state routing;
+  /**
+   * How old its published state was when the snapshot was read, in ms.
+   */
+  uint64_t age_ms;
+  /**
+   * The placement weight the pod publishes (default 100; see `sr_server_set_weight`).
+   */
+  uint32_t weight;
+} sr_candidate;
+
+/**
+ * The request a placement policy places. The strings are UTF-8, pointer + length, **not**
+ * NUL-terminated, valid during the callback.
+ */
+typedef struct sr_placement_request {
+  /**
+   * The driver's namespace.
+   */
+  const char *namespace_name;
+  /**
+   * Length of `namespace_name` in bytes.
+   */
+  size_t namespace_len;
+  /**
+   * The user.
+   */
+  const char *uid;
+  /**
+   * Length of `uid` in bytes.
+   */
+  size_t uid_len;
+  /**
+   * The service.
+   */
+  const char *service;
+  /**
+   * Length of `service` in bytes.
+   */
+  size_t service_len;
+  /**
+   * How many placements this driver made for this service before this one.
+   */
+  uint64_t sequence;
+} sr_placement_request;
+
+/**
+ * A placement policy: chooses one of `candidates` (`candidates_len` >= 1 pods, sorted by pod
+ * index) for the new user of `request`.
+ *
+ * Return `SR_OK` after writing to `*choice_out` the index into `candidates` of the chosen pod,
+ * or -1 to refuse (the caller then gets `SR_NO_AVAILABLE_POD`). Any other status fails the
+ * placement: the `sr_client_compute_linked_pod` caller gets that status (`SR_INTERNAL` for a
+ * value that is not a status code) with a message starting "placement callback failed"; set
+ * `*err_out` to an error made with `sr_error_new` to say why (the library frees it). An index
+ * out of range, or `SR_OK` without a choice, is `SR_INTERNAL` for the caller. Nothing is
+ * written to the store when the placement fails.
+ *
+ * Called on the thread of `sr_client_compute_linked_pod` or on the library's runtime threads,
+ * possibly from many threads at once; it must be quick, must not block and must not call
+ * blocking `sr_` functions (they fail with `SR_INVALID_ARGUMENT` there).
+ */
+typedef int32_t (*sr_placement_callback)(void *user_data,
+                                         const struct sr_candidate *candidates,
+                                         size_t candidates_len,
+                                         const struct sr_placement_request *request,
+                                         int64_t *choice_out,
+                                         struct sr_error **err_out);
+
+/**
+ * One custom load signal (`sr_server_set_load_signal`). The name is UTF-8, pointer + length,
+ * **not** NUL-terminated, valid during the callback.
+ */
+typedef struct sr_load_signal {
+  /**
+   * The signal's name.
+   */
+  const char *name;
+  /**
+   * Length of `name` in bytes.
+   */
+  size_t name_len;
+  /**
+   * Its value.
+   */
+  double value;
+} sr_load_signal;
+
+/**
+ * What a load calculator sees. Valid during the callback.
+ */
+typedef struct sr_load_input {
+  /**
+   * The load the app set with `sr_server_set_load_state`.
+   */
+  int64_t load;
+  /**
+   * This process's CPU use over the last period, percent of the machine (0-100); 0 when
+   * `cpu_factor` is 0.
+   */
+  double cpu_percent;
+  /**
+   * The configured `cpu_factor`.
+   */
+  double cpu_factor;
+  /**
+   * The custom signals, sorted by name.
+   */
+  const struct sr_load_signal *signals;
+  /**
+   * Number of signals.
+   */
+  size_t signals_len;
+} sr_load_input;
+
+/**
+ * A load calculator: the weighted load (0 … 2^32-1) the pod publishes, written to
+ * `*load_out`, from `input`. Return `SR_OK`, or another status (optionally with an error
+ * made by `sr_error_new` in `*err_out`, which the library frees) to fail: the library then
+ * logs the error and publishes SPEC's formula instead, and `sr_server_try_weighted_load`
+ * reports it. A load out of range is a failure too.
+ *
+ * Called on the library's runtime threads when the pod publishes, and on the caller's thread
+ * inside `sr_server_weighted_load` / `sr_server_try_weighted_load`; it must be quick and
+ * must not call into the driver.
+ */
+typedef int32_t (*sr_load_callback)(void *user_data,
+                                    const struct sr_load_input *input,
+                                    int64_t *load_out,
+                                    struct sr_error **err_out);
 
 /**
  * One log record, valid only during the callback. Strings are UTF-8 and NUL-terminated.
@@ -752,7 +931,7 @@ enum sr_status sr_client_remove_routing_state_listener(const struct sr_client_dr
 
 /**
  * Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
- * P2C, cache 100000, drain 0).
+ * P2C, load factor 1.25, no policy, cache 100000, drain 0).
  *
  * Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
  */
@@ -818,9 +997,132 @@ const char *sr_error_message(const struct sr_error *error);
 int64_t sr_error_pod_index(const struct sr_error *error);
 
 /**
+ * Makes an error for a callback to hand back through its `sr_error **err_out` (the library
+ * then owns and frees it): code `status` (a value that is not an error code, `SR_OK`
+ * included, becomes `SR_INTERNAL`) and `message` (`message_len` bytes, borrowed for the call;
+ * invalid UTF-8 is replaced; NULL means no message). Never returns NULL. An error not handed
+ * to the library is freed with `sr_error_free`.
+ */
+struct sr_error *sr_error_new(int32_t status, const char *message, size_t message_len);
+
+/**
  * Frees an error returned through an `sr_error **` out-parameter. NULL is a no-op.
  */
 void sr_error_free(struct sr_error *error);
+
+/**
+ * Makes a placement policy of `callback` (see `sr_placement_callback`), for
+ * `sr_base_config.placement_policy` and `sr_client_set_service_placement_policy`.
+ *
+ * - `callback`: required. `release`: optional (may be NULL); called once with `user_data`
+ *   when `callback` will never run again: after `sr_placement_policy_free` and the freeing of
+ *   every driver that uses the policy, from any thread.
+ * - `policy_out`: receives the policy; free it with `sr_placement_policy_free` (drivers keep
+ *   their own reference).
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL callback or out-parameter; `release` is then not
+ * called).
+ */
+enum sr_status sr_placement_policy_new(sr_placement_callback callback,
+                                       sr_release_callback release,
+                                       void *user_data,
+                                       struct sr_placement_policy **policy_out,
+                                       struct sr_error **err_out);
+
+/**
+ * Drops the caller's reference to `policy`; drivers using it keep theirs. NULL is a no-op.
+ */
+void sr_placement_policy_free(struct sr_placement_policy *policy);
+
+/**
+ * `set_service_placement`: places new users of `service` with the built-in policy `name`
+ * instead of the configured one: `"p2c"`, `"random"`, `"round_robin"`, `"rendezvous"` or
+ * `"weighted"` (UTF-8, pointer + length).
+ *
+ * - `load_factor`: rendezvous's bound c (>= 1; a pod above c × the average load is skipped);
+ *   0 means the default 1.25. Must be 0 for the other policies.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL, bad service, unknown name, a load factor for another
+ * policy), `SR_INVALID_CONFIG` (a rendezvous load factor below 1).
+ */
+enum sr_status sr_client_set_service_placement(const struct sr_client_driver *client,
+                                               const char *service,
+                                               size_t service_len,
+                                               const char *name,
+                                               size_t name_len,
+                                               double load_factor,
+                                               struct sr_error **err_out);
+
+/**
+ * `set_service_placement` with a policy of your own: new users of `service` are placed by
+ * `policy` (borrowed; the driver keeps its own reference).
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL, bad service).
+ */
+enum sr_status sr_client_set_service_placement_policy(const struct sr_client_driver *client,
+                                                      const char *service,
+                                                      size_t service_len,
+                                                      const struct sr_placement_policy *policy,
+                                                      struct sr_error **err_out);
+
+/**
+ * Replaces SPEC's load formula with `callback` (see `sr_load_callback`) for every later
+ * publish of this pod; a NULL `callback` restores the formula. The calculator set before is
+ * released once no call of it is running.
+ *
+ * - `release`: optional (may be NULL); called once with `user_data` when `callback` will
+ *   never run again (after replacement or `sr_server_free`), from any thread.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL server; `release` is then not called). With a NULL
+ * `callback`, `release` is not called either.
+ */
+enum sr_status sr_server_set_load_calculator(const struct sr_server_driver *server,
+                                             sr_load_callback callback,
+                                             sr_release_callback release,
+                                             void *user_data,
+                                             struct sr_error **err_out);
+
+/**
+ * Sets the custom load signal `name` (an identifier like a service name; UTF-8, pointer +
+ * length) to `value`; a load calculator sees it from the next publish. Does not block.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL, bad name, a value that is not finite), `SR_CLOSED`
+ * (stopped).
+ */
+enum sr_status sr_server_set_load_signal(const struct sr_server_driver *server,
+                                         const char *name,
+                                         size_t name_len,
+                                         double value,
+                                         struct sr_error **err_out);
+
+/**
+ * Sets this pod's placement weight for the `weighted` policy (0 … 2^32-1; default 100;
+ * 0 = never chosen by weight). When running, publishes it at once (blocks for that).
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL, out of range), `SR_CLOSED` (stopped), store errors.
+ */
+enum sr_status sr_server_set_weight(const struct sr_server_driver *server,
+                                    int64_t weight,
+                                    struct sr_error **err_out);
+
+/**
+ * This pod's placement weight, into `*weight_out`. Does not block.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL).
+ */
+enum sr_status sr_server_get_weight(const struct sr_server_driver *server,
+                                    int64_t *weight_out,
+                                    struct sr_error **err_out);
+
+/**
+ * The load calculator's answer for the current inputs, into `*load_out`, with its error if
+ * it fails (where `sr_server_weighted_load` falls back to SPEC's formula). Does not block.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL), the calculator's error.
+ */
+enum sr_status sr_server_try_weighted_load(const struct sr_server_driver *server,
+                                           int64_t *load_out,
+                                           struct sr_error **err_out);
 
 /**
  * Sends the library's log records at `max_level` (one of `sr_log_level`) and more severe to

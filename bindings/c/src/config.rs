@@ -64,6 +64,11 @@ pub enum sr_placement {
     SR_PLACEMENT_RANDOM = 1,
     /// Candidates in turn.
     SR_PLACEMENT_ROUND_ROBIN = 2,
+    /// Rendezvous (highest-random-weight) hashing of (service, uid, pod) with bounded load
+    /// (`sr_base_config.placement_load_factor`): deterministic across gateways.
+    SR_PLACEMENT_RENDEZVOUS = 3,
+    /// Random in proportion to the weight each pod publishes (`sr_server_set_weight`).
+    SR_PLACEMENT_WEIGHTED = 4,
 }
 
 /// Settings of both drivers (SPEC §9). Fill it with `sr_base_config_default`, then change
@@ -86,8 +91,16 @@ pub struct sr_base_config {
     pub stale_after_seconds: f64,
     /// Pods within this load of the least loaded pod are all good candidates. Default 500.
     pub load_range: u32,
-    /// One of `sr_placement`. Default `SR_PLACEMENT_P2C`.
+    /// One of `sr_placement`. Default `SR_PLACEMENT_P2C`. Ignored when `placement_policy` is
+    /// set.
     pub placement: i32,
+    /// For `SR_PLACEMENT_RENDEZVOUS`: the bound c (>= 1); a pod whose load is above c × the
+    /// average is skipped. 0 means the default, 1.25. Ignored by the other policies.
+    pub placement_load_factor: f64,
+    /// A policy of your own (`sr_placement_policy_new`) for every service of a client driver,
+    /// or NULL (the default) for `placement`. Borrowed for the call; the driver keeps its own
+    /// reference.
+    pub placement_policy: *const crate::extend::sr_placement_policy,
     /// Most links a client driver caches; 0 turns the cache off. Default 100000.
     pub cache_capacity: u64,
     /// How long `sr_server_stop` keeps the pod in DENY_NEW_CALL before SHUTDOWN (seconds,
@@ -104,7 +117,21 @@ impl From<&BaseConfig> for sr_base_config {
             user_link_info_cache_time_seconds: c.user_link_info_cache_time_seconds,
             stale_after_seconds: c.stale_after_seconds.unwrap_or(0.0),
             load_range: c.load_range,
-            placement: sr_placement::SR_PLACEMENT_P2C as i32,
+            // Only defaults are converted this way; a custom policy has no plain-data form.
+            placement: match c.placement {
+                Placement::Random => sr_placement::SR_PLACEMENT_RANDOM,
+                Placement::RoundRobin => sr_placement::SR_PLACEMENT_ROUND_ROBIN,
+                Placement::Rendezvous { .. } => sr_placement::SR_PLACEMENT_RENDEZVOUS,
+                Placement::Weighted => sr_placement::SR_PLACEMENT_WEIGHTED,
+                Placement::PowerOfTwoChoices | Placement::Custom(_) => {
+                    sr_placement::SR_PLACEMENT_P2C
+                }
+            } as i32,
+            placement_load_factor: match c.placement {
+                Placement::Rendezvous { load_factor } => load_factor,
+                _ => Placement::DEFAULT_LOAD_FACTOR,
+            },
+            placement_policy: std::ptr::null(),
             cache_capacity: c.cache_capacity,
             drain_seconds: c.drain_seconds,
         }
@@ -112,12 +139,25 @@ impl From<&BaseConfig> for sr_base_config {
 }
 
 impl sr_base_config {
-    pub(crate) fn to_core(self) -> Result<BaseConfig> {
-        let placement = match self.placement {
-            0 => Placement::PowerOfTwoChoices,
-            1 => Placement::Random,
-            2 => Placement::RoundRobin,
-            p => {
+    /// # Safety
+    /// `placement_policy` is NULL or a live policy.
+    pub(crate) unsafe fn to_core(self) -> Result<BaseConfig> {
+        // SAFETY: forwarded from the caller.
+        let policy = unsafe { self.placement_policy.as_ref() };
+        let placement = match (policy, self.placement) {
+            (Some(policy), _) => policy.placement(),
+            (None, 0) => Placement::PowerOfTwoChoices,
+            (None, 1) => Placement::Random,
+            (None, 2) => Placement::RoundRobin,
+            (None, 3) => Placement::Rendezvous {
+                load_factor: if self.placement_load_factor == 0.0 {
+                    Placement::DEFAULT_LOAD_FACTOR
+                } else {
+                    self.placement_load_factor
+                },
+            },
+            (None, 4) => Placement::Weighted,
+            (None, p) => {
                 return Err(sr_core::Error::new(
                     sr_core::ErrorKind::InvalidConfig,
                     format!("invalid config placement: {p} is not one of sr_placement"),
@@ -268,7 +308,7 @@ impl From<TrySetOutcome> for sr_try_set_outcome {
 }
 
 /// Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
-/// P2C, cache 100000, drain 0).
+/// P2C, load factor 1.25, no policy, cache 100000, drain 0).
 ///
 /// Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
 #[no_mangle]

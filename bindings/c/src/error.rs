@@ -64,6 +64,8 @@ pub struct sr_error {
     status: sr_status,
     message: CString,
     pod: Option<u32>,
+    /// The core's error, for an error a callback hands back to the library.
+    core: Error,
 }
 
 impl From<Error> for sr_error {
@@ -73,8 +75,26 @@ impl From<Error> for sr_error {
             status: sr_status::of(e.kind()),
             message: c_string_lossy(text),
             pod: e.pod_index(),
+            core: e,
         }
     }
+}
+
+impl sr_error {
+    /// The core's error this object was made from.
+    pub(crate) fn core(&self) -> &Error {
+        &self.core
+    }
+}
+
+/// The error kind of a status code a callback returned: its kind, or `Internal` for
+/// `SR_INTERNAL` and for any value that is not an error code.
+pub(crate) fn kind_of_status(status: i32) -> ErrorKind {
+    usize::try_from(status)
+        .ok()
+        .and_then(|s| s.checked_sub(1))
+        .and_then(|i| ErrorKind::ALL.get(i).copied())
+        .unwrap_or(ErrorKind::Internal)
 }
 
 /// `s` as a C string; an interior NUL (never produced by the core, but possible in echoed
@@ -143,6 +163,28 @@ pub unsafe extern "C" fn sr_error_pod_index(error: *const sr_error) -> i64 {
     }
 }
 
+/// Makes an error for a callback to hand back through its `sr_error **err_out` (the library
+/// then owns and frees it): code `status` (a value that is not an error code, `SR_OK`
+/// included, becomes `SR_INTERNAL`) and `message` (`message_len` bytes, borrowed for the call;
+/// invalid UTF-8 is replaced; NULL means no message). Never returns NULL. An error not handed
+/// to the library is freed with `sr_error_free`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_error_new(
+    status: i32,
+    message: *const c_char,
+    message_len: usize,
+) -> *mut sr_error {
+    let text = if message.is_null() {
+        String::new()
+    } else {
+        // SAFETY: the caller guarantees `message_len` readable bytes at `message`.
+        let bytes = unsafe { std::slice::from_raw_parts(message.cast::<u8>(), message_len) };
+        String::from_utf8_lossy(bytes).into_owned()
+    };
+    let e = Error::new(kind_of_status(status), text);
+    Box::into_raw(Box::new(sr_error::from(e)))
+}
+
 /// Frees an error returned through an `sr_error **` out-parameter. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sr_error_free(error: *mut sr_error) {
@@ -166,6 +208,15 @@ mod tests {
             assert_eq!(name.to_str().unwrap(), kind.as_str());
         }
         assert_eq!(ErrorKind::ALL.len(), sr_status::SR_INTERNAL as usize);
+    }
+
+    #[test]
+    fn callback_statuses_map_to_kinds() {
+        assert_eq!(kind_of_status(4), ErrorKind::NoAvailablePod);
+        assert_eq!(kind_of_status(10), ErrorKind::Internal);
+        for bad in [0, -1, 11, i32::MAX] {
+            assert_eq!(kind_of_status(bad), ErrorKind::Internal);
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod client;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod extend;
 pub mod log;
 pub mod panic;
 pub mod route_info;

@@ -14,7 +14,7 @@ use crate::store::{link_args, sr_store};
 /// free with `sr_server_free`.
 #[derive(Debug)]
 pub struct sr_server_driver {
-    inner: ServerDriver,
+    pub(crate) inner: ServerDriver,
 }
 
 /// Makes a server driver for the pod `info`. It publishes nothing until `sr_server_start`.

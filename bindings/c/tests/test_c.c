@@ -562,6 +562,221 @@ static void test_callbacks(sr_store *store) {
   CHECK(eventually(&l2.released, 1));
 }
 
+/* ---- extension points: placement policies, load calculators, weights ---- */
+
+/* How a test policy behaves; the same struct is its user_data. */
+enum policy_mode { HIGHEST, FAIL, OUT_OF_RANGE, REFUSE, SILENT, NO_POD_STATUS };
+
+struct policy {
+  enum policy_mode mode;
+  atomic_int calls, released, bad;
+};
+
+static int32_t place(void *user_data, const sr_candidate *cands, size_t n, const sr_placement_request *req,
+                     int64_t *choice_out, sr_error **err_out) {
+  struct policy *p = user_data;
+  atomic_fetch_add(&p->calls, 1);
+  /* plain data: sorted ready candidates, the request's strings as pointer + length */
+  if (n == 0 || req->namespace_len != strlen(NS) || memcmp(req->namespace_name, NS, req->namespace_len) != 0 ||
+      req->uid_len == 0 || req->service_len == 0)
+    atomic_fetch_add(&p->bad, 1);
+  for (size_t i = 0; i < n; i++)
+    if (cands[i].routing != SR_ROUTING_READY || cands[i].weight != 100 || (i > 0 && cands[i].pod_index <= cands[i - 1].pod_index))
+      atomic_fetch_add(&p->bad, 1);
+  switch (p->mode) {
+  case HIGHEST: *choice_out = (int64_t)n - 1; return SR_OK;
+  case FAIL: *err_out = sr_error_new(SR_INTERNAL, S("policy refused")); return SR_INTERNAL;
+  case OUT_OF_RANGE: *choice_out = (int64_t)n; return SR_OK;
+  case REFUSE: *choice_out = -1; return SR_OK;
+  case SILENT: return SR_OK;
+  case NO_POD_STATUS: return SR_NO_AVAILABLE_POD;
+  }
+  return SR_INTERNAL;
+}
+
+static void policy_release(void *user_data) {
+  struct policy *p = user_data;
+  atomic_fetch_add(&p->released, 1);
+}
+
+/* load = the "sessions" signal × 10, or a failure when the signal is negative */
+struct calc {
+  atomic_int calls, released;
+};
+
+static int32_t calc_load(void *user_data, const sr_load_input *in, int64_t *load_out, sr_error **err_out) {
+  struct calc *c = user_data;
+  atomic_fetch_add(&c->calls, 1);
+  double sessions = 0;
+  for (size_t i = 0; i < in->signals_len; i++)
+    if (in->signals[i].name_len == 8 && memcmp(in->signals[i].name, "sessions", 8) == 0) sessions = in->signals[i].value;
+  if (sessions < 0) {
+    *err_out = sr_error_new(SR_INVALID_ARGUMENT, S("negative sessions"));
+    return SR_INVALID_ARGUMENT;
+  }
+  *load_out = (int64_t)(sessions * 10);
+  return SR_OK;
+}
+
+static void calc_release(void *user_data) {
+  struct calc *c = user_data;
+  atomic_fetch_add(&c->released, 1);
+}
+
+static int64_t place_new(sr_client_driver *c, const char *svc, const char *prefix, int i) {
+  char uid[48];
+  snprintf(uid, sizeof uid, "%s%d", prefix, i);
+  int64_t pod = -2;
+  OK(sr_client_compute_linked_pod(c, S(NS), S(uid), S(svc), &pod, err_out));
+  return pod;
+}
+
+static void test_extensions(sr_store *store) {
+  where = "extensions";
+  const char *svc = "ext";
+  sr_server_driver *pods[3];
+  for (int i = 0; i < 3; i++) pods[i] = start_pod(store, svc, i, 0);
+
+  /* a custom policy as the config default: every new user on the highest pod */
+  static struct policy highest, failing;
+  memset(&highest, 0, sizeof highest);
+  memset(&failing, 0, sizeof failing);
+  highest.mode = HIGHEST;
+  failing.mode = FAIL;
+  sr_placement_policy *hp = NULL, *fp = NULL;
+  OK(sr_placement_policy_new(place, policy_release, &highest, &hp, err_out));
+  OK(sr_placement_policy_new(place, policy_release, &failing, &fp, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_placement_policy_new(NULL, policy_release, &highest, &hp, err_out));
+  sr_base_config cfg = fast_config();
+  cfg.placement_policy = hp;
+  sr_server_info gi = info(NS, "gateway", 0);
+  sr_client_driver *c = NULL;
+  OK(sr_client_new(store, &gi, &cfg, &c, err_out));
+  OK(sr_client_init(c, err_out));
+  sr_placement_policy_free(hp); /* the driver keeps its own reference */
+  CHECK(atomic_load(&highest.released) == 0);
+  for (int i = 0; i < 20; i++) CHECK(place_new(c, svc, "hi", i) == 2);
+  CHECK(atomic_load(&highest.calls) == 20);
+  CHECK(atomic_load(&highest.bad) == 0);
+
+  /* a failing policy for one service: a typed error, nothing written */
+  OK(sr_client_set_service_placement_policy(c, S(svc), fp, err_out));
+  int64_t pod = -2;
+  sr_error *e = NULL;
+  CHECK(sr_client_compute_linked_pod(c, S(NS), S("victim"), S(svc), &pod, &e) == SR_INTERNAL);
+  CHECK(e != NULL && strstr(sr_error_message(e), "policy refused") != NULL);
+  CHECK(pod == -2);
+  sr_error_free(e);
+  sr_link l;
+  OK(sr_store_get_link(store, S(NS), S("victim"), S(svc), &l, err_out));
+  CHECK(l.pod_index == -1);
+  /* the other answers a policy can give */
+  failing.mode = OUT_OF_RANGE;
+  EXPECT(SR_INTERNAL, sr_client_compute_linked_pod(c, S(NS), S("victim"), S(svc), &pod, err_out));
+  failing.mode = SILENT;
+  EXPECT(SR_INTERNAL, sr_client_compute_linked_pod(c, S(NS), S("victim"), S(svc), &pod, err_out));
+  failing.mode = NO_POD_STATUS;
+  EXPECT(SR_NO_AVAILABLE_POD, sr_client_compute_linked_pod(c, S(NS), S("victim"), S(svc), &pod, err_out));
+  failing.mode = REFUSE;
+  EXPECT(SR_NO_AVAILABLE_POD, sr_client_compute_linked_pod(c, S(NS), S("victim"), S(svc), &pod, err_out));
+  OK(sr_store_get_link(store, S(NS), S("victim"), S(svc), &l, err_out));
+  CHECK(l.pod_index == -1);
+  sr_placement_policy_free(fp);
+
+  /* built-ins by name, per service */
+  OK(sr_client_set_service_placement(c, S(svc), S("round_robin"), 0, err_out));
+  CHECK(atomic_load(&failing.released) == 1); /* replaced and freed: released */
+  int64_t rr[6];
+  for (int i = 0; i < 6; i++) rr[i] = place_new(c, svc, "rr", i);
+  /* in turn, from wherever this driver's placement count for the service stands */
+  for (int i = 0; i < 6; i++) CHECK(rr[i] == (rr[0] + i) % 3);
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_set_service_placement(c, S(svc), S("nope"), 0, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_set_service_placement(c, S(svc), S("p2c"), 2.0, err_out));
+  EXPECT(SR_INVALID_CONFIG, sr_client_set_service_placement(c, S(svc), S("rendezvous"), 0.5, err_out));
+  OK(sr_client_set_service_placement(c, S(svc), S("rendezvous"), 1.5, err_out));
+  /* rendezvous is deterministic: a second gateway agrees on every new user */
+  sr_base_config rcfg = fast_config();
+  rcfg.placement = SR_PLACEMENT_RENDEZVOUS;
+  sr_client_driver *c2 = NULL;
+  OK(sr_client_new(store, &gi, &rcfg, &c2, err_out));
+  OK(sr_client_init(c2, err_out));
+  for (int i = 0; i < 10; i++) {
+    char uid[32];
+    snprintf(uid, sizeof uid, "hrw%d", i);
+    int64_t a = -2, b = -3;
+    OK(sr_client_compute_linked_pod(c, S(NS), S(uid), S(svc), &a, err_out));
+    OK(sr_store_remove_link(store, S(NS), S(uid), S(svc), 0, &(bool){false}, err_out));
+    OK(sr_client_compute_linked_pod(c2, S(NS), S(uid), S(svc), &b, err_out));
+    CHECK(a == b);
+  }
+  sr_client_free(c2);
+  rcfg.placement_load_factor = 0.5;
+  EXPECT(SR_INVALID_CONFIG, sr_client_new(store, &gi, &rcfg, &c2, err_out));
+  rcfg.placement = 99;
+  EXPECT(SR_INVALID_CONFIG, sr_client_new(store, &gi, &rcfg, &c2, err_out));
+
+  /* weighted: weights 0, 0, 100 send every new user to pod 2 */
+  int64_t w = -1;
+  OK(sr_server_get_weight(pods[0], &w, err_out));
+  CHECK(w == 100);
+  OK(sr_server_set_weight(pods[0], 0, err_out));
+  OK(sr_server_set_weight(pods[1], 0, err_out));
+  OK(sr_server_get_weight(pods[0], &w, err_out));
+  CHECK(w == 0);
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_set_weight(pods[0], -1, err_out));
+  OK(sr_client_set_service_placement(c, S(svc), S("weighted"), 0, err_out));
+  OK(sr_client_refresh_service(c, S(svc), err_out));
+  for (int i = 0; i < 20; i++) CHECK(place_new(c, svc, "w", i) == 2);
+  sr_client_free(c);
+  CHECK(eventually(&highest.released, 1));
+  for (int i = 0; i < 3; i++) {
+    OK(sr_server_stop(pods[i], err_out));
+    sr_server_free(pods[i]);
+  }
+
+  /* a custom load calculator moves new users: pod 0 reports 100 sessions (load 1000) */
+  const char *lsvc = "extload";
+  static struct calc calc;
+  memset(&calc, 0, sizeof calc);
+  sr_server_driver *lp[2];
+  for (int i = 0; i < 2; i++) {
+    lp[i] = start_pod(store, lsvc, i, 0);
+    OK(sr_server_set_load_calculator(lp[i], calc_load, i == 0 ? calc_release : NULL, &calc, err_out));
+  }
+  OK(sr_server_set_load_signal(lp[0], S("sessions"), 100, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_set_load_signal(lp[0], S("sessions"), 0.0 / 0.0, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_set_load_signal(lp[0], S("bad name!"), 1, err_out));
+  int64_t load = -1;
+  OK(sr_server_weighted_load(lp[0], &load, err_out));
+  CHECK(load == 1000);
+  OK(sr_server_set_routing_state(lp[0], SR_ROUTING_READY, err_out)); /* publish now */
+  c = new_client(store);
+  for (int i = 0; i < 30; i++) CHECK(place_new(c, lsvc, "ld", i) == 1);
+  /* a failing calculator: the error through try, the formula (load 0) published */
+  OK(sr_server_set_load_signal(lp[0], S("sessions"), -1, err_out));
+  e = NULL;
+  CHECK(sr_server_try_weighted_load(lp[0], &load, &e) == SR_INVALID_ARGUMENT);
+  CHECK(e != NULL && strstr(sr_error_message(e), "negative sessions") != NULL);
+  sr_error_free(e);
+  OK(sr_server_weighted_load(lp[0], &load, err_out));
+  CHECK(load == 0);
+  CHECK(atomic_load(&calc.calls) > 0);
+  /* NULL restores the formula and releases the calculator */
+  OK(sr_server_set_load_calculator(lp[0], NULL, NULL, NULL, err_out));
+  CHECK(eventually(&calc.released, 1));
+  OK(sr_server_try_weighted_load(lp[0], &load, err_out));
+  CHECK(load == 0);
+  /* sr_error_new: a non-error status is INTERNAL */
+  e = sr_error_new(SR_OK, NULL, 0);
+  CHECK(sr_error_code(e) == SR_INTERNAL);
+  sr_error_free(e);
+  sr_client_free(c);
+  for (int i = 0; i < 2; i++) {
+    OK(sr_server_stop(lp[i], err_out));
+    sr_server_free(lp[i]);
+  }
+}
+
 /* ---- many threads, one new user, one pod ---- */
 
 struct race {
@@ -681,7 +896,8 @@ int main(void) {
   CHECK(strlen(sr_version()) > 0);
   for (int redis = 0; redis <= 1; redis++) {
     const char *kind = redis ? "redis" : "memory";
-    void (*tests[])(sr_store *) = {test_flow, test_store_links, test_errors, test_drain, test_callbacks, test_threads};
+    void (*tests[])(sr_store *) = {test_flow, test_store_links, test_errors, test_drain, test_callbacks, test_threads,
+                                     test_extensions};
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
       sr_store *store = new_store(redis);
       int before = failures;
