@@ -31,5 +31,5 @@ else
   echo "valgrind not installed: skipped the instruction count"
 fi
 
-echo "== Redis: new-user throughput, 64 tasks =="
-cargo bench --locked -p stateful-route --bench redis_throughput 2>&1 | grep -E "round|median"
+echo "== Redis: new-user throughput, 64 tasks (raw EVALSHA vs driver; then one node vs a 3-master cluster) =="
+STATEFUL_ROUTE_BENCH_CLUSTER=1 cargo bench --locked -p stateful-route --bench redis_throughput 2>&1 | grep -E "round|median"

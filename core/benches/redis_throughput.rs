@@ -83,6 +83,109 @@ where
     done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Starts a 3-master cluster (no replicas) on loopback; returns the seed URLs and the children.
+fn start_cluster() -> (Vec<String>, Vec<std::process::Child>) {
+    let mut ports = Vec::new();
+    while ports.len() < 3 {
+        let p = 20000 + fastrand::u16(..25000);
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(p) && free(p + 10000) && !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("sr-bench-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let children: Vec<_> = ports
+        .iter()
+        .map(|p| {
+            Command::new("redis-server")
+                .args(["--port", &p.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-config-file", &format!("nodes-{p}.conf")])
+                .args(["--dir", dir.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server")
+        })
+        .collect();
+    let urls: Vec<String> = ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for u in &urls {
+        while redis::Client::open(u.as_str()).unwrap().get_connection().is_err() {
+            assert!(Instant::now() < deadline, "cluster node did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let mut create = Command::new("redis-cli");
+    create.args(["--cluster", "create"]);
+    for p in &ports {
+        create.arg(format!("127.0.0.1:{p}"));
+    }
+    let out = create.args(["--cluster-replicas", "0", "--cluster-yes"]).output().expect("redis-cli");
+    assert!(out.status.success(), "cluster create failed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ok = urls.iter().all(|u| {
+            let mut con = redis::Client::open(u.as_str()).unwrap().get_connection().unwrap();
+            redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut con).unwrap().contains("cluster_state:ok")
+        });
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cluster did not become ok");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (urls, children)
+}
+
+/// New-user computes from 64 tasks: a 3-master cluster next to one node, alternating rounds.
+async fn cluster_vs_single(single_url: &str) {
+    let (urls, mut children) = start_cluster();
+    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let prefix = format!("benchc{}", std::process::id());
+    let cfg = StoreConfig { key_prefix: prefix, ..StoreConfig::default() };
+    let stores = [
+        ("one node", Store::redis_with(single_url, &cfg).await.unwrap()),
+        ("3-master cluster", Store::redis_cluster_with(&seeds, &cfg).await.unwrap()),
+    ];
+    let config = BaseConfig { cpu_factor: 0.0, ..BaseConfig::default() };
+    let mut results: Vec<Vec<f64>> = vec![Vec::new(), Vec::new()];
+    let mut keep = Vec::new();
+    let mut clients = Vec::new();
+    for (_, store) in &stores {
+        for i in 0..4 {
+            let p = ServerDriver::new(store.clone(), ServerInfo::new("default", "room", i), config.clone()).unwrap();
+            p.start().await.unwrap();
+            keep.push(p);
+        }
+        let c = Arc::new(ClientDriver::new(store.clone(), ServerInfo::new("default", "gw", 0), config.clone()).unwrap());
+        c.init().unwrap();
+        c.compute_linked_pod("", "warm-up", "room").await.unwrap();
+        clients.push(c);
+    }
+    for r in 0..ROUNDS {
+        for (k, c) in clients.iter().enumerate() {
+            let c = c.clone();
+            let tps = round(move |t, i| {
+                let c = c.clone();
+                async move {
+                    c.compute_linked_pod("", &format!("c{k}-{r}-{t}-{i}"), "room").await.unwrap();
+                }
+            })
+            .await;
+            println!("round {r}: {:<17} {tps:>8.0} new users/s", stores[k].0);
+            results[k].push(tps);
+        }
+    }
+    let (one, cluster) = (median(results[0].clone()), median(results[1].clone()));
+    println!("median: one node {one:.0}/s, 3-master cluster {cluster:.0}/s, ratio cluster/one {:.2}", cluster / one);
+    for p in keep {
+        p.stop().await.unwrap();
+    }
+    for c in &mut children {
+        let _ = c.kill();
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -183,6 +286,9 @@ fn main() {
         println!("median: raw EVALSHA {raw:.0}/s, compute_linked_pod {ours:.0}/s, ratio {:.2} (goal >= 0.80)", ours / raw);
         for p in pods {
             p.stop().await.unwrap();
+        }
+        if std::env::var("STATEFUL_ROUTE_BENCH_CLUSTER").is_ok_and(|v| v == "1") {
+            cluster_vs_single(&url).await;
         }
     });
     if let Some(mut c) = child {
