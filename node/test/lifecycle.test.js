@@ -134,6 +134,35 @@ describe('process lifecycle', () => {
     await pods[0].stop()
   })
 
+  it('a worker terminated with Promises in flight does not disturb the process', async () => {
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads')
+      const sr = require(workerData.pkg)
+      sr.Store.connect(workerData.url, { keyPrefix: workerData.prefix }).then((store) => {
+        const client = new sr.ClientDriver(store, { namespace: 'wt', serviceName: 'g', podIndex: 0 })
+        client.init()
+        client.onRoutingStateChanged(() => {})
+        for (let i = 0; i < 2000; i++) store.setLink('wt', 'u' + i, 'room', 1, 60).catch(() => {})
+        parentPort.postMessage('busy')
+      })
+    `
+    for (let round = 0; round < 3; round++) {
+      const w = new Worker(code, {
+        eval: true,
+        workerData: { pkg: PKG, url: h.REDIS_URL, prefix: unique('nt') },
+      })
+      await new Promise((resolve, reject) => {
+        w.once('message', resolve)
+        w.once('error', reject)
+      })
+      await w.terminate()
+    }
+    // The main thread's Promises still settle.
+    const store = await sr.Store.connect(h.REDIS_URL, { keyPrefix: unique('nt') })
+    assert.equal(await store.setLink('wt', 'after', 'room', 2, 60), null)
+    assert.equal((await store.getLink('wt', 'after', 'room')).podIndex, 2)
+  })
+
   it("the log callback receives the core's events", async () => {
     const records = []
     assert.equal(

@@ -14,7 +14,7 @@ use napi::Env;
 use napi_derive::napi;
 use stateful_route as core;
 
-use crate::config::{pod_index, ttl, BaseConfig, Link, PodState, RoutingState, ServerInfo};
+use crate::config::{pod_index, ttl, BaseConfig, Link, PodState, RoutingState, ServerInfo, Text};
 use crate::error::{Code, OrThrow, Result};
 use crate::runtime::promise;
 use crate::store::{by_pod, Store};
@@ -107,15 +107,10 @@ impl ClientDriver {
 
     /// The synchronous first half of `computeLinkedPod`: the cached pod if the cache holds a link
     /// to an alive pod, else `null` (then call `computeLinkedPodUncached`).
-    #[napi]
-    pub fn compute_cached(
-        &self,
-        namespace: String,
-        uid: String,
-        service: String,
-    ) -> Result<Option<u32>> {
+    #[napi(ts_args_type = "namespace: string, uid: string, service: string")]
+    pub fn compute_cached(&self, namespace: Text, uid: Text, service: Text) -> Result<Option<u32>> {
         self.inner
-            .compute_cached(&namespace, &uid, &service)
+            .compute_cached(namespace.as_str(), uid.as_str(), service.as_str())
             .or_throw()
     }
 

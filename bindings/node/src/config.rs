@@ -5,6 +5,8 @@
 //! core's integers, so `-1`, `1.5` or `NaN` for a pod index are `INVALID_ARGUMENT`, never a
 //! silently wrapped `u32`. No routing decision is made in this file.
 
+use napi::bindgen_prelude::{FromNapiValue, TypeName};
+use napi::{sys, Status, ValueType};
 use napi_derive::napi;
 use stateful_route::{self as core, ident, ErrorKind, LinkTtl, Placement};
 
@@ -51,6 +53,79 @@ pub fn delay(v: f64) -> core::Result<i64> {
 /// A load (0 … 2^32−1).
 pub fn load(v: f64) -> core::Result<u32> {
     Ok(whole(ErrorKind::InvalidArgument, "load", v, 0.0, u32::MAX.into())? as u32)
+}
+
+/// Bytes of a [`Text`] read without a heap allocation: every valid identifier fits (a uid is
+/// at most 512 bytes).
+const INLINE: usize = 576;
+
+/// A JS string argument of the cache-hit path, read with one napi call into an inline buffer
+/// (napi's `String` costs two calls and an allocation). Longer strings take napi's path.
+pub struct Text {
+    len: usize,
+    inline: [u8; INLINE],
+    heap: Option<String>,
+}
+
+impl Text {
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        match &self.heap {
+            Some(s) => s,
+            // napi writes whole UTF-8 characters only; the check is a cheap guard.
+            None => std::str::from_utf8(&self.inline[..self.len]).unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl TypeName for Text {
+    fn type_name() -> &'static str {
+        "String"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::String
+    }
+}
+
+impl FromNapiValue for Text {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut t = Text {
+            len: 0,
+            inline: [0; INLINE],
+            heap: None,
+        };
+        // SAFETY: the buffer is INLINE bytes long; napi writes at most INLINE - 1 of them plus
+        // a NUL, and reports how many it wrote.
+        let status = unsafe {
+            sys::napi_get_value_string_utf8(
+                env,
+                value,
+                t.inline.as_mut_ptr().cast(),
+                INLINE,
+                &mut t.len,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            return Err(napi::Error::new(
+                Status::StringExpected,
+                "expected a string",
+            ));
+        }
+        // A character is at most 4 bytes: with more than 4 bytes to spare, the string was whole.
+        if t.len + 4 < INLINE - 1 {
+            return Ok(t);
+        }
+        // SAFETY: the caller's env and value, as above.
+        t.heap = Some(unsafe { String::from_napi_value(env, value) }?);
+        Ok(t)
+    }
 }
 
 /// Settings of both drivers; every field is optional and defaults as in the core.
@@ -133,6 +208,7 @@ impl BaseConfig {
                 MAX_SAFE,
             )?,
             drain_seconds: self.drain_seconds.unwrap_or(d.drain_seconds),
+            ..core::BaseConfig::default()
         })
     }
 

@@ -2,11 +2,10 @@
 //! (`'NO_AVAILABLE_POD'` …) and whose `message` is the core's message.
 //!
 //! Synchronous methods throw through napi's `Error<Code>`; Promise rejections are built on the
-//! JS thread by [`rejection`], which also sets `podIndex` on `POD_UNAVAILABLE`. Nothing here
+//! JS thread by [`js_error`], which also sets `podIndex` on `POD_UNAVAILABLE`. Nothing here
 //! decides anything: the kind comes from the core, one to one.
 
-use napi::bindgen_prelude::{JsObjectValue, JsValue};
-use napi::{Env, JsError};
+use napi::{sys, JsError};
 use stateful_route::{Error, ErrorKind};
 
 /// The `code` property of a thrown error: one of the core's error codes.
@@ -73,15 +72,19 @@ impl<T> OrThrow<T> for stateful_route::Result<T> {
     }
 }
 
-/// The rejection value of a Promise: a JS `Error` with `.code`, and `.podIndex` when the error
-/// names a pod. Runs on the JS thread (napi's resolver callback).
-pub fn rejection(env: &Env, e: Error) -> napi::Error {
+/// A JS `Error` with `.code`, and `.podIndex` when the error names a pod: the rejection value
+/// of a Promise. Called on the JS thread with a live `env`.
+pub fn js_error(env: sys::napi_env, e: Error) -> sys::napi_value {
     let pod = e.pod_index();
-    let err = JsError::from(thrown(e)).into_unknown(*env);
+    // SAFETY: the caller's live env, on its JS thread.
+    let err = unsafe { JsError::from(thrown(e)).into_value(env) };
     if let Some(pod) = pod {
-        if let Ok(mut obj) = err.coerce_to_object() {
-            let _ = obj.set_named_property("podIndex", pod);
+        let mut value = std::ptr::null_mut();
+        // SAFETY: as above; `err` is an object created just now.
+        unsafe {
+            sys::napi_create_uint32(env, pod, &mut value);
+            sys::napi_set_named_property(env, err, c"podIndex".as_ptr(), value);
         }
     }
-    napi::Error::from(err)
+    err
 }

@@ -1,25 +1,33 @@
 //! Promises on the core's one tokio runtime.
 //!
-//! napi is built with `async-runtime` and without `tokio_rt`, so it links no runtime of its
-//! own: [`register`] hands it the core's runtime (`stateful_route::runtime`) as its async
-//! backend, and every Promise-returning method is a task there. A settled Promise comes back to
-//! the JS thread through napi's deferred (a threadsafe function that lives only while the
-//! Promise is pending, so nothing here keeps the process alive).
+//! A Promise-returning method creates its Promise on the JS thread, runs its future as a task
+//! on `stateful_route::runtime`, and the task hands the result back through one threadsafe
+//! function per Node environment (the [`Settler`]), whose JS-thread callback resolves or rejects
+//! the Promise. One long-lived threadsafe function instead of one per Promise (what napi's
+//! `spawn_future` does) keeps a store round trip's JS-thread cost low. The threadsafe function
+//! is referenced only while Promises are pending, so it never keeps the process alive.
 //!
-//! This module must never shut the core's runtime down: background loops, other bindings and
-//! other Node environments (worker threads) share it for the life of the process.
+//! napi is built without `tokio_rt`; [`register`] also hands the core's runtime to napi as its
+//! async backend, so nothing in the addon can start a second runtime. This module must never
+//! shut the core's runtime down: background loops, other bindings and other Node environments
+//! (worker threads) share it for the life of the process.
 
+use std::cell::RefCell;
+use std::ffi::c_void;
 use std::future::Future;
 use std::pin::Pin;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use napi::bindgen_prelude::{
     retain_current_module_for_unload_safety, AsyncRuntime, AsyncRuntimeGuard,
     AsyncRuntimeRejection, AsyncRuntimeTask, PromiseRaw, ToNapiValue,
 };
-use napi::Env;
+use napi::{sys, Env};
 use stateful_route::runtime;
 
-use crate::error::rejection;
+use crate::error::js_error;
 
 /// The core's runtime as napi's async backend.
 struct CoreRuntime;
@@ -32,7 +40,7 @@ impl AsyncRuntimeGuard for Entered {}
 // SAFETY: napi requires that no backend thread runs code of this addon after `shutdown`
 // returns, because Node may unload the image. The addon image is pinned in `start` (and Node
 // never unloads an addon that registered successfully), so tasks that outlive an environment
-// run on a loaded image; their Promises' deferreds are aborted by napi at environment teardown.
+// run on a loaded image.
 unsafe impl AsyncRuntime for CoreRuntime {
     fn spawn(&self, task: AsyncRuntimeTask) -> Result<(), AsyncRuntimeRejection<AsyncRuntimeTask>> {
         runtime::handle().spawn(task);
@@ -64,6 +72,186 @@ pub fn register() {
     napi::bindgen_prelude::register_async_runtime(CoreRuntime);
 }
 
+/// A pending Promise's resolver, carried to the runtime and back.
+struct Deferred(sys::napi_deferred);
+
+// SAFETY: the deferred is only used on the JS thread (in `settle`); elsewhere it is carried.
+unsafe impl Send for Deferred {}
+
+/// Makes the settlement value on the JS thread: `Ok` resolves, `Err` rejects.
+type Finish = Box<dyn FnOnce(sys::napi_env) -> Result<sys::napi_value, sys::napi_value> + Send>;
+
+/// A finished task on its way to the JS thread.
+struct Settlement {
+    deferred: Deferred,
+    finish: Finish,
+}
+
+/// One environment's threadsafe function for settling Promises.
+struct Settler {
+    /// Set once, right after creation.
+    tsfn: AtomicPtr<sys::napi_threadsafe_function__>,
+    /// Set (under the write lock) when the environment tears down; no call after that.
+    closed: RwLock<bool>,
+    /// Promises not yet settled. Touched on the JS thread only.
+    pending: AtomicUsize,
+}
+
+thread_local! {
+    /// The settler of the environment running on this thread (a JS thread runs one).
+    static SETTLER: RefCell<Option<(usize, Arc<Settler>)>> = const { RefCell::new(None) };
+}
+
+impl Settler {
+    /// This environment's settler, created on first use.
+    fn of(env: sys::napi_env) -> napi::Result<Arc<Settler>> {
+        let found = SETTLER.with(|s| match &*s.borrow() {
+            Some((e, settler)) if *e == env as usize => Some(settler.clone()),
+            _ => None,
+        });
+        if let Some(s) = found {
+            return Ok(s);
+        }
+        let s = Settler::create(env)?;
+        SETTLER.with(|slot| *slot.borrow_mut() = Some((env as usize, s.clone())));
+        Ok(s)
+    }
+
+    fn create(env: sys::napi_env) -> napi::Result<Arc<Settler>> {
+        let name = "stateful-route";
+        let mut js_name = ptr::null_mut();
+        let mut tsfn = ptr::null_mut();
+        // SAFETY: plain napi calls on the JS thread with a live env; the context pointer is an
+        // `Arc<Settler>` released by `finalize` when Node destroys the threadsafe function.
+        unsafe {
+            check(sys::napi_create_string_utf8(
+                env,
+                name.as_ptr().cast(),
+                name.len() as isize,
+                &mut js_name,
+            ))?;
+            let settler = Arc::new(Settler {
+                tsfn: AtomicPtr::new(ptr::null_mut()),
+                closed: RwLock::new(false),
+                pending: AtomicUsize::new(0),
+            });
+            let context = Arc::into_raw(settler.clone()) as *mut c_void;
+            check(sys::napi_create_threadsafe_function(
+                env,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                js_name,
+                0,
+                1,
+                context,
+                Some(finalize),
+                context,
+                Some(settle),
+                &mut tsfn,
+            ))
+            .inspect_err(|_| drop(Arc::from_raw(context as *const Settler)))?;
+            settler.tsfn.store(tsfn, Ordering::Release);
+            check(sys::napi_unref_threadsafe_function(env, tsfn))?;
+            check(sys::napi_add_env_cleanup_hook(env, Some(teardown), context))?;
+            Ok(settler)
+        }
+    }
+
+    /// Sends a settlement to the JS thread; dropped if the environment is gone.
+    fn send(&self, s: Settlement) {
+        let closed = self.closed.read().unwrap_or_else(|p| p.into_inner());
+        if *closed {
+            return;
+        }
+        let data = Box::into_raw(Box::new(s));
+        // SAFETY: not closed, so the threadsafe function is alive until the read lock is released.
+        let status = unsafe {
+            sys::napi_call_threadsafe_function(
+                self.tsfn.load(Ordering::Acquire),
+                data.cast(),
+                sys::ThreadsafeFunctionCallMode::nonblocking,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            // SAFETY: not queued, so still ours.
+            drop(unsafe { Box::from_raw(data) });
+        }
+    }
+}
+
+fn check(status: sys::napi_status) -> napi::Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(napi::Error::new(
+            napi::Status::from(status),
+            "cannot create the Promise settler of this environment",
+        ))
+    }
+}
+
+/// The JS-thread callback: settles one Promise. `env` is null while Node tears the function
+/// down; the settlement is then only freed.
+unsafe extern "C" fn settle(
+    env: sys::napi_env,
+    _js: sys::napi_value,
+    context: *mut c_void,
+    data: *mut c_void,
+) {
+    // SAFETY: `data` is a `Settlement` boxed by `Settler::send`; `context` the settler's Arc.
+    let s = unsafe { Box::from_raw(data.cast::<Settlement>()) };
+    if env.is_null() {
+        return;
+    }
+    let settler = unsafe { &*(context as *const Settler) };
+    let Settlement {
+        deferred: Deferred(deferred),
+        finish,
+    } = *s;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| finish(env)));
+    // SAFETY: the JS thread, a live env, and the deferred of a pending Promise of this env.
+    unsafe {
+        match outcome {
+            Ok(Ok(value)) => sys::napi_resolve_deferred(env, deferred, value),
+            Ok(Err(error)) => sys::napi_reject_deferred(env, deferred, error),
+            Err(_) => {
+                let mut msg = ptr::null_mut();
+                let mut err = ptr::null_mut();
+                let text = "INTERNAL: converting a result panicked";
+                sys::napi_create_string_utf8(
+                    env,
+                    text.as_ptr().cast(),
+                    text.len() as isize,
+                    &mut msg,
+                );
+                sys::napi_create_error(env, ptr::null_mut(), msg, &mut err);
+                sys::napi_reject_deferred(env, deferred, err)
+            }
+        };
+        if settler.pending.fetch_sub(1, Ordering::Relaxed) == 1 {
+            sys::napi_unref_threadsafe_function(env, settler.tsfn.load(Ordering::Acquire));
+        }
+    }
+}
+
+/// Environment cleanup hook: no more calls into the threadsafe function, and forget it.
+unsafe extern "C" fn teardown(context: *mut c_void) {
+    // SAFETY: the context Arc lives until `finalize`, which Node runs after cleanup hooks.
+    let settler = unsafe { &*(context as *const Settler) };
+    *settler.closed.write().unwrap_or_else(|p| p.into_inner()) = true;
+    let _ = SETTLER.try_with(|s| {
+        if let Ok(mut slot) = s.try_borrow_mut() {
+            *slot = None;
+        }
+    });
+}
+
+/// Threadsafe-function finaliser: releases the context Arc.
+unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: the Arc leaked into the context by `Settler::create`.
+    drop(unsafe { Arc::from_raw(data as *const Settler) });
+}
+
 /// Runs `fut` on the core's runtime and returns a Promise of its value; a core error rejects
 /// the Promise with a JS `Error` carrying the core's code.
 pub fn promise<'env, T, F>(env: &'env Env, fut: F) -> napi::Result<PromiseRaw<'env, T>>
@@ -71,7 +259,34 @@ where
     T: ToNapiValue + Send + 'static,
     F: Future<Output = stateful_route::Result<T>> + Send + 'static,
 {
-    env.spawn_future_with_callback(async move { Ok(fut.await) }, |env, out| {
-        out.map_err(|e| rejection(env, e))
-    })
+    let raw_env = env.raw();
+    let settler = Settler::of(raw_env)?;
+    let mut deferred = ptr::null_mut();
+    let mut promise = ptr::null_mut();
+    // SAFETY: the JS thread and a live env.
+    unsafe {
+        check(sys::napi_create_promise(
+            raw_env,
+            &mut deferred,
+            &mut promise,
+        ))?
+    };
+    if settler.pending.fetch_add(1, Ordering::Relaxed) == 0 {
+        // SAFETY: as above; the settler belongs to this env.
+        unsafe { sys::napi_ref_threadsafe_function(raw_env, settler.tsfn.load(Ordering::Acquire)) };
+    }
+    let deferred = Deferred(deferred);
+    runtime::handle().spawn(async move {
+        let out = fut.await;
+        let finish: Finish = Box::new(move |env: sys::napi_env| match out {
+            // SAFETY: called by `settle` on the JS thread with a live env.
+            Ok(v) => unsafe { T::to_napi_value(env, v) }.map_err(|e| {
+                // SAFETY: as above.
+                unsafe { napi::JsError::from(e).into_value(env) }
+            }),
+            Err(e) => Err(js_error(env, e)),
+        });
+        settler.send(Settlement { deferred, finish });
+    });
+    Ok(PromiseRaw::new(raw_env, promise))
 }

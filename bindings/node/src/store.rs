@@ -55,6 +55,7 @@ impl StoreConfig {
                 self.command_timeout_seconds,
                 d.command_timeout,
             )?,
+            ..CoreStoreConfig::default()
         })
     }
 }
