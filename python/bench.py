@@ -24,12 +24,18 @@ import pathlib
 import random
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import timeit
 from typing import Any, Callable
 
 import redis.asyncio as aioredis
+
+# This file sits next to the package's source; import the installed package (with its built
+# extension), not the source directory that `python python/bench.py` puts first on sys.path.
+_here = pathlib.Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _here]
 
 import stateful_route as sr
 from stateful_route import _native, blocking

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import atexit
 
+from . import _native
 from ._native import (
     BaseConfig,
-    ClientDriver,
     Link,
     PodState,
     RoutingStateChange,
@@ -47,6 +47,24 @@ from .errors import (
 from .types import RoutingState
 
 atexit.register(_at_exit)
+
+
+class ClientDriver(_native.ClientDriver):
+    """The gateway side: ``ClientDriver(store, info, config=None)``; ``await init()`` first.
+
+    ``compute_linked_pod`` is a coroutine: the core's synchronous cache probe answers a hit on
+    the event loop's own thread; only a miss awaits the store (on the library's runtime)."""
+
+    __slots__ = ()
+
+    async def compute_linked_pod(self, namespace: str, uid: str, service: str) -> int:
+        """SPEC section 6 ``ComputeLinkedPod``: the pod serving ``uid`` for ``service``,
+        placing a new user on the best pod. ``namespace`` is ``""`` or the driver's own."""
+        pod = self.compute_cached(namespace, uid, service)
+        if pod is not None:
+            return pod
+        return await self.compute_linked_pod_uncached(namespace, uid, service)
+
 
 __all__ = [
     "BaseConfig",

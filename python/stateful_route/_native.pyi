@@ -13,7 +13,7 @@ from typing import (
     final,
 )
 
-from typing_extensions import Self
+from typing_extensions import Self, disjoint_base
 
 from .types import RoutingState
 
@@ -48,7 +48,11 @@ def set_log_level(level: _Level) -> None:
 def _bench_noop(s: str) -> int: ...
 def _at_exit() -> None: ...
 def _bench_core_hits(
-    client: Union[ClientDriver, BlockingClientDriver], namespace: str, uid: str, service: str, n: int
+    client: Union[ClientDriver, BlockingClientDriver],
+    namespace: str,
+    uid: str,
+    service: str,
+    n: int,
 ) -> float: ...
 def _bench_core_new_users(
     client: Union[ClientDriver, BlockingClientDriver], prefix: str, n: int, concurrency: int
@@ -196,7 +200,7 @@ class Store:
     def pod_states(self, namespace: str, service: str) -> Awaitable[list[PodState]]: ...
     def _keys(self) -> Optional[list[str]]: ...
 
-@final
+@disjoint_base
 class ClientDriver:
     def __new__(
         cls, store: _AnyStore, info: ServerInfo, config: Optional[BaseConfig] = None
@@ -326,7 +330,7 @@ class BlockingStore:
     def pod_states(self, namespace: str, service: str) -> list[PodState]: ...
     def _keys(self) -> Optional[list[str]]: ...
 
-@final
+@disjoint_base
 class BlockingClientDriver:
     def __new__(
         cls, store: _AnyStore, info: ServerInfo, config: Optional[BaseConfig] = None

@@ -64,7 +64,7 @@ fn owned((a, b, c): (&str, &str, &str)) -> (String, String, String) {
 macro_rules! client_class {
     ($name:ident, $module:literal, $bridge:ty, { $($extra:tt)* }) => {
         /// The gateway side: `ClientDriver(store, info, config=None)`; `init()` before use.
-        #[pyclass(module = $module, name = "ClientDriver", frozen)]
+        #[pyclass(module = $module, name = "ClientDriver", frozen, subclass)]
         #[derive(Debug)]
         pub struct $name {
             inner: Arc<core::ClientDriver>,

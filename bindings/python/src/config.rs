@@ -86,6 +86,8 @@ impl BaseConfig {
         let d = core::BaseConfig::default();
         let placement_name = args::config_text(placement, "placement", d.placement.name())?;
         let load_range = args::config_uint(load_range, "load_range", d.load_range as u64)?;
+        // New core settings not exposed here keep their defaults.
+        #[allow(clippy::needless_update)]
         let inner = core::BaseConfig {
             service_state_update_period_seconds: args::config_float(
                 service_state_update_period_seconds,
@@ -121,6 +123,7 @@ impl BaseConfig {
             })?,
             cache_capacity: args::config_uint(cache_capacity, "cache_capacity", d.cache_capacity)?,
             drain_seconds: args::config_float(drain_seconds, "drain_seconds", d.drain_seconds)?,
+            ..core::BaseConfig::default()
         };
         inner.validate().or_raise()?;
         Ok(BaseConfig { inner })

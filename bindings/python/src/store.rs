@@ -30,10 +30,13 @@ fn store_config(
             crate::error::invalid_config(field, format!("{s} must be a number of seconds >= 0"))
         })
     };
+    // New core settings not exposed here keep their defaults.
+    #[allow(clippy::needless_update)]
     let config = StoreConfig {
         key_prefix: args::config_text(key_prefix, "key_prefix", &d.key_prefix)?,
         connect_timeout: secs(connect_timeout, "connect_timeout", d.connect_timeout)?,
         command_timeout: secs(command_timeout, "command_timeout", d.command_timeout)?,
+        ..StoreConfig::default()
     };
     config.validate().or_raise()?;
     Ok(config)
