@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The Go benchmarks of issue 3, once, with medians of 5 runs: a ComputeLinkedPod cache hit
-# through cgo next to a bare cgo call and to the same hit from a C loop; 64 goroutines placing
-# new users against Redis; then the same routing written with go-redis + go-cache (the original
-# design, module bench/). Prints the ratios.
+# The Go benchmarks of issues 3 and 6, once, with medians of 5 runs: a ComputeLinkedPod cache
+# hit through cgo next to a bare cgo call and to the same hit from a C loop; 64 goroutines
+# placing new users against Redis; new users on the memory store placed by round robin built
+# in, as a C callback and as a Go PlacementPolicy (the callback's cost per placement), and one
+# Go policy call from C alone; then the same routing written with go-redis + go-cache (the
+# original design, module bench/). Prints the ratios.
 set -euo pipefail
+# CI's PATH may lack Go: use its standard install location when `go` is not on PATH.
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
@@ -36,6 +42,15 @@ print(f"new users against Redis, 64 goroutines      = {users:.0f} users/s")
 ours = statistics.median(v[1] for v in runs["BenchmarkNewUser64/stateful-route"])
 hand = statistics.median(v[1] for v in runs["BenchmarkNewUser64/go-redis+go-cache"])
 print(f"new users, stateful-route vs go-redis+go-cache = {ours:.0f} vs {hand:.0f} users/s = {ours / hand:.2f}x")
+pol = {}
+for line in open(sys.argv[1]):
+    if line.startswith("BenchmarkNewUserMemoryPolicy"):
+        for v, name in re.findall(r'([\d.]+) (\S+)-median-ns/user', line):
+            pol.setdefault(name, []).append(float(v))
+pol = {k: statistics.median(v) for k, v in pol.items()}
+b, c, g = pol["builtin"], pol["c-policy"], pol["go-policy"]
+print(f"new user on the memory store, median ns    = built-in round_robin {b:.0f}, C callback {c:.0f} (+{c - b:.0f}), Go PlacementPolicy {g:.0f} (+{g - b:.0f})")
+print(f"one Go policy call from C (no placement)    = {med['BenchmarkGoPolicyCallback']:.0f} ns  (bare cgo call {noop:.0f} ns)")
 hit_ours, hit_hand = med["BenchmarkCacheHit/stateful-route"], med["BenchmarkCacheHit/go-redis+go-cache"]
 print(f"cache hit, stateful-route vs go-cache          = {hit_ours:.0f} vs {hit_hand:.0f} ns = {hit_ours / hit_hand:.2f}x")
 PY

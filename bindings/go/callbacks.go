@@ -10,9 +10,12 @@ import "C"
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"runtime/cgo"
 	"time"
+	"unsafe"
 )
 
 //export srGoRoutingStateChanged
@@ -42,4 +45,79 @@ func srGoLog(h C.uintptr_t, r *C.sr_log_record) {
 //export srGoRelease
 func srGoRelease(h C.uintptr_t) {
 	cgo.Handle(h).Delete()
+}
+
+//export srGoPlace
+func srGoPlace(h C.uintptr_t, cands *C.sr_candidate, n C.size_t, req *C.sr_placement_request,
+	choice *C.int64_t, errOut **C.sr_error) (status C.int32_t) {
+	// A panic must not cross the C frames below: it becomes the placement's error.
+	defer func() {
+		if r := recover(); r != nil {
+			status = callbackFailed(errOut, fmt.Errorf("panic: %v", r))
+		}
+	}()
+	f := cgo.Handle(h).Value().(PlacementPolicy)
+	in := make([]Candidate, int(n))
+	for i, c := range unsafe.Slice(cands, int(n)) {
+		in[i] = Candidate{
+			PodIndex:     int(c.pod_index),
+			Load:         int(c.load),
+			Placed:       int(c.placed),
+			RoutingState: RoutingState(c.routing),
+			Age:          time.Duration(c.age_ms) * time.Millisecond,
+			Weight:       int(c.weight),
+		}
+	}
+	i, err := f(in, PlacementRequest{
+		Namespace:   C.GoStringN(req.namespace_name, C.int(req.namespace_len)),
+		UID:         C.GoStringN(req.uid, C.int(req.uid_len)),
+		ServiceName: C.GoStringN(req.service, C.int(req.service_len)),
+		Sequence:    uint64(req.sequence),
+	})
+	if err != nil {
+		return callbackFailed(errOut, err)
+	}
+	*choice = C.int64_t(i)
+	return C.SR_OK
+}
+
+//export srGoLoad
+func srGoLoad(h C.uintptr_t, in *C.sr_load_input, load *C.int64_t, errOut **C.sr_error) (status C.int32_t) {
+	defer func() {
+		if r := recover(); r != nil {
+			status = callbackFailed(errOut, fmt.Errorf("panic: %v", r))
+		}
+	}()
+	f := cgo.Handle(h).Value().(LoadCalculator)
+	signals := make(map[string]float64, int(in.signals_len))
+	if in.signals_len > 0 {
+		for _, s := range unsafe.Slice(in.signals, int(in.signals_len)) {
+			signals[C.GoStringN(s.name, C.int(s.name_len))] = float64(s.value)
+		}
+	}
+	l, err := f(LoadInput{
+		Load:       int(in.load),
+		CpuPercent: float64(in.cpu_percent),
+		CpuFactor:  float64(in.cpu_factor),
+		Signals:    signals,
+	})
+	if err != nil {
+		return callbackFailed(errOut, err)
+	}
+	*load = C.int64_t(l)
+	return C.SR_OK
+}
+
+// callbackFailed hands err back to the library as the callback's error: its Code if it has
+// one, else ErrInternal.
+func callbackFailed(errOut **C.sr_error, err error) C.int32_t {
+	code := ErrInternal
+	var c Code
+	if errors.As(err, &c) && c > 0 && int(c) < len(codeNames) {
+		code = c
+	}
+	msg := err.Error()
+	m := str(msg)
+	*errOut = C.sr_error_new(C.int32_t(code), m.p, m.n)
+	return C.int32_t(code)
 }

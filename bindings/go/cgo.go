@@ -32,11 +32,14 @@ package statefulroute
 // #include "stateful_route.h"
 // static void sr_go_noop(void) {}
 // int64_t sr_go_bench_compute_hits(const sr_client_driver *c, const char *uid, size_t uid_len, const char *svc, size_t svc_len, int64_t n);
+// sr_status sr_go_bench_set_c_round_robin(const sr_client_driver *c, const char *svc, size_t svc_len);
+// int64_t sr_go_bench_call_go_policy(uintptr_t handle, int64_t n);
 import "C"
 
 import (
 	"context"
 	"runtime"
+	"runtime/cgo"
 	"unsafe"
 )
 
@@ -142,4 +145,21 @@ func computeHitsInC(c *ClientDriver, uid, serviceName string, n int) int64 {
 	ns := C.sr_go_bench_compute_hits(c.ptr, u.p, u.n, svc.p, svc.n, C.int64_t(n))
 	runtime.KeepAlive(c)
 	return int64(ns)
+}
+
+// setCRoundRobin places new users of serviceName with round robin written as a C callback
+// (bench.c), for the benchmarks' callback cost without Go.
+func setCRoundRobin(c *ClientDriver, serviceName string) bool {
+	svc := str(serviceName)
+	ok := C.sr_go_bench_set_c_round_robin(c.ptr, svc.p, svc.n) == C.SR_OK
+	runtime.KeepAlive(c)
+	return ok
+}
+
+// callGoPolicyFromC calls p n times from a C loop the way the library calls a policy and
+// returns the total time, or -1 on an error.
+func callGoPolicyFromC(p PlacementPolicy, n int) int64 {
+	h := cgo.NewHandle(p)
+	defer h.Delete()
+	return int64(C.sr_go_bench_call_go_policy(C.uintptr_t(h), C.int64_t(n)))
 }

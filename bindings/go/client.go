@@ -25,10 +25,11 @@ func NewClientDriver(store *Store, info ServerInfo, config *BaseConfig) (*Client
 	if store.closed.Load() {
 		return nil, closedError("store")
 	}
-	cfg, err := config.toC()
+	cfg, release, err := config.toC()
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	ci, block := info.toC()
 	defer C.free(block)
 	var ptr *C.sr_client_driver

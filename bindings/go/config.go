@@ -29,8 +29,9 @@ type BaseConfig struct {
 	// LoadRange: pods within this load of the least loaded are all good candidates.
 	// 0 = 500; negative = 0 (only the least loaded).
 	LoadRange int64
-	// Placement: how a new user's pod is chosen. "" = PlacementP2C.
-	Placement Placement
+	// Placement: how a client driver chooses a new user's pod: a Placement name, Rendezvous
+	// with its load factor, or a PlacementPolicy func. nil (or "") = PlacementP2C.
+	Placement PlacementSetting
 	// CacheCapacity: most links a client driver caches. 0 = 100000; negative turns the
 	// cache off.
 	CacheCapacity int64
@@ -38,14 +39,21 @@ type BaseConfig struct {
 	DrainSeconds float64
 }
 
-// Placement names a placement policy.
+// Placement names a built-in placement policy.
 type Placement string
 
 // The built-in placement policies.
 const (
-	PlacementP2C        Placement = "p2c"
-	PlacementRandom     Placement = "random"
+	// PlacementP2C: two random candidates, the less loaded one wins (the default).
+	PlacementP2C Placement = "p2c"
+	// PlacementRandom: a uniformly random candidate.
+	PlacementRandom Placement = "random"
+	// PlacementRoundRobin: candidates in turn.
 	PlacementRoundRobin Placement = "round_robin"
+	// PlacementRendezvous: Rendezvous with the default load factor (1.25).
+	PlacementRendezvous Placement = "rendezvous"
+	// PlacementWeighted: random in proportion to the weight each pod publishes (SetWeight).
+	PlacementWeighted Placement = "weighted"
 )
 
 // DefaultBaseConfig is the configuration with every default filled in.
@@ -63,16 +71,18 @@ func DefaultBaseConfig() BaseConfig {
 	}
 }
 
-func (b *BaseConfig) toC() (C.sr_base_config, error) {
-	var c C.sr_base_config
+// toC is b as the C struct. A PlacementPolicy is lent to the library for the call: call
+// release after the driver's constructor (the driver keeps its own reference).
+func (b *BaseConfig) toC() (c C.sr_base_config, release func(), err error) {
+	release = func() {}
 	C.sr_base_config_default(&c)
 	if b == nil {
-		return c, nil
+		return c, release, nil
 	}
 	c.service_state_update_period_seconds = C.double(b.ServiceStateUpdatePeriodSeconds)
 	c.cpu_factor = C.double(b.CpuFactor)
 	if b.TempLinkInfoCacheTimeSeconds < 0 || b.UserLinkInfoCacheTimeSeconds < 0 {
-		return c, &Error{Code: ErrInvalidConfig, PodIndex: -1,
+		return c, release, &Error{Code: ErrInvalidConfig, PodIndex: -1,
 			Message: "INVALID_CONFIG: invalid config link cache times: must be > 0"}
 	}
 	c.temp_link_info_cache_time_seconds = C.uint64_t(b.TempLinkInfoCacheTimeSeconds)
@@ -84,16 +94,36 @@ func (b *BaseConfig) toC() (C.sr_base_config, error) {
 	case b.LoadRange < 0:
 		c.load_range = 0
 	}
-	switch b.Placement {
-	case "", PlacementP2C:
+	switch p := b.Placement.(type) {
+	case nil:
 		c.placement = C.SR_PLACEMENT_P2C
-	case PlacementRandom:
-		c.placement = C.SR_PLACEMENT_RANDOM
-	case PlacementRoundRobin:
-		c.placement = C.SR_PLACEMENT_ROUND_ROBIN
-	default:
-		return c, &Error{Code: ErrInvalidConfig, PodIndex: -1,
-			Message: "INVALID_CONFIG: invalid config placement: " + string(b.Placement) + " is not p2c, random or round_robin"}
+	case Placement:
+		switch p {
+		case "", PlacementP2C:
+			c.placement = C.SR_PLACEMENT_P2C
+		case PlacementRandom:
+			c.placement = C.SR_PLACEMENT_RANDOM
+		case PlacementRoundRobin:
+			c.placement = C.SR_PLACEMENT_ROUND_ROBIN
+		case PlacementRendezvous:
+			c.placement = C.SR_PLACEMENT_RENDEZVOUS
+		case PlacementWeighted:
+			c.placement = C.SR_PLACEMENT_WEIGHTED
+		default:
+			return c, release, &Error{Code: ErrInvalidConfig, PodIndex: -1,
+				Message: "INVALID_CONFIG: invalid config placement: " + string(p) + " is not p2c, random, round_robin, rendezvous or weighted"}
+		}
+	case Rendezvous:
+		c.placement = C.SR_PLACEMENT_RENDEZVOUS
+		c.placement_load_factor = C.double(p.LoadFactor)
+	case PlacementPolicy:
+		policy, err := newCPolicy(p)
+		if err != nil {
+			return c, release, &Error{Code: ErrInvalidConfig, PodIndex: -1,
+				Message: "INVALID_CONFIG: invalid config placement: the PlacementPolicy is nil"}
+		}
+		c.placement_policy = policy
+		release = func() { C.sr_placement_policy_free(policy) }
 	}
 	switch {
 	case b.CacheCapacity > 0:
@@ -102,7 +132,7 @@ func (b *BaseConfig) toC() (C.sr_base_config, error) {
 		c.cache_capacity = 0
 	}
 	c.drain_seconds = C.double(b.DrainSeconds)
-	return c, nil
+	return c, release, nil
 }
 
 // ServerInfo says who a driver is (SPEC §9).

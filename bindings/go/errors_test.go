@@ -83,7 +83,7 @@ func TestErrorCodes(t *testing.T) {
 			t.Errorf("cpu factor: %v", err)
 		}
 		cfg = fastConfig()
-		cfg.Placement = "bogus"
+		cfg.Placement = Placement("bogus")
 		if _, err := NewClientDriver(s, ServerInfo{Namespace: ns, ServiceName: "x"}, cfg); !isCode(err, ErrInvalidConfig) {
 			t.Errorf("placement: %v", err)
 		}

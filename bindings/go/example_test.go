@@ -34,3 +34,45 @@ func Example() {
 	fmt.Println("user123 -> pod", podIndex, err)
 	// Output: user123 -> pod 0 <nil>
 }
+
+// The README's custom placement example: a Go func chooses the pod of each new user.
+func ExamplePlacementPolicy() {
+	ctx := context.Background()
+	store := statefulroute.MemoryStore()
+	cfg := statefulroute.DefaultBaseConfig()
+	cfg.CpuFactor = 0 // load only, so that the example's loads are what the pods publish
+	for i, load := range []int{30, 10, 20} {
+		server, err := statefulroute.NewServerDriver(store, statefulroute.ServerInfo{Namespace: "default", ServiceName: "room", PodIndex: i}, &cfg)
+		if err != nil {
+			log.Fatal(err)
+		}
+		server.SetLoadState(ctx, load)
+		if err := server.Start(ctx); err != nil {
+			log.Fatal(err)
+		}
+		defer server.Stop(ctx)
+	}
+	client, err := statefulroute.NewClientDriver(store, statefulroute.ServerInfo{Namespace: "default", ServiceName: "gateway"}, &cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	client.Init()
+	defer client.Close()
+
+	// Least loaded, counting the users this gateway placed since its last refresh.
+	leastLoaded := func(pods []statefulroute.Candidate, req statefulroute.PlacementRequest) (int, error) {
+		best := 0
+		for i, p := range pods {
+			if p.Load+p.Placed < pods[best].Load+pods[best].Placed {
+				best = i
+			}
+		}
+		return best, nil // an error (or a panic) here is an *Error from ComputeLinkedPod
+	}
+	if err := client.SetServicePlacement("room", statefulroute.PlacementPolicy(leastLoaded)); err != nil {
+		log.Fatal(err)
+	}
+	pod, err := client.ComputeLinkedPod(ctx, "", "user123", "room")
+	fmt.Println("user123 -> pod", pod, err)
+	// Output: user123 -> pod 1 <nil>
+}

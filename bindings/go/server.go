@@ -21,10 +21,11 @@ func NewServerDriver(store *Store, info ServerInfo, config *BaseConfig) (*Server
 	if store.closed.Load() {
 		return nil, closedError("store")
 	}
-	cfg, err := config.toC()
+	cfg, release, err := config.toC()
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	ci, block := info.toC()
 	defer C.free(block)
 	var ptr *C.sr_server_driver

@@ -5,6 +5,10 @@
 # to shake out lifetime bugs. Benchmarks run once each (-benchtime=1x) so that they keep
 # working; bindings/go/bench.sh measures them.
 set -euo pipefail
+# CI's PATH may lack Go: use its standard install location when `go` is not on PATH.
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
