@@ -99,18 +99,39 @@ fn start_cluster() -> (Vec<String>, Vec<std::process::Child>) {
         .iter()
         .map(|p| {
             Command::new("redis-server")
-                .args(["--port", &p.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--cluster-enabled", "yes", "--cluster-config-file", &format!("nodes-{p}.conf")])
+                .args([
+                    "--port",
+                    &p.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &format!("nodes-{p}.conf"),
+                ])
                 .args(["--dir", dir.to_str().unwrap()])
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("redis-server")
         })
         .collect();
-    let urls: Vec<String> = ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect();
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}"))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     for u in &urls {
-        while redis::Client::open(u.as_str()).unwrap().get_connection().is_err() {
+        while redis::Client::open(u.as_str())
+            .unwrap()
+            .get_connection()
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "cluster node did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -120,13 +141,23 @@ fn start_cluster() -> (Vec<String>, Vec<std::process::Child>) {
     for p in &ports {
         create.arg(format!("127.0.0.1:{p}"));
     }
-    let out = create.args(["--cluster-replicas", "0", "--cluster-yes"]).output().expect("redis-cli");
+    let out = create
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("redis-cli");
     assert!(out.status.success(), "cluster create failed");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let ok = urls.iter().all(|u| {
-            let mut con = redis::Client::open(u.as_str()).unwrap().get_connection().unwrap();
-            redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut con).unwrap().contains("cluster_state:ok")
+            let mut con = redis::Client::open(u.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query::<String>(&mut con)
+                .unwrap()
+                .contains("cluster_state:ok")
         });
         if ok {
             break;
@@ -142,22 +173,46 @@ async fn cluster_vs_single(single_url: &str) {
     let (urls, mut children) = start_cluster();
     let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
     let prefix = format!("benchc{}", std::process::id());
-    let cfg = StoreConfig { key_prefix: prefix, ..StoreConfig::default() };
+    let cfg = StoreConfig {
+        key_prefix: prefix,
+        ..StoreConfig::default()
+    };
     let stores = [
-        ("one node", Store::redis_with(single_url, &cfg).await.unwrap()),
-        ("3-master cluster", Store::redis_cluster_with(&seeds, &cfg).await.unwrap()),
+        (
+            "one node",
+            Store::redis_with(single_url, &cfg).await.unwrap(),
+        ),
+        (
+            "3-master cluster",
+            Store::redis_cluster_with(&seeds, &cfg).await.unwrap(),
+        ),
     ];
-    let config = BaseConfig { cpu_factor: 0.0, ..BaseConfig::default() };
+    let config = BaseConfig {
+        cpu_factor: 0.0,
+        ..BaseConfig::default()
+    };
     let mut results: Vec<Vec<f64>> = vec![Vec::new(), Vec::new()];
     let mut keep = Vec::new();
     let mut clients = Vec::new();
     for (_, store) in &stores {
         for i in 0..4 {
-            let p = ServerDriver::new(store.clone(), ServerInfo::new("default", "room", i), config.clone()).unwrap();
+            let p = ServerDriver::new(
+                store.clone(),
+                ServerInfo::new("default", "room", i),
+                config.clone(),
+            )
+            .unwrap();
             p.start().await.unwrap();
             keep.push(p);
         }
-        let c = Arc::new(ClientDriver::new(store.clone(), ServerInfo::new("default", "gw", 0), config.clone()).unwrap());
+        let c = Arc::new(
+            ClientDriver::new(
+                store.clone(),
+                ServerInfo::new("default", "gw", 0),
+                config.clone(),
+            )
+            .unwrap(),
+        );
         c.init().unwrap();
         c.compute_linked_pod("", "warm-up", "room").await.unwrap();
         clients.push(c);
@@ -168,7 +223,9 @@ async fn cluster_vs_single(single_url: &str) {
             let tps = round(move |t, i| {
                 let c = c.clone();
                 async move {
-                    c.compute_linked_pod("", &format!("c{k}-{r}-{t}-{i}"), "room").await.unwrap();
+                    c.compute_linked_pod("", &format!("c{k}-{r}-{t}-{i}"), "room")
+                        .await
+                        .unwrap();
                 }
             })
             .await;
@@ -177,7 +234,10 @@ async fn cluster_vs_single(single_url: &str) {
         }
     }
     let (one, cluster) = (median(results[0].clone()), median(results[1].clone()));
-    println!("median: one node {one:.0}/s, 3-master cluster {cluster:.0}/s, ratio cluster/one {:.2}", cluster / one);
+    println!(
+        "median: one node {one:.0}/s, 3-master cluster {cluster:.0}/s, ratio cluster/one {:.2}",
+        cluster / one
+    );
     for p in keep {
         p.stop().await.unwrap();
     }

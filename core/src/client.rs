@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
@@ -152,11 +152,13 @@ impl ClientDriver {
     fn cached_alive(&self, link: LinkRef<'_>) -> Option<u32> {
         let now = Instant::now();
         let hit = self.cache.get_any(link.service, link.uid)?;
-        if hit.is_fresh(now) && hit.view.is_alive_at(hit.pod, now) {
-            Some(hit.pod)
-        } else {
+        if !hit.view.is_alive_at(hit.pod, now) {
             self.cache.remove_if(link.service, link.uid, hit.pod);
             None
+        } else if hit.is_fresh(now) {
+            Some(hit.pod)
+        } else {
+            None // expired: kept for stale-if-error until the store answers
         }
     }
 
@@ -195,7 +197,30 @@ impl ClientDriver {
                 m.remove(&key);
             }
         }
-        out
+        match out {
+            Err(e) if matches!(e.kind(), ErrorKind::StoreUnavailable | ErrorKind::Timeout) => {
+                self.serve_stale(link).ok_or(e)
+            }
+            other => other,
+        }
+    }
+
+    /// Stale-if-error: a cached link to an alive pod that expired at most
+    /// `serve_stale_seconds` ago.
+    fn serve_stale(&self, link: LinkRef<'_>) -> Option<u32> {
+        let now = Instant::now();
+        let hit = self.cache.get_any(link.service, link.uid)?;
+        let window = Duration::from_secs_f64(self.config.serve_stale_seconds);
+        let recent = now.saturating_duration_since(hit.deadline) <= window;
+        (recent && hit.view.is_alive_at(hit.pod, now)).then(|| {
+            tracing::warn!(
+                uid = link.uid,
+                service = link.service,
+                pod = hit.pod,
+                "store unreachable; serving a recently expired cached link"
+            );
+            hit.pod
+        })
     }
 
     /// Steps 2–4 of SPEC §6 for one user.

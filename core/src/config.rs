@@ -33,6 +33,9 @@ pub struct BaseConfig {
     pub cache_capacity: u64,
     /// How long `stop` keeps a pod in `DENY_NEW_CALL` before `SHUTDOWN` (seconds, ≥ 0). Default 0.
     pub drain_seconds: f64,
+    /// While the store cannot be reached, a cached link that expired at most this long ago is
+    /// still served (stale-if-error; seconds, ≥ 0; 0 turns it off). Default 60.
+    pub serve_stale_seconds: f64,
 }
 
 impl Default for BaseConfig {
@@ -47,6 +50,7 @@ impl Default for BaseConfig {
             placement: Placement::default(),
             cache_capacity: 100_000,
             drain_seconds: 0.0,
+            serve_stale_seconds: 60.0,
         }
     }
 }

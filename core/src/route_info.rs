@@ -82,6 +82,15 @@ impl Snapshot {
         }
     }
 
+    /// The same read, with ages counted from `now` instead of from the original read.
+    fn frozen(&self, stale_after: Duration, now: Instant) -> Snapshot {
+        let states = PodStates {
+            now_ms: self.store_now_ms,
+            pods: self.pods.iter().map(|p| p.state).collect(),
+        };
+        Snapshot::new(states, stale_after, now)
+    }
+
     fn pod(&self, pod: u32) -> Option<&PodView> {
         self.pods
             .binary_search_by_key(&pod, |p| p.state.pod_index)
@@ -242,7 +251,18 @@ impl RouteInfo {
     }
 
     async fn refresh(&self, view: &ServiceView) -> Result<()> {
-        let states = self.store.pod_states(&self.namespace, &view.name).await?;
+        let states = match self.store.pod_states(&self.namespace, &view.name).await {
+            Ok(s) => s,
+            Err(e) => {
+                // The store cannot be read: freeze liveness (pods keep the ages they had at the
+                // last good read) rather than declare everyone dead.
+                let old = view.snapshot.load();
+                view.snapshot.store(Arc::new(
+                    old.frozen(self.config.stale_after(), Instant::now()),
+                ));
+                return Err(e);
+            }
+        };
         let now = Instant::now();
         let new = Snapshot::new(states, self.config.stale_after(), now);
         let changes = diff(view, &new, now);

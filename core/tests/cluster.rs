@@ -363,6 +363,7 @@ async fn the_store_follows_a_sentinel_failover() {
         key_prefix: unique_prefix(),
         connect_timeout: Duration::from_secs(1),
         command_timeout: Duration::from_secs(1),
+        ..StoreConfig::default()
     };
     let store = Store::redis_sentinel_with(&[url.as_str()], "main", &cfg)
         .await

@@ -34,6 +34,9 @@ pub struct StoreConfig {
     pub connect_timeout: Duration,
     /// Deadline for one store command. Default 2 s.
     pub command_timeout: Duration,
+    /// For `rediss://`: a PEM certificate (chain) of the CA that signed the server's
+    /// certificate, trusted in addition to the system's roots. Default none.
+    pub tls_ca_cert_pem: Option<Vec<u8>>,
 }
 
 impl Default for StoreConfig {
@@ -42,6 +45,7 @@ impl Default for StoreConfig {
             key_prefix: DEFAULT_PREFIX.to_string(),
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(2),
+            tls_ca_cert_pem: None,
         }
     }
 }

@@ -195,7 +195,17 @@ impl RedisBackend {
             // rustls needs one process-wide crypto provider; another library may have set it.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client = redis::Client::open(url).map_err(|e| {
+        let client = match &config.tls_ca_cert_pem {
+            None => redis::Client::open(url),
+            Some(ca) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            ),
+        }
+        .map_err(|e| {
             Error::new(
                 ErrorKind::InvalidArgument,
                 format!("invalid store url {shown}: {:?}", e.kind()),
