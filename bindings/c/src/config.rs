@@ -175,6 +175,7 @@ impl sr_base_config {
             placement,
             cache_capacity: self.cache_capacity,
             drain_seconds: self.drain_seconds,
+            ..BaseConfig::default()
         })
     }
 }
@@ -252,6 +253,7 @@ impl sr_store_config {
             key_prefix: prefix.to_string(),
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             command_timeout: Duration::from_millis(self.command_timeout_ms),
+            ..StoreConfig::default()
         })
     }
 }
