@@ -25,4 +25,11 @@ fmt-check:       ## fail if anything is not formatted
 lint:            ## clippy with warnings as errors
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
-ci: fmt-check lint test  ## what .ci/run runs
+header:          ## regenerate the C header (include/stateful_route.h) with the pinned cbindgen
+	bindings/c/check-header.sh --write
+
+check-generated: ## fail if a committed generated file (C header, node/index.d.ts) is stale
+	bindings/c/check-header.sh
+	node/check-generated.sh
+
+ci: fmt-check lint check-generated test  ## what .ci/run runs
