@@ -360,22 +360,7 @@ impl ServerDriver {
     /// Sets this pod's placement weight for `Placement::Weighted` (default 100; 0 = never chosen
     /// by weight). Published at once when running.
     pub async fn set_weight(&self, weight: u32) -> Result<()> {
-        let running = {
-            let mut s = self.inner.lock();
-            match s.phase {
-                Phase::Stopping | Phase::Stopped => {
-                    return Err(Error::closed("server driver is stopped"))
-                }
-                p => {
-                    s.weight = weight;
-                    p == Phase::Running
-                }
-            }
-        };
-        if running {
-            self.inner.publish().await?;
-        }
-        Ok(())
+        self.update_and_publish(|s| s.weight = weight).await
     }
 
     /// This pod's placement weight.
@@ -385,17 +370,18 @@ impl ServerDriver {
 
     /// Sets the routing state; when running, publishes it at once.
     pub async fn set_routing_state(&self, routing: RoutingState) -> Result<()> {
+        self.update_and_publish(|s| s.routing = routing).await
+    }
+
+    /// Applies `change` unless stopped; when running, publishes the new state at once.
+    async fn update_and_publish(&self, change: impl FnOnce(&mut State)) -> Result<()> {
         let running = {
             let mut s = self.inner.lock();
-            match s.phase {
-                Phase::Stopping | Phase::Stopped => {
-                    return Err(Error::closed("server driver is stopped"))
-                }
-                p => {
-                    s.routing = routing;
-                    p == Phase::Running
-                }
+            if matches!(s.phase, Phase::Stopping | Phase::Stopped) {
+                return Err(Error::closed("server driver is stopped"));
             }
+            change(&mut s);
+            s.phase == Phase::Running
         };
         if running {
             self.inner.publish().await?;

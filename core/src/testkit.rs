@@ -32,7 +32,8 @@ pub const LINK_VECTORS: &str = include_str!("../../tests/vectors/links.json");
 const NS: &str = "default";
 const SVC: &str = "room";
 
-fn fast_config() -> BaseConfig {
+/// A config for tests: 0.2 s period, a generous 5 s staleness window, no CPU sampling.
+pub fn fast_config() -> BaseConfig {
     BaseConfig {
         service_state_update_period_seconds: 0.2,
         // Generous, so that a busy CI machine never makes a live pod look stale.
@@ -42,7 +43,8 @@ fn fast_config() -> BaseConfig {
     }
 }
 
-async fn pod(store: &Store, index: u32, load: u32, config: &BaseConfig) -> ServerDriver {
+/// Starts pod `index` of service `room` in namespace `default` with `load`.
+pub async fn pod(store: &Store, index: u32, load: u32, config: &BaseConfig) -> ServerDriver {
     let s = ServerDriver::new(
         store.clone(),
         ServerInfo::new(NS, SVC, index),
@@ -54,7 +56,8 @@ async fn pod(store: &Store, index: u32, load: u32, config: &BaseConfig) -> Serve
     s
 }
 
-fn client(store: &Store, config: &BaseConfig) -> ClientDriver {
+/// An initialised gateway in namespace `default`.
+pub fn client(store: &Store, config: &BaseConfig) -> ClientDriver {
     let c = ClientDriver::new(
         store.clone(),
         ServerInfo::new(NS, "gateway", 0),
@@ -630,7 +633,7 @@ async fn closed_and_uninitialised_clients(store: Store) {
 }
 
 /// Polls `f` until it returns true or `within` passes (no sleeps as synchronisation).
-async fn eventually<F, Fut>(within: Duration, what: &str, mut f: F)
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,

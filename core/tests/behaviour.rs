@@ -6,45 +6,13 @@ mod common;
 use std::sync::Arc;
 
 use common::{Fixture, Kind};
-use stateful_route::testkit::run_scenario;
+use stateful_route::testkit::{client, fast_config, pod, run_scenario};
 use stateful_route::{
     BaseConfig, ClientDriver, ErrorKind, Placement, ServerDriver, ServerInfo, Store,
 };
 
 const NS: &str = "default";
 const SVC: &str = "room";
-
-fn fast_config() -> BaseConfig {
-    BaseConfig {
-        service_state_update_period_seconds: 0.2,
-        stale_after_seconds: Some(5.0),
-        cpu_factor: 0.0,
-        ..BaseConfig::default()
-    }
-}
-
-async fn pod(store: &Store, index: u32, load: u32, config: &BaseConfig) -> ServerDriver {
-    let s = ServerDriver::new(
-        store.clone(),
-        ServerInfo::new(NS, SVC, index),
-        config.clone(),
-    )
-    .unwrap();
-    s.set_load_state(load).unwrap();
-    s.start().await.unwrap();
-    s
-}
-
-fn client(store: &Store, config: &BaseConfig) -> ClientDriver {
-    let c = ClientDriver::new(
-        store.clone(),
-        ServerInfo::new(NS, "gateway", 0),
-        config.clone(),
-    )
-    .unwrap();
-    c.init().unwrap();
-    c
-}
 
 /// Bad identifiers write no key at all (read raw, not through the API).
 async fn bad_identifiers_write_no_keys(fx: Fixture) {
