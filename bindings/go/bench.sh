@@ -42,14 +42,14 @@ print(f"new users against Redis, 64 goroutines      = {users:.0f} users/s")
 ours = statistics.median(v[1] for v in runs["BenchmarkNewUser64/stateful-route"])
 hand = statistics.median(v[1] for v in runs["BenchmarkNewUser64/go-redis+go-cache"])
 print(f"new users, stateful-route vs go-redis+go-cache = {ours:.0f} vs {hand:.0f} users/s = {ours / hand:.2f}x")
-pol = {}
+pol = []  # one {policy: median ns} per run; the differences are paired within a run
 for line in open(sys.argv[1]):
     if line.startswith("BenchmarkNewUserMemoryPolicy"):
-        for v, name in re.findall(r'([\d.]+) (\S+)-median-ns/user', line):
-            pol.setdefault(name, []).append(float(v))
-pol = {k: statistics.median(v) for k, v in pol.items()}
-b, c, g = pol["builtin"], pol["c-policy"], pol["go-policy"]
-print(f"new user on the memory store, median ns    = built-in round_robin {b:.0f}, C callback {c:.0f} (+{c - b:.0f}), Go PlacementPolicy {g:.0f} (+{g - b:.0f})")
+        pol.append({name: float(v) for v, name in re.findall(r'([\d.]+) (\S+)-median-ns/user', line)})
+b = statistics.median(r["builtin"] for r in pol)
+dc = statistics.median(r["c-policy"] - r["builtin"] for r in pol)
+dg = statistics.median(r["go-policy"] - r["builtin"] for r in pol)
+print(f"new user on the memory store, built-in round_robin = {b:.0f} ns; a C callback policy adds {dc:.0f} ns, a Go PlacementPolicy {dg:.0f} ns per placement (medians of {len(pol)} runs)")
 print(f"one Go policy call from C (no placement)    = {med['BenchmarkGoPolicyCallback']:.0f} ns  (bare cgo call {noop:.0f} ns)")
 hit_ours, hit_hand = med["BenchmarkCacheHit/stateful-route"], med["BenchmarkCacheHit/go-redis+go-cache"]
 print(f"cache hit, stateful-route vs go-cache          = {hit_ours:.0f} vs {hit_hand:.0f} ns = {hit_ours / hit_hand:.2f}x")
