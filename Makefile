@@ -22,8 +22,9 @@ fmt:             ## format everything
 fmt-check:       ## fail if anything is not formatted
 	cargo fmt --all -- --check
 
-lint:            ## clippy with warnings as errors
-	cargo clippy --locked --workspace --all-targets -- -D warnings
+lint:            ## clippy with warnings as errors (the whole workspace; the core with its tests and benches)
+	cargo clippy --locked --workspace -- -D warnings
+	cargo clippy --locked -p stateful-route --all-targets -- -D warnings
 
 header:          ## regenerate the C header (include/stateful_route.h) with the pinned cbindgen
 	bindings/c/check-header.sh --write
