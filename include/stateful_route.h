@@ -189,7 +189,9 @@ typedef struct sr_placement_policy sr_placement_policy;
 typedef struct sr_server_driver sr_server_driver;
 
 /**
- * A store: Redis (`sr_store_connect`) or the embedded in-memory store (`sr_store_memory`).
+ * A store: Redis (one node: `sr_store_connect`; a cluster: `sr_store_connect_cluster`; a
+ * Sentinel-managed master: `sr_store_connect_sentinel`) or the embedded in-memory store
+ * (`sr_store_memory`).
  * Thread-safe; free with `sr_store_free`.
  */
 typedef struct sr_store sr_store;
@@ -278,6 +280,12 @@ typedef struct sr_base_config {
    * >= 0). Default 0.
    */
   double drain_seconds;
+  /**
+   * Stale-if-error: while the store cannot be reached (`SR_STORE_UNAVAILABLE`,
+   * `SR_TIMEOUT`), a client driver still answers with a cached link to an alive pod that
+   * expired at most this long ago (seconds, finite, >= 0; 0 turns it off). Default 60.
+   */
+  double serve_stale_seconds;
 } sr_base_config;
 
 /**
@@ -418,6 +426,18 @@ typedef struct sr_store_config {
    * Deadline for one store command, in milliseconds (> 0). Default 2000.
    */
   uint64_t command_timeout_ms;
+  /**
+   * For `rediss://` URLs of `sr_store_connect`: a PEM certificate (chain) of the CA that
+   * signed the server's certificate, trusted in addition to the system's roots;
+   * `tls_ca_cert_pem_len` bytes, copied during the call. NULL (or length 0) = none, the
+   * default. The cluster and sentinel connectors do not use it yet: they trust the
+   * system's roots only.
+   */
+  const uint8_t *tls_ca_cert_pem;
+  /**
+   * Length of `tls_ca_cert_pem` in bytes.
+   */
+  size_t tls_ca_cert_pem_len;
 } sr_store_config;
 
 /**
@@ -931,7 +951,7 @@ enum sr_status sr_client_remove_routing_state_listener(const struct sr_client_dr
 
 /**
  * Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
- * P2C, load factor 1.25, no policy, cache 100000, drain 0).
+ * P2C, load factor 1.25, no policy, cache 100000, drain 0, serve stale 60).
  *
  * Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
  */
@@ -939,7 +959,7 @@ enum sr_status sr_base_config_default(struct sr_base_config *config);
 
 /**
  * Fills `*config` with the defaults: key prefix `"sf"` (a static string), connect timeout
- * 5000 ms, command timeout 2000 ms.
+ * 5000 ms, command timeout 2000 ms, no TLS CA certificate (NULL).
  *
  * Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
  */
@@ -1498,6 +1518,55 @@ enum sr_status sr_store_connect(const char *url,
                                 const struct sr_store_config *config,
                                 struct sr_store **store_out,
                                 struct sr_error **err_out);
+
+/**
+ * Connects to a Redis Cluster through any of its nodes. Blocks until connected (the slot
+ * map is read from a seed) or the connect timeout passes.
+ *
+ * - `urls`, `urls_len`: seed nodes (at least one), each `redis://[user:password@]host:port`
+ *   or `rediss://` (an array of `sr_str`, borrowed). Any reachable node is enough; the
+ *   client discovers the others.
+ * - `config`: key prefix and timeouts; borrowed for the call.
+ * - `store_out`: receives the new store; the caller owns it and frees it with `sr_store_free`.
+ * - `err_out`: NULL, or receives an `sr_error` on failure.
+ *
+ * The store behaves as on one node: every script touches one slot; batch reads are split by
+ * slot and merged in input order; MOVED/ASK redirections and failovers are followed by the
+ * client (calls during a failover fail with `SR_STORE_UNAVAILABLE` or `SR_TIMEOUT`).
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL, invalid UTF-8, no url, malformed URL),
+ * `SR_INVALID_CONFIG`, `SR_STORE_UNAVAILABLE`, `SR_TIMEOUT`, `SR_STORE_ERROR`.
+ */
+enum sr_status sr_store_connect_cluster(const struct sr_str *urls,
+                                        size_t urls_len,
+                                        const struct sr_store_config *config,
+                                        struct sr_store **store_out,
+                                        struct sr_error **err_out);
+
+/**
+ * Connects to the master that Redis Sentinels call `master_name`. Blocks until a sentinel
+ * named the master and it answered, or the connect timeout passes. When the sentinels fail
+ * over, the store follows the new master (calls meanwhile fail with `SR_STORE_UNAVAILABLE`,
+ * `SR_TIMEOUT` or `SR_STORE_ERROR`, e.g. a write refused by the demoted master).
+ *
+ * - `sentinel_urls`, `sentinel_urls_len`: the sentinels (at least one), each
+ *   `redis://host:port` (an array of `sr_str`, borrowed).
+ * - `master_name`, `master_name_len`: the name the sentinels monitor the master under
+ *   (UTF-8, not empty, borrowed).
+ * - `config`: key prefix and timeouts; borrowed for the call.
+ * - `store_out`: receives the new store; the caller owns it and frees it with `sr_store_free`.
+ * - `err_out`: NULL, or receives an `sr_error` on failure.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL, invalid UTF-8, no url, empty master name, malformed
+ * URL), `SR_INVALID_CONFIG`, `SR_STORE_UNAVAILABLE`, `SR_TIMEOUT`, `SR_STORE_ERROR`.
+ */
+enum sr_status sr_store_connect_sentinel(const struct sr_str *sentinel_urls,
+                                         size_t sentinel_urls_len,
+                                         const char *master_name,
+                                         size_t master_name_len,
+                                         const struct sr_store_config *config,
+                                         struct sr_store **store_out,
+                                         struct sr_error **err_out);
 
 /**
  * Frees a store handle. Drivers made from it keep working (they hold their own reference);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The C API's suite: builds the library, checks the header is fresh, compiles the header as
 # C99 and C++ with warnings as errors, then builds tests/test_c.c with AddressSanitizer and
-# UBSan and runs it against the memory store and a real redis-server
-# ($STATEFUL_ROUTE_TEST_REDIS, or one started here). Any leak LeakSanitizer reports fails it.
+# UBSan and runs it against the memory store, a real redis-server ($STATEFUL_ROUTE_TEST_REDIS,
+# or one started here) and a 3-master Redis Cluster ($STATEFUL_ROUTE_TEST_REDIS_CLUSTER, or
+# one started here by tests/redis-cluster.sh). Any leak LeakSanitizer reports fails it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -28,9 +29,17 @@ echo "--- C test under ASan + UBSan"
 "$cc" -std=c11 -g -O1 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-omit-frame-pointer \
   -fno-sanitize-recover=undefined -Iinclude bindings/c/tests/test_c.c "$lib" -lm -ldl -lpthread \
   -o "$out/test_c"
+state=$(mktemp -d)
+cleanup() {
+  "$root/tests/redis-server.sh" stop "$state/single"
+  "$root/bindings/c/tests/redis-cluster.sh" stop "$state/cluster"
+  rm -rf "$state"
+}
+trap cleanup EXIT
 if [ -z "${STATEFUL_ROUTE_TEST_REDIS:-}" ]; then
-  state=$(mktemp -d)
-  eval "$(tests/redis-server.sh start "$state")"
-  trap '"$root/tests/redis-server.sh" stop "$state"; rm -rf "$state"' EXIT
+  eval "$(tests/redis-server.sh start "$state/single")"
+fi
+if [ -z "${STATEFUL_ROUTE_TEST_REDIS_CLUSTER:-}" ]; then
+  eval "$(bindings/c/tests/redis-cluster.sh start "$state/cluster")"
 fi
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 "$out/test_c"

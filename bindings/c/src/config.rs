@@ -106,6 +106,10 @@ pub struct sr_base_config {
     /// How long `sr_server_stop` keeps the pod in DENY_NEW_CALL before SHUTDOWN (seconds,
     /// >= 0). Default 0.
     pub drain_seconds: f64,
+    /// Stale-if-error: while the store cannot be reached (`SR_STORE_UNAVAILABLE`,
+    /// `SR_TIMEOUT`), a client driver still answers with a cached link to an alive pod that
+    /// expired at most this long ago (seconds, finite, >= 0; 0 turns it off). Default 60.
+    pub serve_stale_seconds: f64,
 }
 
 impl From<&BaseConfig> for sr_base_config {
@@ -134,6 +138,7 @@ impl From<&BaseConfig> for sr_base_config {
             placement_policy: std::ptr::null(),
             cache_capacity: c.cache_capacity,
             drain_seconds: c.drain_seconds,
+            serve_stale_seconds: c.serve_stale_seconds,
         }
     }
 }
@@ -164,6 +169,15 @@ impl sr_base_config {
                 ))
             }
         };
+        // Checked here: the core turns the window into a Duration when the store fails, and a
+        // negative or non-finite value must be a config error at construction, not later.
+        let stale = self.serve_stale_seconds;
+        if !(stale.is_finite() && stale >= 0.0) {
+            return Err(sr_core::Error::new(
+                sr_core::ErrorKind::InvalidConfig,
+                format!("invalid config serve_stale_seconds: {stale} must be >= 0"),
+            ));
+        }
         Ok(BaseConfig {
             service_state_update_period_seconds: self.service_state_update_period_seconds,
             cpu_factor: self.cpu_factor,
@@ -175,7 +189,7 @@ impl sr_base_config {
             placement,
             cache_capacity: self.cache_capacity,
             drain_seconds: self.drain_seconds,
-            ..BaseConfig::default()
+            serve_stale_seconds: stale,
         })
     }
 }
@@ -235,11 +249,20 @@ pub struct sr_store_config {
     pub connect_timeout_ms: u64,
     /// Deadline for one store command, in milliseconds (> 0). Default 2000.
     pub command_timeout_ms: u64,
+    /// For `rediss://` URLs of `sr_store_connect`: a PEM certificate (chain) of the CA that
+    /// signed the server's certificate, trusted in addition to the system's roots;
+    /// `tls_ca_cert_pem_len` bytes, copied during the call. NULL (or length 0) = none, the
+    /// default. The cluster and sentinel connectors do not use it yet: they trust the
+    /// system's roots only.
+    pub tls_ca_cert_pem: *const u8,
+    /// Length of `tls_ca_cert_pem` in bytes.
+    pub tls_ca_cert_pem_len: usize,
 }
 
 impl sr_store_config {
     /// # Safety
-    /// `key_prefix` is NULL or valid for `key_prefix_len` bytes.
+    /// `key_prefix` is NULL or valid for `key_prefix_len` bytes; so is `tls_ca_cert_pem` for
+    /// `tls_ca_cert_pem_len`.
     pub(crate) unsafe fn to_core(self) -> Result<StoreConfig> {
         // SAFETY: forwarded from the caller.
         let prefix = unsafe {
@@ -249,11 +272,22 @@ impl sr_store_config {
                 self.key_prefix_len,
             )
         }?;
+        let tls_ca_cert_pem = if self.tls_ca_cert_pem.is_null() || self.tls_ca_cert_pem_len == 0 {
+            None
+        } else {
+            // SAFETY: forwarded from the caller.
+            Some(
+                unsafe {
+                    std::slice::from_raw_parts(self.tls_ca_cert_pem, self.tls_ca_cert_pem_len)
+                }
+                .to_vec(),
+            )
+        };
         Ok(StoreConfig {
             key_prefix: prefix.to_string(),
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             command_timeout: Duration::from_millis(self.command_timeout_ms),
-            ..StoreConfig::default()
+            tls_ca_cert_pem,
         })
     }
 }
@@ -310,7 +344,7 @@ impl From<TrySetOutcome> for sr_try_set_outcome {
 }
 
 /// Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
-/// P2C, load factor 1.25, no policy, cache 100000, drain 0).
+/// P2C, load factor 1.25, no policy, cache 100000, drain 0, serve stale 60).
 ///
 /// Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
 #[no_mangle]
@@ -325,7 +359,7 @@ pub unsafe extern "C" fn sr_base_config_default(config: *mut sr_base_config) -> 
 }
 
 /// Fills `*config` with the defaults: key prefix `"sf"` (a static string), connect timeout
-/// 5000 ms, command timeout 2000 ms.
+/// 5000 ms, command timeout 2000 ms, no TLS CA certificate (NULL).
 ///
 /// Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
 #[no_mangle]
@@ -340,6 +374,8 @@ pub unsafe extern "C" fn sr_store_config_default(config: *mut sr_store_config) -
                 key_prefix_len: prefix.len(),
                 connect_timeout_ms: d.connect_timeout.as_millis() as u64,
                 command_timeout_ms: d.command_timeout.as_millis() as u64,
+                tls_ca_cert_pem: std::ptr::null(),
+                tls_ca_cert_pem_len: 0,
             });
             Ok(())
         })

@@ -15,7 +15,9 @@ use crate::convert::{
 use crate::error::{sr_error, sr_status};
 use crate::panic::{block_on, boundary};
 
-/// A store: Redis (`sr_store_connect`) or the embedded in-memory store (`sr_store_memory`).
+/// A store: Redis (one node: `sr_store_connect`; a cluster: `sr_store_connect_cluster`; a
+/// Sentinel-managed master: `sr_store_connect_sentinel`) or the embedded in-memory store
+/// (`sr_store_memory`).
 /// Thread-safe; free with `sr_store_free`.
 #[derive(Debug)]
 pub struct sr_store {
@@ -94,6 +96,86 @@ pub unsafe extern "C" fn sr_store_connect(
             let config = input("config", config)?.to_core()?;
             let store_out = out("store_out", store_out)?;
             new_store(store_out, block_on(Store::redis_with(url, &config))??);
+            Ok(())
+        })
+    }
+}
+
+/// Connects to a Redis Cluster through any of its nodes. Blocks until connected (the slot
+/// map is read from a seed) or the connect timeout passes.
+///
+/// - `urls`, `urls_len`: seed nodes (at least one), each `redis://[user:password@]host:port`
+///   or `rediss://` (an array of `sr_str`, borrowed). Any reachable node is enough; the
+///   client discovers the others.
+/// - `config`: key prefix and timeouts; borrowed for the call.
+/// - `store_out`: receives the new store; the caller owns it and frees it with `sr_store_free`.
+/// - `err_out`: NULL, or receives an `sr_error` on failure.
+///
+/// The store behaves as on one node: every script touches one slot; batch reads are split by
+/// slot and merged in input order; MOVED/ASK redirections and failovers are followed by the
+/// client (calls during a failover fail with `SR_STORE_UNAVAILABLE` or `SR_TIMEOUT`).
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL, invalid UTF-8, no url, malformed URL),
+/// `SR_INVALID_CONFIG`, `SR_STORE_UNAVAILABLE`, `SR_TIMEOUT`, `SR_STORE_ERROR`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_store_connect_cluster(
+    urls: *const sr_str,
+    urls_len: usize,
+    config: *const sr_store_config,
+    store_out: *mut *mut sr_store,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_store_memory`.
+    unsafe {
+        boundary(err_out, || {
+            let urls = str_array("urls", urls, urls_len)?;
+            let config = input("config", config)?.to_core()?;
+            let store_out = out("store_out", store_out)?;
+            new_store(
+                store_out,
+                block_on(Store::redis_cluster_with(&urls, &config))??,
+            );
+            Ok(())
+        })
+    }
+}
+
+/// Connects to the master that Redis Sentinels call `master_name`. Blocks until a sentinel
+/// named the master and it answered, or the connect timeout passes. When the sentinels fail
+/// over, the store follows the new master (calls meanwhile fail with `SR_STORE_UNAVAILABLE`,
+/// `SR_TIMEOUT` or `SR_STORE_ERROR`, e.g. a write refused by the demoted master).
+///
+/// - `sentinel_urls`, `sentinel_urls_len`: the sentinels (at least one), each
+///   `redis://host:port` (an array of `sr_str`, borrowed).
+/// - `master_name`, `master_name_len`: the name the sentinels monitor the master under
+///   (UTF-8, not empty, borrowed).
+/// - `config`: key prefix and timeouts; borrowed for the call.
+/// - `store_out`: receives the new store; the caller owns it and frees it with `sr_store_free`.
+/// - `err_out`: NULL, or receives an `sr_error` on failure.
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL, invalid UTF-8, no url, empty master name, malformed
+/// URL), `SR_INVALID_CONFIG`, `SR_STORE_UNAVAILABLE`, `SR_TIMEOUT`, `SR_STORE_ERROR`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_store_connect_sentinel(
+    sentinel_urls: *const sr_str,
+    sentinel_urls_len: usize,
+    master_name: *const c_char,
+    master_name_len: usize,
+    config: *const sr_store_config,
+    store_out: *mut *mut sr_store,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_store_memory`.
+    unsafe {
+        boundary(err_out, || {
+            let urls = str_array("sentinel_urls", sentinel_urls, sentinel_urls_len)?;
+            let master = str_arg("master_name", master_name, master_name_len)?;
+            let config = input("config", config)?.to_core()?;
+            let store_out = out("store_out", store_out)?;
+            new_store(
+                store_out,
+                block_on(Store::redis_sentinel_with(&urls, master, &config))??,
+            );
             Ok(())
         })
     }

@@ -3,12 +3,15 @@
  * Runs against the in-memory store and a real redis-server ($STATEFUL_ROUTE_TEST_REDIS):
  * the normal flow, every status code, NULL pointers, invalid UTF-8, callbacks from runtime
  * threads, many threads computing one new user, and freeing everything (LeakSanitizer fails
- * the run on any leak).
+ * the run on any leak). The link operations, the normal flow and a batch read across many
+ * slots also run on a 3-master Redis Cluster ($STATEFUL_ROUTE_TEST_REDIS_CLUSTER, seed URLs
+ * separated by commas).
  */
 #define _DEFAULT_SOURCE
 #include "stateful_route.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -81,6 +84,7 @@ static sr_server_info info(const char *ns, const char *svc, int64_t pod) {
 /* ---- a store per test, with a prefix no other run uses ---- */
 
 static const char *redis_url;
+static const char *cluster_urls; /* comma-separated seed URLs */
 static int prefix_seq;
 
 static sr_store *new_store(int redis) {
@@ -96,6 +100,29 @@ static sr_store *new_store(int redis) {
   } else {
     OK(sr_store_memory(&sc, &store, err_out));
   }
+  return store;
+}
+
+/* A store on the test cluster; every seed URL of $STATEFUL_ROUTE_TEST_REDIS_CLUSTER is given. */
+static sr_store *new_cluster_store(void) {
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "ct%d-%d", (int)getpid(), prefix_seq++);
+  sr_store_config sc;
+  sr_store_config_default(&sc);
+  sc.key_prefix = prefix;
+  sc.key_prefix_len = strlen(prefix);
+  sr_str seeds[16];
+  size_t n = 0;
+  for (const char *p = cluster_urls; *p != '\0' && n < 16;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    seeds[n].ptr = p;
+    seeds[n].len = len;
+    n++;
+    p += len + (end ? 1 : 0);
+  }
+  sr_store *store = NULL;
+  OK(sr_store_connect_cluster(seeds, n, &sc, &store, err_out));
   return store;
 }
 
@@ -884,10 +911,123 @@ static void test_redis_failures(void) {
   sr_store_free(store);
 }
 
+/* ---- Redis Cluster: the same answers as one node ---- */
+
+static void test_cluster_batch(sr_store *cluster) {
+  where = "cluster batch";
+  /* users spread over many slots; input order is not key order */
+  sr_store *memory = new_store(0);
+  enum { N = 300 };
+  char names[N][24];
+  sr_str uids[N];
+  for (int i = 0; i < N; i++) {
+    snprintf(names[i], sizeof names[i], "batch-user-%d", N - 1 - i);
+    uids[i].ptr = names[i];
+    uids[i].len = strlen(names[i]);
+    if (i % 7 == 3) continue; /* some users have no link */
+    int64_t prev;
+    for (int k = 0; k < 2; k++) {
+      OK(sr_store_set_link(k ? memory : cluster, S(NS), S(names[i]), S(SVC), i % 5, i % 2 ? 300 : -1, &prev,
+                           err_out));
+    }
+  }
+  sr_pod_list a, b;
+  OK(sr_store_batch_get_links(cluster, S(NS), uids, N, S(SVC), &a, err_out));
+  OK(sr_store_batch_get_links(memory, S(NS), uids, N, S(SVC), &b, err_out));
+  CHECK(a.len == N && b.len == N && memcmp(a.pods, b.pods, N * sizeof *a.pods) == 0);
+  int linked = 0;
+  for (size_t i = 0; i < a.len; i++) linked += a.pods[i] >= 0;
+  CHECK(linked == N - N / 7 - (N % 7 > 3));
+  sr_pod_list_free(&a);
+  sr_pod_list_free(&b);
+  sr_store_free(memory);
+}
+
+/* ---- topology arguments, serve_stale_seconds, tls_ca_cert_pem ---- */
+
+static void test_topology_config(void) {
+  where = "topology config";
+  sr_store_config sc;
+  sr_store_config_default(&sc);
+  CHECK(sc.tls_ca_cert_pem == NULL && sc.tls_ca_cert_pem_len == 0);
+  sc.connect_timeout_ms = 300;
+  sc.command_timeout_ms = 300;
+  sr_store *s = NULL;
+  sr_str none[1] = {{S("")}};
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_cluster(NULL, 1, &sc, &s, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_cluster(none, 0, &sc, &s, err_out)); /* no seed */
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_cluster(none, 1, NULL, &s, err_out));
+  sr_str bad_utf8[1] = {{"\xff", 1}};
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_cluster(bad_utf8, 1, &sc, &s, err_out));
+  int port;
+  int fd = listen_silently(&port);
+  close(fd); /* nothing listens there now */
+  char url[64];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+  sr_str dead[1] = {{S(url)}};
+  EXPECT(SR_STORE_UNAVAILABLE, sr_store_connect_cluster(dead, 1, &sc, &s, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_sentinel(NULL, 1, S("main"), &sc, &s, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_sentinel(dead, 0, S("main"), &sc, &s, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_sentinel(dead, 1, NULL, 4, &sc, &s, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_sentinel(dead, 1, S(""), &sc, &s, err_out));
+  EXPECT(SR_STORE_UNAVAILABLE, sr_store_connect_sentinel(dead, 1, S("main"), &sc, &s, err_out));
+  /* a plain redis-server is no sentinel: it cannot name a master */
+  sr_str not_sentinel[1] = {{S(redis_url)}};
+  sr_status st = sr_store_connect_sentinel(not_sentinel, 1, S("main"), &sc, &s, NULL);
+  CHECK(st != SR_OK && st != SR_INTERNAL);
+  CHECK(s == NULL);
+
+  /* a CA certificate is copied during the call; it is ignored by a redis:// connection */
+  static const char pem[] = "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n";
+  char *copy = strdup(pem);
+  sc.tls_ca_cert_pem = (const uint8_t *)copy;
+  sc.tls_ca_cert_pem_len = strlen(copy);
+  sc.connect_timeout_ms = 5000;
+  sc.command_timeout_ms = 2000;
+  OK(sr_store_memory(&sc, &s, err_out));
+  sr_store_free(s);
+  s = NULL;
+  /* with rediss:// it is parsed: an unusable certificate is an error, never a crash */
+  snprintf(url, sizeof url, "rediss://127.0.0.1:%d", port);
+  st = sr_store_connect(S(url), &sc, &s, NULL);
+  CHECK(st != SR_OK && st != SR_INTERNAL && s == NULL);
+  free(copy);
+
+  /* serve_stale_seconds: 60 by default, 0 turns it off, negative or NaN is a config error */
+  sr_base_config cfg;
+  sr_base_config_default(&cfg);
+  CHECK(cfg.serve_stale_seconds == 60.0);
+  sr_store *mem = new_store(0);
+  sr_server_info gw = info(NS, "gateway", 0);
+  sr_client_driver *c = NULL;
+  cfg.serve_stale_seconds = 0.0;
+  OK(sr_client_new(mem, &gw, &cfg, &c, err_out));
+  sr_client_free(c);
+  c = NULL;
+  cfg.serve_stale_seconds = 2.5;
+  OK(sr_client_new(mem, &gw, &cfg, &c, err_out));
+  sr_client_free(c);
+  c = NULL;
+  cfg.serve_stale_seconds = -1.0;
+  EXPECT(SR_INVALID_CONFIG, sr_client_new(mem, &gw, &cfg, &c, err_out));
+  cfg.serve_stale_seconds = NAN;
+  EXPECT(SR_INVALID_CONFIG, sr_client_new(mem, &gw, &cfg, &c, err_out));
+  CHECK(c == NULL);
+  sr_server_driver *sd = NULL;
+  EXPECT(SR_INVALID_CONFIG, sr_server_new(mem, &gw, &cfg, &sd, err_out));
+  CHECK(sd == NULL);
+  sr_store_free(mem);
+}
+
 int main(void) {
   redis_url = getenv("STATEFUL_ROUTE_TEST_REDIS");
   if (redis_url == NULL || redis_url[0] == '\0') {
     fprintf(stderr, "STATEFUL_ROUTE_TEST_REDIS is not set (bindings/c/test.sh starts a redis-server)\n");
+    return 2;
+  }
+  cluster_urls = getenv("STATEFUL_ROUTE_TEST_REDIS_CLUSTER");
+  if (cluster_urls == NULL || cluster_urls[0] == '\0') {
+    fprintf(stderr, "STATEFUL_ROUTE_TEST_REDIS_CLUSTER is not set (bindings/c/test.sh starts a cluster)\n");
     return 2;
   }
   CHECK(strcmp(sr_status_name(SR_OK), "OK") == 0);
@@ -908,6 +1048,21 @@ int main(void) {
   }
   test_redis_failures();
   fprintf(stderr, "%-6s %-14s %s\n", "redis", where, failures ? "see above" : "ok");
+  {
+    void (*tests[])(sr_store *) = {test_store_links, test_flow, test_cluster_batch};
+    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
+      sr_store *store = new_cluster_store();
+      int before = failures;
+      if (store != NULL) tests[i](store);
+      sr_store_free(store);
+      fprintf(stderr, "%-7s %-14s %s\n", "cluster", where, failures == before ? "ok" : "FAILED");
+    }
+  }
+  {
+    int before = failures;
+    test_topology_config();
+    fprintf(stderr, "%-6s %-14s %s\n", "-", where, failures == before ? "ok" : "FAILED");
+  }
   printf("%d passed, %d failed\n", checks - failures, failures);
   return failures ? 1 : 0;
 }
