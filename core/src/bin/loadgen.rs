@@ -1,1 +1,253 @@
-fn main() {}
+//! `stateful-route-loadgen`: load and soak driver for the Redis store (used by
+//! `core/tests/load.rs`; also runnable by hand).
+//!
+//! ```text
+//! stateful-route-loadgen pods    --url URL --prefix P --service S --pods 0,1 [--period SECS]
+//! stateful-route-loadgen gateway --url URL --prefix P --service S --users N [--rounds R]
+//!                                [--concurrency C] [--seed K] [--cache-capacity N]
+//!                                [--out FILE] [--rss-at N]
+//! ```
+//!
+//! `pods` runs one server driver per index, prints `ready`, varies their loads and keeps
+//! publishing until its standard input closes, then stops them.
+//!
+//! `gateway` computes users `user-0` … `user-(N-1)` R times each (in an order of its own,
+//! from `--seed`) with C concurrent callers, checks that every answer for a user equals its
+//! first one (`divergent` counts those that do not), optionally writes the answers to `--out`
+//! (line i: the pod of `user-i`) and prints one line of `key=value` figures: computes,
+//! seconds, computes per second, errors, divergent, and the resident memory (VmRSS, kB) at the
+//! start, after `--rss-at` computes and at the end.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stateful_route::{BaseConfig, ClientDriver, ServerDriver, ServerInfo, Store, StoreConfig};
+
+const NS: &str = "default";
+const NONE: u32 = u32::MAX;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let role = args.next().unwrap_or_default();
+    let mut opts = HashMap::new();
+    while let Some(k) = args.next() {
+        let Some(k) = k.strip_prefix("--") else {
+            die(&format!("unexpected argument {k:?}"));
+        };
+        let v = args
+            .next()
+            .unwrap_or_else(|| die(&format!("--{k} needs a value")));
+        opts.insert(k.to_string(), v);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    match role.as_str() {
+        "pods" => rt.block_on(pods(&opts)),
+        "gateway" => rt.block_on(gateway(&opts)),
+        _ => die("usage: stateful-route-loadgen pods|gateway --url URL --prefix P ..."),
+    }
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("stateful-route-loadgen: {msg}");
+    std::process::exit(2)
+}
+
+fn opt<'a>(opts: &'a HashMap<String, String>, k: &str) -> &'a str {
+    opts.get(k)
+        .map(String::as_str)
+        .unwrap_or_else(|| die(&format!("--{k} is required")))
+}
+
+fn num<T: std::str::FromStr>(opts: &HashMap<String, String>, k: &str, default: T) -> T {
+    match opts.get(k) {
+        None => default,
+        Some(v) => v
+            .parse()
+            .unwrap_or_else(|_| die(&format!("--{k} {v:?} is not a number"))),
+    }
+}
+
+async fn store(opts: &HashMap<String, String>) -> Store {
+    let config = StoreConfig {
+        key_prefix: opt(opts, "prefix").to_string(),
+        ..StoreConfig::default()
+    };
+    Store::redis_with(opt(opts, "url"), &config)
+        .await
+        .unwrap_or_else(|e| die(&format!("connect: {e}")))
+}
+
+fn base_config(opts: &HashMap<String, String>) -> BaseConfig {
+    BaseConfig {
+        service_state_update_period_seconds: num(opts, "period", 0.5),
+        stale_after_seconds: Some(num(opts, "stale-after", 30.0)),
+        cpu_factor: 0.0,
+        cache_capacity: num(opts, "cache-capacity", 100_000),
+        ..BaseConfig::default()
+    }
+}
+
+async fn pods(opts: &HashMap<String, String>) {
+    let store = store(opts).await;
+    let service = opt(opts, "service");
+    let mut drivers = Vec::new();
+    for p in opt(opts, "pods").split(',') {
+        let index: u32 = p.parse().unwrap_or_else(|_| die("--pods: 0,1,..."));
+        let d = ServerDriver::new(
+            store.clone(),
+            ServerInfo::new(NS, service, index),
+            base_config(opts),
+        )
+        .unwrap_or_else(|e| die(&e.to_string()));
+        d.start().await.unwrap_or_else(|e| die(&e.to_string()));
+        drivers.push(d);
+    }
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    // Vary the loads while the gateways run, until stdin closes.
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        for _ in std::io::stdin().lock().lines() {}
+        let _ = tx.send(());
+    });
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                for d in &drivers {
+                    let _ = d.set_load_state(fastrand::u32(0..1000));
+                }
+            }
+            _ = &mut rx => break,
+        }
+    }
+    for d in &drivers {
+        let _ = d.stop().await;
+    }
+}
+
+/// Resident memory of this process in kB.
+fn rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+async fn gateway(opts: &HashMap<String, String>) {
+    let store = store(opts).await;
+    let service = opt(opts, "service").to_string();
+    let users: u64 = num(opts, "users", 10_000);
+    let rounds: u64 = num(opts, "rounds", 1);
+    let concurrency: usize = num(opts, "concurrency", 32);
+    let seed: u64 = num(opts, "seed", 1);
+    let rss_at: u64 = num(opts, "rss-at", 0);
+    let client = ClientDriver::new(store, ServerInfo::new(NS, "gateway", 0), base_config(opts))
+        .unwrap_or_else(|e| die(&e.to_string()));
+    client.init().unwrap();
+    // Each gateway visits the users in an order of its own: i -> (i * stride + offset) mod N.
+    let mut stride = 7919 + 2 * seed;
+    while gcd(stride, users) != 1 {
+        stride += 1;
+    }
+    let offset = seed.wrapping_mul(104_729) % users.max(1);
+
+    let total = users * rounds;
+    let answers: Arc<Vec<AtomicU32>> = Arc::new((0..users).map(|_| AtomicU32::new(NONE)).collect());
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let divergent = Arc::new(AtomicU64::new(0));
+    let rss_mid = Arc::new(AtomicU64::new(0));
+    let client = Arc::new(client);
+    let rss_start = rss_kb();
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, answers, next, errors, divergent, rss_mid, service) = (
+            client.clone(),
+            answers.clone(),
+            next.clone(),
+            errors.clone(),
+            divergent.clone(),
+            rss_mid.clone(),
+            service.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut uid = String::with_capacity(24);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                if i + 1 == rss_at {
+                    rss_mid.store(rss_kb(), Ordering::Relaxed);
+                }
+                let u = ((i % users) * stride + offset) % users;
+                uid.clear();
+                use std::fmt::Write as _;
+                let _ = write!(uid, "user-{u}");
+                match client.compute_linked_pod("", &uid, &service).await {
+                    Ok(pod) => {
+                        let slot = &answers[u as usize];
+                        if let Err(first) =
+                            slot.compare_exchange(NONE, pod, Ordering::Relaxed, Ordering::Relaxed)
+                        {
+                            if first != pod {
+                                divergent.fetch_add(1, Ordering::Relaxed);
+                                eprintln!("divergence: {uid} was {first}, now {pod}");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) < 5 {
+                            eprintln!("compute {uid}: {e}");
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let rss_end = rss_kb();
+    if let Some(path) = opts.get("out") {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        for a in answers.iter() {
+            let a = a.load(Ordering::Relaxed);
+            if a == NONE {
+                writeln!(out, "-").unwrap();
+            } else {
+                writeln!(out, "{a}").unwrap();
+            }
+        }
+        out.flush().unwrap();
+    }
+    println!(
+        "computes={total} seconds={secs:.3} per_second={:.0} errors={} divergent={} rss_kb_start={rss_start} rss_kb_mid={} rss_kb_end={rss_end} cache_len={}",
+        total as f64 / secs,
+        errors.load(Ordering::Relaxed),
+        divergent.load(Ordering::Relaxed),
+        rss_mid.load(Ordering::Relaxed),
+        client.cache_len(),
+    );
+    client.close();
+}

@@ -1,0 +1,126 @@
+//! A small TCP proxy for fault injection, between the drivers and a real `redis-server`, on
+//! loopback. Tests switch its [`Mode`] while traffic flows:
+//!
+//! - [`Mode::Pass`]: forwards bytes as they come.
+//! - [`Mode::Latency`]: holds every chunk, in each direction, for the given time first.
+//! - [`Mode::Drop`]: closes every open connection at once, and closes new ones on accept.
+//! - [`Mode::Blackhole`]: accepts, but forwards nothing: open connections stall (bytes are
+//!   held, as a partitioned network holds them; they flow again when the mode changes) and new
+//!   connections are never connected upstream while it lasts.
+//!
+//! The proxy runs on the tokio runtime that starts it and stops when dropped.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What the proxy does to the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Pass,
+    Latency(Duration),
+    Drop,
+    Blackhole,
+}
+
+/// A running proxy on `127.0.0.1:<port>` forwarding to `upstream`.
+pub struct Proxy {
+    pub port: u16,
+    mode: Arc<watch::Sender<Mode>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Starts a proxy to `127.0.0.1:upstream_port` in [`Mode::Pass`].
+    pub async fn start(upstream_port: u16) -> Proxy {
+        let upstream: SocketAddr = ([127, 0, 0, 1], upstream_port).into();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(watch::channel(Mode::Pass).0);
+        let m = mode.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let rx = m.subscribe();
+                tokio::spawn(connection(client, upstream, rx));
+            }
+        });
+        Proxy { port, mode, accept }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Switches the mode; open connections see the change at once.
+    pub fn set(&self, mode: Mode) {
+        self.mode.send_replace(mode);
+    }
+
+    pub fn mode(&self) -> Mode {
+        *self.mode.borrow()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        // Connections watch the mode; `Drop` ends them.
+        self.mode.send_replace(Mode::Drop);
+    }
+}
+
+/// One proxied connection: lives until either side closes or the mode becomes `Drop`.
+async fn connection(client: TcpStream, upstream: SocketAddr, mut rx: watch::Receiver<Mode>) {
+    let wanted = rx.wait_for(|m| *m != Mode::Blackhole).await.map(|m| *m);
+    if !matches!(wanted, Ok(Mode::Pass | Mode::Latency(_))) {
+        return; // Drop (or proxy gone): close at once
+    }
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    let mut dropped = rx.clone();
+    tokio::select! {
+        _ = async { tokio::join!(pump(cr, sw, rx.clone()), pump(sr, cw, rx.clone())) } => {}
+        _ = dropped.wait_for(|m| *m == Mode::Drop) => {}
+    }
+}
+
+/// Copies one direction, applying the mode to each chunk.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: watch::Receiver<Mode>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        // Hold the chunk while blackholed; then apply the mode in force.
+        let mode = match rx.wait_for(|m| *m != Mode::Blackhole).await {
+            Ok(m) => *m,
+            Err(_) => break,
+        };
+        match mode {
+            Mode::Drop => break,
+            Mode::Latency(d) => tokio::time::sleep(d).await,
+            Mode::Pass | Mode::Blackhole => {}
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}

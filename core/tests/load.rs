@@ -1,0 +1,259 @@
+//! Concurrency, load and a memory soak with real processes (issue 5): pod processes and
+//! gateway processes (`stateful-route-loadgen`) share one `redis-server`. Every user must get
+//! the same pod from every gateway throughout, and that pod must be the link Redis holds.
+//! Figures are printed with `[load]` (run with `--nocapture`).
+//!
+//! Sizes can be raised for a longer local run: `SR_LOAD_USERS`, `SR_LOAD_ROUNDS`,
+//! `SR_LOAD_GATEWAYS`, `SR_SOAK_USERS`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{spawn_redis, unique_prefix};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stateful-route-loadgen");
+const SVC: &str = "room";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn loadgen(args: &[String]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    // SAFETY: prctl is async-signal-safe; the child dies with this process.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn common_args(role: &str, url: &str, prefix: &str) -> Vec<String> {
+    [role, "--url", url, "--prefix", prefix, "--service", SVC]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Pod processes, each running some pods; stopped when dropped (stdin closed).
+struct Pods(Vec<Child>);
+
+impl Pods {
+    fn start(url: &str, prefix: &str, groups: &[&str]) -> Pods {
+        let mut children = Vec::new();
+        for g in groups {
+            let mut args = common_args("pods", url, prefix);
+            args.extend(["--pods".to_string(), g.to_string()]);
+            let mut child = loadgen(&args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert_eq!(line.trim(), "ready", "pod process {g} did not start");
+            children.push(child);
+        }
+        Pods(children)
+    }
+}
+
+impl Drop for Pods {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            drop(c.stdin.take());
+        }
+        for c in &mut self.0 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// The `key=value` figures a gateway printed.
+fn figures(out: &str) -> std::collections::HashMap<String, f64> {
+    out.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect()
+}
+
+/// Waits for `child` (failing after `within`) and returns its figures.
+fn finish(mut child: Child, within: Duration) -> std::collections::HashMap<String, f64> {
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a gateway did not finish within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "gateway failed: {:?}", out.status);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let f = figures(&text);
+    assert!(f.contains_key("computes"), "no figures in {text:?}");
+    f
+}
+
+#[test]
+fn gateways_agree_on_every_user_under_load() {
+    let users = env_or("SR_LOAD_USERS", 100_000);
+    let rounds = env_or("SR_LOAD_ROUNDS", 4);
+    let gateways = env_or("SR_LOAD_GATEWAYS", 3);
+    let (port, _) = spawn_redis(&[]);
+    let url = format!("redis://127.0.0.1:{port}");
+    let prefix = unique_prefix();
+    let _pods = Pods::start(&url, &prefix, &["0,1", "2,3"]);
+    let dir = std::env::temp_dir().join(format!("sr-load-{prefix}"));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let started = Instant::now();
+    let mut children = Vec::new();
+    for g in 0..gateways {
+        let mut args = common_args("gateway", &url, &prefix);
+        let file = dir.join(format!("gw{g}.txt"));
+        args.extend(
+            [
+                "--users",
+                &users.to_string(),
+                "--rounds",
+                &rounds.to_string(),
+                "--concurrency",
+                "32",
+                "--seed",
+                &(g + 1).to_string(),
+                // Smaller than the user count: later rounds mix cache hits and store calls.
+                "--cache-capacity",
+                &(users * 3 / 4).to_string(),
+                "--out",
+                file.to_str().unwrap(),
+            ]
+            .map(String::from),
+        );
+        children.push(loadgen(&args).stdout(Stdio::piped()).spawn().unwrap());
+    }
+    let mut total = 0.0;
+    for (g, child) in children.into_iter().enumerate() {
+        let f = finish(child, Duration::from_secs(600));
+        eprintln!("[load] gateway {g}: {f:?}");
+        assert_eq!(f["errors"], 0.0, "gateway {g} had errors");
+        assert_eq!(
+            f["divergent"], 0.0,
+            "gateway {g} changed its answer for a user"
+        );
+        total += f["computes"];
+    }
+    let wall = started.elapsed();
+
+    // Every gateway's answer for every user, against each other and against Redis.
+    let answers: Vec<Vec<String>> = (0..gateways)
+        .map(|g| {
+            std::fs::read_to_string(dir.join(format!("gw{g}.txt")))
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect()
+        })
+        .collect();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let mut divergent = 0u64;
+    let mut per_pod = std::collections::BTreeMap::<String, u64>::new();
+    for start in (0..users).step_by(1000) {
+        let end = (start + 1000).min(users);
+        let keys: Vec<String> = (start..end)
+            .map(|u| format!("{prefix}:{{default:lk:user-{u}}}{SVC}"))
+            .collect();
+        let stored: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(&mut con).unwrap();
+        for (i, s) in stored.into_iter().enumerate() {
+            let u = start as usize + i;
+            let s = s.unwrap_or_else(|| panic!("user-{u} has no link in Redis"));
+            for a in &answers {
+                if a[u] != s {
+                    divergent += 1;
+                }
+            }
+            *per_pod.entry(s).or_default() += 1;
+        }
+    }
+    eprintln!(
+        "[load] {gateways} gateway processes, 2 pod processes (4 pods), {users} users, {total} computes in {wall:?}: {:.0} computes/s overall; divergence {divergent}; users per pod {per_pod:?}",
+        total / wall.as_secs_f64()
+    );
+    assert_eq!(
+        divergent, 0,
+        "gateways disagree with each other or with Redis"
+    );
+    assert!(total >= 1_000_000.0 || std::env::var("SR_LOAD_ROUNDS").is_ok());
+    assert!(users >= 100_000 || std::env::var("SR_LOAD_USERS").is_ok());
+    assert_eq!(per_pod.len(), 4, "every pod got users: {per_pod:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A gateway computing far more users than its cache holds: resident memory after the warm-up
+/// and at the end stay within a bound (no growth with the number of users).
+#[test]
+fn gateway_memory_stays_bounded_over_many_users() {
+    let users = env_or("SR_SOAK_USERS", 150_000);
+    let capacity = 5_000;
+    let (port, _) = spawn_redis(&[]);
+    let url = format!("redis://127.0.0.1:{port}");
+    let prefix = unique_prefix();
+    let _pods = Pods::start(&url, &prefix, &["0,1"]);
+    let mut args = common_args("gateway", &url, &prefix);
+    let mid = users / 3;
+    args.extend(
+        [
+            "--users",
+            &users.to_string(),
+            "--rounds",
+            "1",
+            "--concurrency",
+            "32",
+            "--cache-capacity",
+            &capacity.to_string(),
+            "--rss-at",
+            &mid.to_string(),
+        ]
+        .map(String::from),
+    );
+    let f = finish(
+        loadgen(&args).stdout(Stdio::piped()).spawn().unwrap(),
+        Duration::from_secs(600),
+    );
+    let (start, at_mid, end) = (f["rss_kb_start"], f["rss_kb_mid"], f["rss_kb_end"]);
+    eprintln!(
+        "[load] soak: {users} users through a cache of {capacity}: VmRSS {start} kB at start, {at_mid} kB after {mid} computes, {end} kB after {users}; cache holds {}; {:.0} computes/s",
+        f["cache_len"], f["per_second"]
+    );
+    assert_eq!(f["errors"], 0.0);
+    assert!(at_mid > 0.0);
+    assert!(
+        f["cache_len"] <= capacity as f64 * 1.1,
+        "cache over capacity"
+    );
+    // Twice as many users again must not cost more than a few MB (allocator slack).
+    assert!(
+        end <= at_mid + 8_192.0,
+        "resident memory grew from {at_mid} kB to {end} kB"
+    );
+}
