@@ -317,7 +317,7 @@ async fn redis_restarted_empty_gets_states_back_within_a_period() {
     let url = format!("redis://127.0.0.1:{port}");
     let prefix = unique_prefix();
     let store = connect(&url, &prefix).await;
-    let pods = vec![pod(&store, 0).await, pod(&store, 1).await];
+    let pods = [pod(&store, 0).await, pod(&store, 1).await];
     let gw = gateway(&store, config());
     let short = gateway(&store, short_cache_config());
     assert_eq!(gw.alive_pods(SVC).await.unwrap(), vec![0, 1]);
