@@ -1,0 +1,381 @@
+//! The C entry points with random bytes (issue 5): invalid UTF-8, control characters, braces,
+//! long strings (up to 1 MiB, with pointers valid for their whole length), NULL pointers and
+//! out-of-range numbers. Every call must return a status (never crash or unwind), the status
+//! must be `SR_OK` exactly when SPEC §2/§4 allow the arguments, and an error must come with a
+//! readable message. The library is the `cdylib` this crate builds, loaded with `dlopen`, so
+//! the calls cross a real C ABI boundary.
+//!
+//! Bounded for CI; a longer local run: `PROPTEST_CASES=20000 cargo test -p stateful-route-c
+//! --test fuzz_entry_points`.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ptr::{null, null_mut};
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+const SR_OK: i32 = 0;
+const SR_INVALID_ARGUMENT: i32 = 1;
+
+extern "C" {
+    fn dlopen(filename: *const c_char, flag: c_int) -> *mut c_void;
+    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+    fn dlerror() -> *const c_char;
+}
+
+type Store = c_void;
+type Error = c_void;
+type Str = (*const u8, usize);
+
+type StoreConfigDefault = unsafe extern "C" fn(*mut u8) -> i32;
+type StoreMemory = unsafe extern "C" fn(*const u8, *mut *mut Store, *mut *mut Error) -> i32;
+type StoreConnect =
+    unsafe extern "C" fn(*const u8, usize, *const u8, *mut *mut Store, *mut *mut Error) -> i32;
+type StoreFree = unsafe extern "C" fn(*mut Store);
+#[allow(clippy::type_complexity)]
+type SetLink = unsafe extern "C" fn(
+    *const Store,
+    *const u8,
+    usize,
+    *const u8,
+    usize,
+    *const u8,
+    usize,
+    i64,
+    i64,
+    *mut i64,
+    *mut *mut Error,
+) -> i32;
+#[allow(clippy::type_complexity)]
+type GetLinkIfPersist = unsafe extern "C" fn(
+    *const Store,
+    *const u8,
+    usize,
+    *const u8,
+    usize,
+    *const u8,
+    usize,
+    *mut i64,
+    *mut *mut Error,
+) -> i32;
+type ErrorCode = unsafe extern "C" fn(*const Error) -> i32;
+type ErrorMessage = unsafe extern "C" fn(*const Error) -> *const c_char;
+type ErrorFree = unsafe extern "C" fn(*mut Error);
+type StatusName = unsafe extern "C" fn(i32) -> *const c_char;
+
+struct Api {
+    store_config_default: StoreConfigDefault,
+    store_memory: StoreMemory,
+    store_connect: StoreConnect,
+    store_free: StoreFree,
+    set_link: SetLink,
+    get_link_if_persist: GetLinkIfPersist,
+    error_code: ErrorCode,
+    error_message: ErrorMessage,
+    error_free: ErrorFree,
+    status_name: StatusName,
+}
+
+/// `libstateful_route.so` next to this test's directory (`target/<profile>/`).
+fn api() -> &'static Api {
+    static API: OnceLock<Api> = OnceLock::new();
+    API.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().unwrap().parent().unwrap();
+        let path = dir.join("libstateful_route.so");
+        assert!(path.exists(), "{} not built", path.display());
+        let c = CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: plain dlopen/dlsym; each symbol is cast to its signature in the header.
+        unsafe {
+            let h = dlopen(c.as_ptr(), 2 /* RTLD_NOW */);
+            assert!(
+                !h.is_null(),
+                "dlopen: {:?}",
+                CStr::from_ptr(dlerror()).to_string_lossy()
+            );
+            let sym = |name: &str| {
+                let n = CString::new(name).unwrap();
+                let p = dlsym(h, n.as_ptr());
+                assert!(!p.is_null(), "missing symbol {name}");
+                p
+            };
+            Api {
+                store_config_default: std::mem::transmute::<*mut c_void, StoreConfigDefault>(sym(
+                    "sr_store_config_default",
+                )),
+                store_memory: std::mem::transmute::<*mut c_void, StoreMemory>(sym(
+                    "sr_store_memory",
+                )),
+                store_connect: std::mem::transmute::<*mut c_void, StoreConnect>(sym(
+                    "sr_store_connect",
+                )),
+                store_free: std::mem::transmute::<*mut c_void, StoreFree>(sym("sr_store_free")),
+                set_link: std::mem::transmute::<*mut c_void, SetLink>(sym("sr_store_set_link")),
+                get_link_if_persist: std::mem::transmute::<*mut c_void, GetLinkIfPersist>(sym(
+                    "sr_store_get_link_if_persist",
+                )),
+                error_code: std::mem::transmute::<*mut c_void, ErrorCode>(sym("sr_error_code")),
+                error_message: std::mem::transmute::<*mut c_void, ErrorMessage>(sym(
+                    "sr_error_message",
+                )),
+                error_free: std::mem::transmute::<*mut c_void, ErrorFree>(sym("sr_error_free")),
+                status_name: std::mem::transmute::<*mut c_void, StatusName>(sym("sr_status_name")),
+            }
+        }
+    })
+}
+
+/// A default `sr_store_config`, filled by the library into a buffer larger than the struct
+/// (so this test does not depend on its layout).
+fn default_store_config() -> Box<[u64; 64]> {
+    let mut buf = Box::new([0u64; 64]);
+    // SAFETY: the buffer is larger than `sr_store_config` and 8-byte aligned.
+    let s = unsafe { (api().store_config_default)(buf.as_mut_ptr().cast()) };
+    assert_eq!(s, SR_OK);
+    buf
+}
+
+fn memory_store() -> *mut Store {
+    let cfg = default_store_config();
+    let mut store = null_mut();
+    // SAFETY: valid config and out pointer.
+    let s = unsafe { (api().store_memory)(cfg.as_ptr().cast(), &mut store, null_mut()) };
+    assert_eq!(s, SR_OK);
+    store
+}
+
+/// Checks the error of a failed call (code matches, message is a readable C string) and frees it.
+fn check_error(status: i32, err: *mut Error) -> String {
+    if status == SR_OK {
+        assert!(err.is_null(), "an error was set on success");
+        return String::new();
+    }
+    assert!(!err.is_null(), "status {status} without an error");
+    let api = api();
+    // SAFETY: `err` came from the library and is freed once below.
+    unsafe {
+        assert_eq!((api.error_code)(err), status);
+        let msg = CStr::from_ptr((api.error_message)(err))
+            .to_str()
+            .expect("error message is UTF-8")
+            .to_string();
+        assert!(!msg.is_empty());
+        (api.error_free)(err);
+        msg
+    }
+}
+
+// SPEC §2, independently of the library.
+fn ns_ok(b: &[u8]) -> bool {
+    (1..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+}
+fn svc_ok(b: &[u8]) -> bool {
+    (1..=253).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+fn uid_ok(b: &[u8]) -> bool {
+    std::str::from_utf8(b).is_ok_and(|s| {
+        (1..=512).contains(&s.len())
+            && s.chars()
+                .all(|c| c != '{' && c != '}' && !(c < ' ' || ('\u{7f}'..='\u{9f}').contains(&c)))
+    })
+}
+
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    let alphabet = prop::sample::select(
+        b"az09-AZ._:{} \n\x00\x7f\xc2\x85\xc3\xa9\xe7\x94\xa8\xff\xfe".to_vec(),
+    );
+    prop_oneof![
+        4 => prop::collection::vec(alphabet, 0..16),
+        2 => prop::collection::vec(any::<u8>(), 0..600),
+        1 => (1usize..(1 << 20)).prop_map(|n| vec![b'a'; n]),
+        1 => Just(b"default".to_vec()),
+        1 => Just(b"room".to_vec()),
+        1 => Just("user-1".as_bytes().to_vec()),
+    ]
+}
+
+#[test]
+fn random_bytes_get_a_status_and_never_a_crash() {
+    let api = api();
+    let store = memory_store();
+    let numbers = prop::sample::select(vec![
+        -2i64,
+        -1,
+        0,
+        1,
+        300,
+        i32::MAX as i64,
+        i32::MAX as i64 + 1,
+        i64::MIN,
+        i64::MAX,
+    ]);
+    let mut runner = TestRunner::new(Config {
+        cases: cases(300),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(
+            &(bytes(), bytes(), bytes(), numbers.clone(), numbers),
+            |(ns, uid, svc, pod, ttl)| {
+                let valid = ns_ok(&ns)
+                    && uid_ok(&uid)
+                    && svc_ok(&svc)
+                    && (0..=i32::MAX as i64).contains(&pod)
+                    && (ttl == -1 || (1..=i32::MAX as i64).contains(&ttl));
+                let (mut prev, mut err) = (0i64, null_mut());
+                // SAFETY: every pointer is valid for its length; `store` is live.
+                let s = unsafe {
+                    (api.set_link)(
+                        store,
+                        ns.as_ptr(),
+                        ns.len(),
+                        uid.as_ptr(),
+                        uid.len(),
+                        svc.as_ptr(),
+                        svc.len(),
+                        pod,
+                        ttl,
+                        &mut prev,
+                        &mut err,
+                    )
+                };
+                let msg = check_error(s, err);
+                prop_assert_eq!(s == SR_OK, valid, "{}", msg);
+                if !valid {
+                    prop_assert_eq!(s, SR_INVALID_ARGUMENT);
+                }
+                let (mut got, mut err) = (0i64, null_mut());
+                // SAFETY: as above.
+                let s = unsafe {
+                    (api.get_link_if_persist)(
+                        store,
+                        ns.as_ptr(),
+                        ns.len(),
+                        uid.as_ptr(),
+                        uid.len(),
+                        svc.as_ptr(),
+                        svc.len(),
+                        &mut got,
+                        &mut err,
+                    )
+                };
+                check_error(s, err);
+                prop_assert_eq!(s == SR_OK, ns_ok(&ns) && uid_ok(&uid) && svc_ok(&svc));
+                if valid && ttl == -1 {
+                    prop_assert_eq!(got, pod);
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    // SAFETY: made above, freed once.
+    unsafe { (api.store_free)(store) };
+}
+
+#[test]
+fn null_pointers_are_invalid_arguments() {
+    let api = api();
+    let store = memory_store();
+    let good: [Str; 3] = [
+        (b"default".as_ptr(), 7),
+        (b"u1".as_ptr(), 2),
+        (b"room".as_ptr(), 4),
+    ];
+    for hole in 0..5 {
+        let mut args = good;
+        let mut len_big = good;
+        if hole < 3 {
+            args[hole] = (null(), 0);
+            len_big[hole] = (null(), 5);
+        }
+        for a in [args, len_big] {
+            let mut prev = 0i64;
+            let prev_ptr: *mut i64 = if hole == 3 { null_mut() } else { &mut prev };
+            let st: *const Store = if hole == 4 { null() } else { store };
+            let mut err = null_mut();
+            // SAFETY: non-NULL pointers are valid for their lengths.
+            let s = unsafe {
+                (api.set_link)(
+                    st, a[0].0, a[0].1, a[1].0, a[1].1, a[2].0, a[2].1, 0, -1, prev_ptr, &mut err,
+                )
+            };
+            assert_eq!(s, SR_INVALID_ARGUMENT, "NULL in argument {hole}");
+            let msg = check_error(s, err);
+            assert!(msg.contains("is NULL"), "{msg}");
+            // A NULL err_out is allowed: the status alone.
+            // SAFETY: as above.
+            let s2 = unsafe {
+                (api.set_link)(
+                    st,
+                    a[0].0,
+                    a[0].1,
+                    a[1].0,
+                    a[1].1,
+                    a[2].0,
+                    a[2].1,
+                    0,
+                    -1,
+                    prev_ptr,
+                    null_mut(),
+                )
+            };
+            assert_eq!(s2, s);
+        }
+    }
+    // SAFETY: NULL is documented as "no error"; any status has a name.
+    unsafe {
+        assert_eq!((api.error_code)(null()), SR_INVALID_ARGUMENT);
+        assert_eq!(CStr::from_ptr((api.error_message)(null())).to_bytes(), b"");
+        (api.error_free)(null_mut());
+        (api.store_free)(null_mut());
+        for s in [i32::MIN, -1, 0, 1, 10, 11, i32::MAX] {
+            assert!(!CStr::from_ptr((api.status_name)(s)).to_bytes().is_empty());
+        }
+        (api.store_free)(store);
+    }
+}
+
+#[test]
+fn connect_with_random_non_urls_is_an_invalid_argument() {
+    let api = api();
+    let cfg = default_store_config();
+    let mut runner = TestRunner::new(Config {
+        cases: cases(200),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    // No ':' at all, so no scheme and nothing that could be dialled.
+    let url = prop::collection::vec(any::<u8>().prop_filter("no ':'", |b| *b != b':'), 0..300);
+    runner
+        .run(&url, |url| {
+            let (mut store, mut err) = (null_mut(), null_mut());
+            // SAFETY: valid pointers for their lengths.
+            let s = unsafe {
+                (api.store_connect)(
+                    url.as_ptr(),
+                    url.len(),
+                    cfg.as_ptr().cast(),
+                    &mut store,
+                    &mut err,
+                )
+            };
+            check_error(s, err);
+            prop_assert_eq!(s, SR_INVALID_ARGUMENT);
+            prop_assert!(store.is_null());
+            Ok(())
+        })
+        .unwrap();
+}
