@@ -81,6 +81,11 @@ export declare class ClientDriver {
   /** The service `tag` stands for, or `null`. */
   getServiceNameByTag(tag: string): Promise<string | null>
   /**
+   * Places new users of `service` with the built-in policy `placement` (`'p2c'`,
+   * `'random'`, `'round_robin'`, `'rendezvous'`, `'weighted'`) instead of the configured one.
+   */
+  setServicePlacement(service: string, placement: string): void
+  /**
    * Calls `callback` on the JS thread whenever a snapshot refresh sees a pod's routing state
    * change. The callback does not keep the process alive. Returns an id for
    * `removeRoutingStateListener`.
@@ -117,6 +122,15 @@ export declare class ServerDriver {
   getLoadState(): number
   /** The weighted load this pod publishes, from the last CPU sample. */
   weightedLoad(): number
+  /** The weighted load now, or the error of a load calculator that fails. */
+  tryWeightedLoad(): number
+  /**
+   * Sets this pod's placement weight for the `'weighted'` policy (a whole number >= 0;
+   * default 100; 0 = never chosen by weight). Published at once when running.
+   */
+  setWeight(weight: number): Promise<void>
+  /** This pod's placement weight. */
+  getWeight(): number
   /**
    * Sets the routing state; when running, publishes it at once (draining does not wait a
    * period).
@@ -150,6 +164,16 @@ export declare class Store {
    */
   static connect(url: string, config?: StoreConfig | undefined | null): Promise<Store>
   /**
+   * Connects to a Redis Cluster through any of its nodes (`urls`: seed nodes). Behaviour is
+   * the same as on one node; redirections and failovers are followed.
+   */
+  static connectCluster(urls: Array<string>, config?: StoreConfig | undefined | null): Promise<Store>
+  /**
+   * Connects to the master that the Redis Sentinels at `sentinelUrls` call `masterName`;
+   * when they fail over, the store follows the new master.
+   */
+  static connectSentinel(sentinelUrls: Array<string>, masterName: string, config?: StoreConfig | undefined | null): Promise<Store>
+  /**
    * Sets a link unconditionally (`ttl`: -1 persistent, > 0 seconds); resolves to the
    * previous pod or `null`.
    */
@@ -180,10 +204,11 @@ export declare class Store {
    */
   batchGetLinks(namespace: string, uids: Array<string>, service: string): Promise<Record<string, Array<string>>>
   /**
-   * Publishes a pod's state stamped with the store's clock; resolves to the stamp (ms).
-   * Pods do this themselves through `ServerDriver`; this is for tools and tests.
+   * Publishes a pod's state stamped with the store's clock, with a placement weight
+   * (default 100); resolves to the stamp (ms). Pods do this themselves through
+   * `ServerDriver`; this is for tools and tests.
    */
-  publishPodState(namespace: string, service: string, pod: number, load: number, routingState: RoutingState): Promise<number>
+  publishPodState(namespace: string, service: string, pod: number, load: number, routingState: RoutingState, weight?: number | undefined | null): Promise<number>
   /** A service's pod states, sorted by pod index (unparsable entries are skipped and logged). */
   podStates(namespace: string, service: string): Promise<Array<PodState>>
   /** Sets a service's workload state (a word; `'READY'` means ready). */
@@ -219,7 +244,10 @@ export interface BaseConfig {
    * Default 500.
    */
   loadRange?: number
-  /** Placement policy: `'p2c'` (default), `'random'` or `'round_robin'`. */
+  /**
+   * Placement policy: `'p2c'` (default), `'random'`, `'round_robin'`, `'rendezvous'` or
+   * `'weighted'` (by the weight each pod publishes).
+   */
   placement?: string
   /** Most links a client driver caches; 0 turns the cache off. Default 100000. */
   cacheCapacity?: number
@@ -228,6 +256,11 @@ export interface BaseConfig {
    * Default 0.
    */
   drainSeconds?: number
+  /**
+   * While the store cannot be reached, a cached link that expired at most this long ago is
+   * still served (seconds, >= 0; 0 turns it off). Default 60.
+   */
+  serveStaleSeconds?: number
 }
 
 /**
@@ -281,6 +314,8 @@ export interface PodState {
   updateMs: number
   /** Its routing state. */
   routingState: RoutingState
+  /** Its placement weight for the `'weighted'` policy (default 100). */
+  weight: number
 }
 
 /** Whether a pod takes new users. */
@@ -330,6 +365,11 @@ export interface StoreConfig {
   connectTimeoutSeconds?: number
   /** Deadline for one store command, in seconds. Default 2. */
   commandTimeoutSeconds?: number
+  /**
+   * For `rediss://`: the PEM certificate (chain) of the CA that signed the server's
+   * certificate, trusted in addition to the system's roots.
+   */
+  tlsCaCertPem?: string
 }
 
 /** The outcome of a try-set. */

@@ -21,7 +21,7 @@ const CODES = new Set(native.errorCodes())
 /** Methods that return a Promise, per class; every other method is synchronous. */
 const ASYNC_METHODS = {
   Store: {
-    static: ['connect'],
+    static: ['connect', 'connectCluster', 'connectSentinel'],
     proto: [
       'setLink',
       'setLinkIfAbsent',
@@ -73,6 +73,7 @@ const ASYNC_METHODS = {
       'start',
       'stop',
       'setRoutingState',
+      'setWeight',
       'setLinkedPod',
       'trySetLinkedPod',
       'removeLinkedPod',

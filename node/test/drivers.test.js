@@ -191,6 +191,45 @@ for (const kind of h.STORES) {
       )
     })
 
+    it('weights, per-service placement policies and the new config fields', async () => {
+      const { store } = await kind.make()
+      const ns = unique('ns')
+      const [p0, p1] = track(...(await startPods(store, ns, SVC, [0, 1])))
+      assert.equal(p0.getWeight(), 100)
+      await p1.setWeight(0) // never chosen by weight
+      assert.equal(p1.getWeight(), 0)
+      assert.equal(p0.tryWeightedLoad(), 0)
+      const c = track(newClient(store, ns))[0]
+      c.setServicePlacement(SVC, 'weighted')
+      await until(async () => {
+        await c.refreshService(SVC)
+        return (await c.podStates(SVC)).find((s) => s.podIndex === 1)?.weight === 0
+      }, 'weight 0 in the snapshot')
+      for (let i = 0; i < 30; i++) assert.equal(await c.computeLinkedPod(ns, `w${i}`, SVC), 0)
+      // Another gateway with rendezvous placement (pod 1 has weight 0 but is routable).
+      const [r] = track(newClient(store, ns, { ...FAST, placement: 'rendezvous' }))
+      assert.equal(r.config.placement, 'rendezvous')
+      assert.ok([0, 1].includes(await r.computeLinkedPod(ns, 'rv', SVC)))
+      throwsWith(() => c.setServicePlacement(SVC, 'nearest'), 'INVALID_ARGUMENT', /placement/)
+      assert.equal(c.config.serveStaleSeconds, 60)
+      const cfg = new sr.ClientDriver(
+        store,
+        { namespace: ns, serviceName: 'g', podIndex: 0 },
+        { serveStaleSeconds: 5 },
+      )
+      assert.equal(cfg.config.serveStaleSeconds, 5)
+      await store.publishPodState(ns, 'other', 3, 10, sr.RoutingState.Ready, 7)
+      assert.deepEqual(
+        (await store.podStates(ns, 'other')).map((s) => [
+          s.podIndex,
+          s.load,
+          s.weight,
+          s.routingState,
+        ]),
+        [[3, 10, 7, 'READY']],
+      )
+    })
+
     it('error codes: POD_UNAVAILABLE, NAMESPACE_NOT_LOCAL, CLOSED, INVALID_CONFIG, INVALID_ARGUMENT', async () => {
       const { store } = await kind.make()
       const ns = unique('ns')
@@ -293,6 +332,13 @@ describe('store errors', () => {
       'STORE_UNAVAILABLE',
     )
     await rejectsWith(sr.Store.connect('not a url'), 'INVALID_ARGUMENT', /url/)
+    const opts = { connectTimeoutSeconds: 1 }
+    await rejectsWith(
+      sr.Store.connectCluster([`redis://127.0.0.1:${port}`], opts),
+      'STORE_UNAVAILABLE',
+    )
+    const sentinel = sr.Store.connectSentinel([`redis://127.0.0.1:${port}`], 'mymaster', opts)
+    await rejectsWith(sentinel, 'STORE_UNAVAILABLE')
   })
 
   it('TIMEOUT when Redis does not answer in time', async () => {

@@ -16,6 +16,10 @@ import {
   type TrySetOutcome,
 } from 'stateful-route'
 
+function client0(store: Store, info: ServerInfo): ClientDriver {
+  return new ClientDriver(store, info, { serveStaleSeconds: 30, placement: 'weighted' })
+}
+
 export async function example(url: string | undefined): Promise<number> {
   const store: Store = url ? await Store.connect(url, { keyPrefix: 'sf' }) : Store.memory()
   const info: ServerInfo = { namespace: 'default', serviceName: 'room', podIndex: 0 }
@@ -24,6 +28,13 @@ export async function example(url: string | undefined): Promise<number> {
   await server.start()
   server.setLoadState(150)
   await server.setRoutingState(RoutingState.DenyNewCall)
+  await server.setWeight(50)
+  const weight: number = server.getWeight()
+  client0(store, info).setServicePlacement('room', 'rendezvous')
+  const cluster: Promise<Store> = Store.connectCluster(['redis://127.0.0.1:7000'], {
+    commandTimeoutSeconds: 1,
+  })
+  void [weight, cluster]
   const state: RoutingState = server.getRoutingState()
 
   const client = new ClientDriver(store, info)

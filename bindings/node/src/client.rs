@@ -12,9 +12,11 @@ use napi::bindgen_prelude::{Function, PromiseRaw};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::Env;
 use napi_derive::napi;
-use stateful_route as core;
+use stateful_route::{self as core, ErrorKind};
 
-use crate::config::{pod_index, ttl, BaseConfig, Link, PodState, RoutingState, ServerInfo, Text};
+use crate::config::{
+    self, pod_index, ttl, BaseConfig, Link, PodState, RoutingState, ServerInfo, Text,
+};
 use crate::error::{Code, OrThrow, Result};
 use crate::runtime::promise;
 use crate::store::{by_pod, Store};
@@ -443,6 +445,14 @@ impl ClientDriver {
     ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
         let c = self.inner.clone();
         promise(env, async move { c.get_service_name_by_tag(&tag).await })
+    }
+
+    /// Places new users of `service` with the built-in policy `placement` (`'p2c'`,
+    /// `'random'`, `'round_robin'`, `'rendezvous'`, `'weighted'`) instead of the configured one.
+    #[napi]
+    pub fn set_service_placement(&self, service: String, placement: String) -> Result<()> {
+        let p = config::placement(ErrorKind::InvalidArgument, &placement).or_throw()?;
+        self.inner.set_service_placement(&service, p).or_throw()
     }
 
     /// Calls `callback` on the JS thread whenever a snapshot refresh sees a pod's routing state

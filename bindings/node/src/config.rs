@@ -147,69 +147,70 @@ pub struct BaseConfig {
     /// Pods whose load is within this of the least loaded pod are all good candidates.
     /// Default 500.
     pub load_range: Option<f64>,
-    /// Placement policy: `'p2c'` (default), `'random'` or `'round_robin'`.
+    /// Placement policy: `'p2c'` (default), `'random'`, `'round_robin'`, `'rendezvous'` or
+    /// `'weighted'` (by the weight each pod publishes).
     pub placement: Option<String>,
     /// Most links a client driver caches; 0 turns the cache off. Default 100000.
     pub cache_capacity: Option<f64>,
     /// How long `stop()` keeps the pod in `DENY_NEW_CALL` before `SHUTDOWN` (seconds, >= 0).
     /// Default 0.
     pub drain_seconds: Option<f64>,
+    /// While the store cannot be reached, a cached link that expired at most this long ago is
+    /// still served (seconds, >= 0; 0 turns it off). Default 60.
+    pub serve_stale_seconds: Option<f64>,
+}
+
+/// The built-in placement policy called `name`.
+pub fn placement(kind: ErrorKind, name: &str) -> core::Result<Placement> {
+    Placement::from_name(name).ok_or_else(|| {
+        invalid(
+            kind,
+            "placement",
+            format!("{name:?} is not one of p2c, random, round_robin, rendezvous, weighted"),
+        )
+    })
 }
 
 impl BaseConfig {
     /// The core's config: the given fields over the core's defaults. The core validates it.
     pub fn into_core(self) -> core::Result<core::BaseConfig> {
-        let d = core::BaseConfig::default();
-        let int = |field: &str, v: Option<f64>, default: u64, max: f64| -> core::Result<u64> {
-            match v {
-                None => Ok(default),
-                Some(v) => Ok(whole(ErrorKind::InvalidConfig, field, v, 0.0, max)? as u64),
-            }
+        let mut c = core::BaseConfig::default();
+        let int = |field: &str, v: f64, max: f64| -> core::Result<u64> {
+            Ok(whole(ErrorKind::InvalidConfig, field, v, 0.0, max)? as u64)
         };
-        let placement = match self.placement {
-            None => d.placement,
-            Some(name) => Placement::from_name(&name).ok_or_else(|| {
-                invalid(
-                    ErrorKind::InvalidConfig,
-                    "placement",
-                    format!("{name:?} is not one of p2c, random, round_robin"),
-                )
-            })?,
-        };
-        Ok(core::BaseConfig {
-            service_state_update_period_seconds: self
-                .service_state_update_period_seconds
-                .unwrap_or(d.service_state_update_period_seconds),
-            cpu_factor: self.cpu_factor.unwrap_or(d.cpu_factor),
-            temp_link_info_cache_time_seconds: int(
-                "temp_link_info_cache_time_seconds",
-                self.temp_link_info_cache_time_seconds,
-                d.temp_link_info_cache_time_seconds,
-                MAX_SAFE,
-            )?,
-            user_link_info_cache_time_seconds: int(
-                "user_link_info_cache_time_seconds",
-                self.user_link_info_cache_time_seconds,
-                d.user_link_info_cache_time_seconds,
-                MAX_SAFE,
-            )?,
-            stale_after_seconds: self.stale_after_seconds.or(d.stale_after_seconds),
-            load_range: int(
-                "load_range",
-                self.load_range,
-                d.load_range.into(),
-                u32::MAX.into(),
-            )? as u32,
-            placement,
-            cache_capacity: int(
-                "cache_capacity",
-                self.cache_capacity,
-                d.cache_capacity,
-                MAX_SAFE,
-            )?,
-            drain_seconds: self.drain_seconds.unwrap_or(d.drain_seconds),
-            ..core::BaseConfig::default()
-        })
+        if let Some(v) = self.service_state_update_period_seconds {
+            c.service_state_update_period_seconds = v;
+        }
+        if let Some(v) = self.cpu_factor {
+            c.cpu_factor = v;
+        }
+        if let Some(v) = self.temp_link_info_cache_time_seconds {
+            c.temp_link_info_cache_time_seconds =
+                int("temp_link_info_cache_time_seconds", v, MAX_SAFE)?;
+        }
+        if let Some(v) = self.user_link_info_cache_time_seconds {
+            c.user_link_info_cache_time_seconds =
+                int("user_link_info_cache_time_seconds", v, MAX_SAFE)?;
+        }
+        if let Some(v) = self.stale_after_seconds {
+            c.stale_after_seconds = Some(v);
+        }
+        if let Some(v) = self.load_range {
+            c.load_range = int("load_range", v, u32::MAX.into())? as u32;
+        }
+        if let Some(name) = self.placement {
+            c.placement = placement(ErrorKind::InvalidConfig, &name)?;
+        }
+        if let Some(v) = self.cache_capacity {
+            c.cache_capacity = int("cache_capacity", v, MAX_SAFE)?;
+        }
+        if let Some(v) = self.drain_seconds {
+            c.drain_seconds = v;
+        }
+        if let Some(v) = self.serve_stale_seconds {
+            c.serve_stale_seconds = v;
+        }
+        Ok(c)
     }
 
     /// The config in force, every field filled in.
@@ -224,6 +225,7 @@ impl BaseConfig {
             placement: Some(c.placement.name().to_string()),
             cache_capacity: Some(c.cache_capacity as f64),
             drain_seconds: Some(c.drain_seconds),
+            serve_stale_seconds: Some(c.serve_stale_seconds),
         }
     }
 }
@@ -351,6 +353,8 @@ pub struct PodState {
     pub update_ms: f64,
     /// Its routing state.
     pub routing_state: RoutingState,
+    /// Its placement weight for the `'weighted'` policy (default 100).
+    pub weight: u32,
 }
 
 impl From<core::PodState> for PodState {
@@ -360,6 +364,7 @@ impl From<core::PodState> for PodState {
             load: p.load,
             update_ms: p.update_ms as f64,
             routing_state: p.routing.into(),
+            weight: p.weight,
         }
     }
 }

@@ -78,6 +78,30 @@ impl ServerDriver {
         self.inner.weighted_load()
     }
 
+    /// The weighted load now, or the error of a load calculator that fails.
+    #[napi]
+    pub fn try_weighted_load(&self) -> Result<u32> {
+        self.inner.try_weighted_load().or_throw()
+    }
+
+    /// Sets this pod's placement weight for the `'weighted'` policy (a whole number >= 0;
+    /// default 100; 0 = never chosen by weight). Published at once when running.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn set_weight<'env>(
+        &self,
+        env: &'env Env,
+        weight: f64,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let s = self.inner.clone();
+        promise(env, async move { s.set_weight(load(weight)?).await })
+    }
+
+    /// This pod's placement weight.
+    #[napi]
+    pub fn get_weight(&self) -> u32 {
+        self.inner.get_weight()
+    }
+
     /// Sets the routing state; when running, publishes it at once (draining does not wait a
     /// period).
     #[napi(ts_return_type = "Promise<void>")]

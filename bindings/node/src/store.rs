@@ -9,7 +9,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
-use stateful_route::{self as core, ErrorKind, StoreConfig as CoreStoreConfig};
+use stateful_route::{self as core, pod_state, ErrorKind, StoreConfig as CoreStoreConfig};
 
 use crate::config::{delay, pod_index, ttl, Link, PodState, RoutingState, TrySetOutcome};
 use crate::error::{OrThrow, Result};
@@ -25,38 +25,38 @@ pub struct StoreConfig {
     pub connect_timeout_seconds: Option<f64>,
     /// Deadline for one store command, in seconds. Default 2.
     pub command_timeout_seconds: Option<f64>,
+    /// For `rediss://`: the PEM certificate (chain) of the CA that signed the server's
+    /// certificate, trusted in addition to the system's roots.
+    pub tls_ca_cert_pem: Option<String>,
 }
 
 impl StoreConfig {
     fn into_core(self) -> core::Result<CoreStoreConfig> {
-        let d = CoreStoreConfig::default();
-        let secs = |field: &str, v: Option<f64>, default: Duration| -> core::Result<Duration> {
-            match v {
-                None => Ok(default),
-                Some(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => {
-                    Ok(Duration::from_secs_f64(v))
-                }
-                Some(v) => Err(crate::error::invalid(
+        let mut c = CoreStoreConfig::default();
+        let secs = |field: &str, v: f64| -> core::Result<Duration> {
+            if v.is_finite() && (0.0..=86_400.0).contains(&v) {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(crate::error::invalid(
                     ErrorKind::InvalidConfig,
                     field,
                     format!("{v} must be a number of seconds in [0, 86400]"),
-                )),
+                ))
             }
         };
-        Ok(CoreStoreConfig {
-            key_prefix: self.key_prefix.unwrap_or(d.key_prefix),
-            connect_timeout: secs(
-                "connect_timeout_seconds",
-                self.connect_timeout_seconds,
-                d.connect_timeout,
-            )?,
-            command_timeout: secs(
-                "command_timeout_seconds",
-                self.command_timeout_seconds,
-                d.command_timeout,
-            )?,
-            ..CoreStoreConfig::default()
-        })
+        if let Some(v) = self.key_prefix {
+            c.key_prefix = v;
+        }
+        if let Some(v) = self.connect_timeout_seconds {
+            c.connect_timeout = secs("connect_timeout_seconds", v)?;
+        }
+        if let Some(v) = self.command_timeout_seconds {
+            c.command_timeout = secs("command_timeout_seconds", v)?;
+        }
+        if let Some(v) = self.tls_ca_cert_pem {
+            c.tls_ca_cert_pem = Some(v.into_bytes());
+        }
+        Ok(c)
     }
 }
 
@@ -96,6 +96,49 @@ impl Store {
         promise(env, async move {
             let config = config.unwrap_or_default().into_core()?;
             let inner = core::Store::redis_with(&url, &config).await?;
+            Ok(Store { inner })
+        })
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes (`urls`: seed nodes). Behaviour is
+    /// the same as on one node; redirections and failovers are followed.
+    #[napi(
+        ts_return_type = "Promise<Store>",
+        strict,
+        writable = true,
+        configurable = true
+    )]
+    pub fn connect_cluster<'env>(
+        env: &'env Env,
+        urls: Vec<String>,
+        config: Option<StoreConfig>,
+    ) -> napi::Result<PromiseRaw<'env, Store>> {
+        promise(env, async move {
+            let config = config.unwrap_or_default().into_core()?;
+            let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+            let inner = core::Store::redis_cluster_with(&urls, &config).await?;
+            Ok(Store { inner })
+        })
+    }
+
+    /// Connects to the master that the Redis Sentinels at `sentinelUrls` call `masterName`;
+    /// when they fail over, the store follows the new master.
+    #[napi(
+        ts_return_type = "Promise<Store>",
+        strict,
+        writable = true,
+        configurable = true
+    )]
+    pub fn connect_sentinel<'env>(
+        env: &'env Env,
+        sentinel_urls: Vec<String>,
+        master_name: String,
+        config: Option<StoreConfig>,
+    ) -> napi::Result<PromiseRaw<'env, Store>> {
+        promise(env, async move {
+            let config = config.unwrap_or_default().into_core()?;
+            let urls: Vec<&str> = sentinel_urls.iter().map(String::as_str).collect();
+            let inner = core::Store::redis_sentinel_with(&urls, &master_name, &config).await?;
             Ok(Store { inner })
         })
     }
@@ -285,9 +328,11 @@ impl Store {
         })
     }
 
-    /// Publishes a pod's state stamped with the store's clock; resolves to the stamp (ms).
-    /// Pods do this themselves through `ServerDriver`; this is for tools and tests.
+    /// Publishes a pod's state stamped with the store's clock, with a placement weight
+    /// (default 100); resolves to the stamp (ms). Pods do this themselves through
+    /// `ServerDriver`; this is for tools and tests.
     #[napi(ts_return_type = "Promise<number>")]
+    #[allow(clippy::too_many_arguments)]
     pub fn publish_pod_state<'env>(
         &self,
         env: &'env Env,
@@ -296,16 +341,22 @@ impl Store {
         pod: f64,
         load: f64,
         routing_state: RoutingState,
+        weight: Option<f64>,
     ) -> napi::Result<PromiseRaw<'env, f64>> {
         let s = self.inner.clone();
         promise(env, async move {
+            let weight = match weight {
+                Some(w) => crate::config::load(w)?,
+                None => pod_state::DEFAULT_WEIGHT,
+            };
             let at = s
-                .publish_pod_state(
+                .publish_pod_state_weighted(
                     &namespace,
                     &service,
                     pod_index(pod)?,
                     crate::config::load(load)?,
                     routing_state.into(),
+                    weight,
                 )
                 .await?;
             Ok(at as f64)
