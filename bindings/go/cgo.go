@@ -4,8 +4,9 @@
 //
 // Pods run a [ServerDriver]: it publishes the pod's load and routing state and owns its
 // users' persistent links. Gateways run a [ClientDriver]: ComputeLinkedPod answers "which
-// pod serves this user?" from a local cache, or with one store round trip. The store is Redis
-// ([Connect]) or the embedded in-memory store ([MemoryStore]).
+// pod serves this user?" from a local cache, or with one store round trip. The store is one
+// Redis node ([Connect]), a Redis Cluster ([ConnectCluster]), a Sentinel-managed master
+// ([ConnectSentinel]) or the embedded in-memory store ([MemoryStore]).
 //
 // # Linking
 //

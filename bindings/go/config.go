@@ -37,6 +37,10 @@ type BaseConfig struct {
 	CacheCapacity int64
 	// DrainSeconds: how long Stop keeps the pod in DENY_NEW_CALL before SHUTDOWN. Default 0.
 	DrainSeconds float64
+	// ServeStaleSeconds: stale-if-error. While the store cannot be reached
+	// (ErrStoreUnavailable, ErrTimeout), a client driver still answers with a cached link to an
+	// alive pod that expired at most this long ago. 0 = 60; negative turns it off.
+	ServeStaleSeconds float64
 }
 
 // Placement names a built-in placement policy.
@@ -68,6 +72,8 @@ func DefaultBaseConfig() BaseConfig {
 		LoadRange:                       int64(c.load_range),
 		Placement:                       PlacementP2C,
 		CacheCapacity:                   int64(c.cache_capacity),
+		DrainSeconds:                    float64(c.drain_seconds),
+		ServeStaleSeconds:               float64(c.serve_stale_seconds),
 	}
 }
 
@@ -132,6 +138,12 @@ func (b *BaseConfig) toC() (c C.sr_base_config, release func(), err error) {
 		c.cache_capacity = 0
 	}
 	c.drain_seconds = C.double(b.DrainSeconds)
+	switch {
+	case b.ServeStaleSeconds < 0:
+		c.serve_stale_seconds = 0
+	case b.ServeStaleSeconds != 0: // > 0, or NaN, which the library refuses
+		c.serve_stale_seconds = C.double(b.ServeStaleSeconds)
+	}
 	return c, release, nil
 }
 
@@ -163,16 +175,31 @@ func (s ServerInfo) toC() (C.sr_server_info, unsafe.Pointer) {
 }
 
 // StoreConfig holds the settings of a store. Zero values mean the defaults.
+//
+// The topology is one of: URL (one Redis node), ClusterURLs (a Redis Cluster),
+// SentinelURLs with SentinelMasterName (a Sentinel-managed master), or none of them (the
+// embedded in-memory store). Setting more than one is ErrInvalidConfig.
 type StoreConfig struct {
 	// URL of Redis: redis://[user:password@]host:port[/db], or rediss:// for TLS.
-	// "" means the embedded in-memory store.
 	URL string
+	// ClusterURLs are seed nodes of a Redis Cluster (redis:// or rediss:// URLs); any reachable
+	// one is enough, the client discovers the others. See ConnectCluster.
+	ClusterURLs []string
+	// SentinelURLs are Redis Sentinels (redis://host:port) that monitor the master named
+	// SentinelMasterName. See ConnectSentinel.
+	SentinelURLs []string
+	// SentinelMasterName is the name the sentinels monitor the master under.
+	SentinelMasterName string
 	// KeyPrefix of every key (1-64 chars of [A-Za-z0-9._-]). Default "sf".
 	KeyPrefix string
 	// ConnectTimeout for (re)connecting. Default 5 s.
 	ConnectTimeout time.Duration
 	// CommandTimeout for one store command. Default 2 s.
 	CommandTimeout time.Duration
+	// TLSCACertPEM: for a rediss:// URL, a PEM certificate (chain) of the CA that signed the
+	// server's certificate, trusted in addition to the system's roots. Default none. The
+	// cluster and sentinel topologies do not use it yet (they trust the system's roots only).
+	TLSCACertPEM []byte
 }
 
 // RoutingState is a pod's routing state (SPEC §1).

@@ -76,3 +76,27 @@ func ExamplePlacementPolicy() {
 	fmt.Println("user123 -> pod", pod, err)
 	// Output: user123 -> pod 1 <nil>
 }
+
+// A Redis Cluster: any reachable seed node is enough (compiled, not run: it needs a cluster).
+func ExampleConnectCluster() {
+	ctx := context.Background()
+	store, err := statefulroute.ConnectCluster(ctx,
+		[]string{"redis://10.0.0.1:6379", "redis://10.0.0.2:6379", "redis://10.0.0.3:6379"},
+		statefulroute.StoreConfig{KeyPrefix: "chat"}) // the config is optional
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = store // share it among drivers, as with Connect
+}
+
+// A master that Redis Sentinels monitor as "main"; the store follows their failovers
+// (compiled, not run: it needs sentinels).
+func ExampleConnectSentinel() {
+	ctx := context.Background()
+	store, err := statefulroute.ConnectSentinel(ctx,
+		[]string{"redis://sentinel-0:26379", "redis://sentinel-1:26379"}, "main")
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = store
+}

@@ -8,10 +8,10 @@ import (
 	"context"
 	"runtime"
 	"sync/atomic"
-	"unsafe"
 )
 
-// Store is where links and pod states live: Redis or the embedded in-memory store. Share one
+// Store is where links and pod states live: Redis (one node, a cluster or a Sentinel-managed
+// master) or the embedded in-memory store. Share one
 // Store among any number of drivers; they keep their own reference to it.
 type Store struct {
 	ptr    *C.sr_store
@@ -38,17 +38,104 @@ func Connect(ctx context.Context, url string) (*Store, error) {
 	return NewStore(ctx, StoreConfig{URL: url})
 }
 
-// NewStore makes a store from config: Redis if config.URL is set, else the in-memory store.
-// Connecting blocks until connected or config.ConnectTimeout passes.
+// ConnectCluster connects to a Redis Cluster through any of its nodes (urls: seed nodes,
+// redis:// or rediss:// URLs), with the settings of config if one is given (its topology
+// fields must be empty). The store behaves as on one node: every script touches one slot,
+// batch reads are split by slot and merged in input order, and MOVED/ASK redirections and
+// failovers are followed by the client (calls during a failover fail with
+// ErrStoreUnavailable or ErrTimeout).
+func ConnectCluster(ctx context.Context, urls []string, config ...StoreConfig) (*Store, error) {
+	c, err := oneConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	if c.topology() != topoMemory {
+		return nil, topologyError("ConnectCluster's config must not set URL, ClusterURLs or SentinelURLs")
+	}
+	c.ClusterURLs = urls
+	return connect(ctx, c, topoCluster)
+}
+
+// ConnectSentinel connects to the master that the Redis Sentinels at sentinelURLs
+// (redis://host:port) monitor as masterName, with the settings of config if one is given (its
+// topology fields must be empty). When the sentinels fail over, the store follows the new
+// master; calls meanwhile fail with ErrStoreUnavailable, ErrTimeout or ErrStoreError.
+func ConnectSentinel(ctx context.Context, sentinelURLs []string, masterName string, config ...StoreConfig) (*Store, error) {
+	c, err := oneConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	if c.topology() != topoMemory {
+		return nil, topologyError("ConnectSentinel's config must not set URL, ClusterURLs or SentinelURLs")
+	}
+	c.SentinelURLs, c.SentinelMasterName = sentinelURLs, masterName
+	return connect(ctx, c, topoSentinel)
+}
+
+// NewStore makes a store from config: one Redis node (URL), a Redis Cluster (ClusterURLs), a
+// Sentinel-managed master (SentinelURLs and SentinelMasterName), or, when none is set, the
+// embedded in-memory store. Connecting blocks until connected or config.ConnectTimeout
+// passes.
 func NewStore(ctx context.Context, config StoreConfig) (*Store, error) {
+	t := config.topology()
+	if t == topoConflict {
+		return nil, topologyError("set only one of URL, ClusterURLs and SentinelURLs (with SentinelMasterName)")
+	}
+	return connect(ctx, config, t)
+}
+
+type topology int
+
+const (
+	topoMemory topology = iota
+	topoSingle
+	topoCluster
+	topoSentinel
+	topoConflict
+)
+
+func (c *StoreConfig) topology() topology {
+	t, n := topoMemory, 0
+	if c.URL != "" {
+		t, n = topoSingle, n+1
+	}
+	if len(c.ClusterURLs) > 0 {
+		t, n = topoCluster, n+1
+	}
+	if len(c.SentinelURLs) > 0 || c.SentinelMasterName != "" {
+		t, n = topoSentinel, n+1
+	}
+	if n > 1 {
+		return topoConflict
+	}
+	return t
+}
+
+func topologyError(msg string) error {
+	return &Error{Code: ErrInvalidConfig, PodIndex: -1, Message: "INVALID_CONFIG: invalid config topology: " + msg}
+}
+
+// oneConfig is the optional config argument: none (the defaults) or one.
+func oneConfig(config []StoreConfig) (StoreConfig, error) {
+	switch len(config) {
+	case 0:
+		return StoreConfig{}, nil
+	case 1:
+		return config[0], nil
+	}
+	return StoreConfig{}, &Error{Code: ErrInvalidArgument, PodIndex: -1,
+		Message: "INVALID_ARGUMENT: invalid config: give at most one StoreConfig"}
+}
+
+func connect(ctx context.Context, config StoreConfig, t topology) (*Store, error) {
 	if err := checkCtx(ctx); err != nil {
 		return nil, err
 	}
 	var sc C.sr_store_config
 	C.sr_store_config_default(&sc)
-	var prefix unsafe.Pointer
+	// The struct is Go memory that C reads, so the bytes it points to are copied to C memory.
 	if config.KeyPrefix != "" {
-		prefix = C.CBytes([]byte(config.KeyPrefix))
+		prefix := C.CBytes([]byte(config.KeyPrefix))
 		defer C.free(prefix)
 		sc.key_prefix = (*C.char)(prefix)
 		sc.key_prefix_len = C.size_t(len(config.KeyPrefix))
@@ -59,13 +146,29 @@ func NewStore(ctx context.Context, config StoreConfig) (*Store, error) {
 	if config.CommandTimeout > 0 {
 		sc.command_timeout_ms = C.uint64_t(max(config.CommandTimeout.Milliseconds(), 1))
 	}
+	if len(config.TLSCACertPEM) > 0 {
+		pem := C.CBytes(config.TLSCACertPEM)
+		defer C.free(pem)
+		sc.tls_ca_cert_pem = (*C.uint8_t)(pem)
+		sc.tls_ca_cert_pem_len = C.size_t(len(config.TLSCACertPEM))
+	}
 	var ptr *C.sr_store
 	err := call(func(e **C.sr_error) uint32 {
-		if config.URL == "" {
-			return C.sr_store_memory(&sc, &ptr, e)
+		switch t {
+		case topoSingle:
+			u := str(config.URL)
+			return C.sr_store_connect(u.p, u.n, &sc, &ptr, e)
+		case topoCluster:
+			arr, block := cArray(config.ClusterURLs)
+			defer C.free(block)
+			return C.sr_store_connect_cluster(arr, C.size_t(len(config.ClusterURLs)), &sc, &ptr, e)
+		case topoSentinel:
+			arr, block := cArray(config.SentinelURLs)
+			defer C.free(block)
+			m := str(config.SentinelMasterName)
+			return C.sr_store_connect_sentinel(arr, C.size_t(len(config.SentinelURLs)), m.p, m.n, &sc, &ptr, e)
 		}
-		u := str(config.URL)
-		return C.sr_store_connect(u.p, u.n, &sc, &ptr, e)
+		return C.sr_store_memory(&sc, &ptr, e)
 	})
 	if err != nil {
 		return nil, err

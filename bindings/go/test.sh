@@ -2,7 +2,9 @@
 # The Go package's suite: builds the static library the package links
 # (target/release/libstateful_route.a), then runs `go test -race` against the memory store and
 # a real redis-server ($STATEFUL_ROUTE_TEST_REDIS, or one started here), and again with GOGC=1
-# to shake out lifetime bugs. Benchmarks run once each (-benchtime=1x) so that they keep
+# to shake out lifetime bugs. Both passes include the topology tests (topology_test.go), which
+# start their own redis-server processes: a 3-master Redis Cluster, and a master + replica +
+# sentinel whose master they kill. Benchmarks run once each (-benchtime=1x) so that they keep
 # working; bindings/go/bench.sh measures them.
 set -euo pipefail
 # CI's PATH may lack Go: use its standard install location when `go` is not on PATH.
