@@ -229,7 +229,7 @@ impl ClientDriver {
         let temp = LinkTtl::Seconds(self.config.temp_link_info_cache_time_seconds as u32);
         let Some(best) = self.route.choose(&view, link.uid, true)? else {
             // Step 3: no routable pod; an existing link to an alive pod still serves.
-            return match self.store.backend().get_link(link).await? {
+            return match self.store.call(self.store.backend().get_link(link)).await? {
                 Some(l) if view.is_alive(l.pod_index) => Ok(self.cached(link, l, view)),
                 Some(l) if l.is_persistent() => {
                     Err(Error::pod_unavailable(link.service, l.pod_index))
@@ -239,8 +239,7 @@ impl ClientDriver {
         };
         let mut current = self
             .store
-            .backend()
-            .set_link_if_absent(link, best, temp)
+            .call(self.store.backend().set_link_if_absent(link, best, temp))
             .await?;
         // Bounded: each round replaces a link to a dead pod with `best`, which is alive.
         for _ in 0..4 {
@@ -267,8 +266,7 @@ impl ClientDriver {
                 Some(l) => l,
                 None => {
                     self.store
-                        .backend()
-                        .set_link_if_absent(link, best, temp)
+                        .call(self.store.backend().set_link_if_absent(link, best, temp))
                         .await?
                 }
             };
@@ -287,7 +285,7 @@ impl ClientDriver {
         if let Some(hit) = self.cache.get(service, uid) {
             return Ok(Some(hit.pod));
         }
-        match self.store.backend().get_link(link).await? {
+        match self.store.call(self.store.backend().get_link(link)).await? {
             Some(l) => {
                 let view = self.route.service(service).await?;
                 Ok(Some(self.cached(link, l, view)))
@@ -307,7 +305,7 @@ impl ClientDriver {
         if let Some(hit) = self.cache.get(service, uid) {
             return Ok(Some(hit.pod));
         }
-        match self.store.backend().get_link(link).await? {
+        match self.store.call(self.store.backend().get_link(link)).await? {
             Some(l) if l.is_persistent() => {
                 let view = self.route.service(service).await?;
                 Ok(Some(self.cached(link, l, view)))
@@ -326,8 +324,7 @@ impl ClientDriver {
         let link = self.link(ns, uid, service)?;
         Ok(self
             .store
-            .backend()
-            .get_link(link)
+            .call(self.store.backend().get_link(link))
             .await?
             .map(|l| l.pod_index))
     }
@@ -392,8 +389,7 @@ impl ClientDriver {
         let ttl = LinkTtl::from_secs(ttl_secs)?;
         let l = self
             .store
-            .backend()
-            .set_link_if_absent(link, pod, ttl)
+            .call(self.store.backend().set_link_if_absent(link, pod, ttl))
             .await?;
         let view = self.route.service(service).await?;
         self.cached(link, l, view);

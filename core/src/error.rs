@@ -161,7 +161,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
-        let kind = if e.is_timeout() {
+        let kind = if e.kind() == redis::ErrorKind::AuthenticationFailed {
+            // The store answered: it refused the credentials.
+            ErrorKind::StoreError
+        } else if e.is_timeout() {
             ErrorKind::Timeout
         } else if e.is_io_error()
             || e.is_connection_dropped()

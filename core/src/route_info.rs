@@ -263,6 +263,7 @@ impl RouteInfo {
                 return Err(e);
             }
         };
+        let states = keep_vanished(states, &view.snapshot.load());
         let now = Instant::now();
         let new = Snapshot::new(states, self.config.stale_after(), now);
         let changes = diff(view, &new, now);
@@ -466,6 +467,29 @@ impl RouteInfo {
             }
         });
     }
+}
+
+/// Pods of `previous` missing from `states` keep their last known state, so they age out after
+/// `stale_after` like any silent pod. A state does not vanish in normal operation (pods publish
+/// `SHUTDOWN`, they never delete); it does when Redis restarts empty, and then a pod must not
+/// look dead (and lose its cached users) just because it has not republished yet.
+fn keep_vanished(mut states: PodStates, previous: &Snapshot) -> PodStates {
+    let missing: Vec<PodState> = previous
+        .pods
+        .iter()
+        .filter(|p| {
+            states
+                .pods
+                .binary_search_by_key(&p.state.pod_index, |s| s.pod_index)
+                .is_err()
+        })
+        .map(|p| p.state)
+        .collect();
+    if !missing.is_empty() {
+        states.pods.extend(missing);
+        states.pods.sort_by_key(|p| p.pod_index);
+    }
+    states
 }
 
 pub(crate) fn no_pod(service: &str) -> Error {

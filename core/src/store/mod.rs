@@ -181,6 +181,8 @@ pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Arc<dyn StoreBackend>,
+    /// Every backend call finishes within this, reconnects included (`None`: no deadline).
+    deadline: Option<Duration>,
 }
 
 impl Store {
@@ -206,9 +208,10 @@ impl Store {
     /// Connects to Redis at `url` with `config`.
     pub async fn redis_with(url: &str, config: &StoreConfig) -> Result<Store> {
         config.validate()?;
-        Ok(Store::from_backend(
-            RedisBackend::connect(url, config).await?,
-        ))
+        Ok(
+            Store::from_backend(RedisBackend::connect(url, config).await?)
+                .with_deadline(config.command_timeout),
+        )
     }
 
     /// Connects to a Redis Cluster through any of its nodes (`urls`: seed nodes, as
@@ -222,9 +225,10 @@ impl Store {
     /// [`Store::redis_cluster`] with `config`.
     pub async fn redis_cluster_with(urls: &[&str], config: &StoreConfig) -> Result<Store> {
         config.validate()?;
-        Ok(Store::from_backend(
-            RedisBackend::connect_cluster(urls, config).await?,
-        ))
+        Ok(
+            Store::from_backend(RedisBackend::connect_cluster(urls, config).await?)
+                .with_deadline(config.command_timeout),
+        )
     }
 
     /// Connects to the master that the Redis Sentinels at `sentinel_urls` call `master_name`,
@@ -242,19 +246,55 @@ impl Store {
         config.validate()?;
         Ok(Store::from_backend(
             RedisBackend::connect_sentinel(sentinel_urls, master_name, config).await?,
-        ))
+        )
+        .with_deadline(config.command_timeout))
     }
 
     /// A store over any backend.
     pub fn from_backend(backend: impl StoreBackend) -> Store {
         Store {
             backend: Arc::new(backend),
+            deadline: None,
+        }
+    }
+
+    /// The same store, with every call bounded by `deadline` (it then fails with `TIMEOUT`),
+    /// however long the backend would wait (for a reconnect, say).
+    pub fn with_deadline(mut self, deadline: Duration) -> Store {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Runs one backend call within the deadline. The timer is created on the library's
+    /// runtime, so the caller's runtime needs no time driver.
+    pub(crate) async fn call<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let Some(d) = self.deadline else {
+            return fut.await;
+        };
+        let sleep = {
+            let _guard = crate::runtime::handle().enter();
+            tokio::time::sleep(d)
+        };
+        tokio::pin!(fut, sleep);
+        tokio::select! {
+            biased;
+            out = &mut fut => out,
+            _ = &mut sleep => Err(Error::new(
+                crate::ErrorKind::Timeout,
+                format!("store call did not finish within {d:?}"),
+            )),
         }
     }
 
     /// A store over a backend you keep a handle to.
     pub fn from_shared(backend: Arc<dyn StoreBackend>) -> Store {
-        Store { backend }
+        Store {
+            backend,
+            deadline: None,
+        }
     }
 
     /// The backend.
@@ -273,7 +313,7 @@ impl Store {
     ) -> Result<Option<u32>> {
         let link = link_ref(ns, uid, service)?;
         ident::check_pod(pod)?;
-        self.backend.set_link(link, pod, ttl).await
+        self.call(self.backend.set_link(link, pod, ttl)).await
     }
 
     /// SPEC §4 `set_link_if_absent`: returns the link in force (an existing one wins, its TTL
@@ -288,7 +328,8 @@ impl Store {
     ) -> Result<Link> {
         let link = link_ref(ns, uid, service)?;
         ident::check_pod(pod)?;
-        self.backend.set_link_if_absent(link, pod, ttl).await
+        self.call(self.backend.set_link_if_absent(link, pod, ttl))
+            .await
     }
 
     /// SPEC §4 `try_set_link`: refused only if a persistent link to another pod exists.
@@ -302,7 +343,7 @@ impl Store {
     ) -> Result<TrySetOutcome> {
         let link = link_ref(ns, uid, service)?;
         ident::check_pod(pod)?;
-        self.backend.try_set_link(link, pod, ttl).await
+        self.call(self.backend.try_set_link(link, pod, ttl)).await
     }
 
     /// SPEC §4 `remove_link`: `delay_secs <= 0` deletes now, `> 0` expires it after that long.
@@ -314,8 +355,7 @@ impl Store {
         delay_secs: i64,
     ) -> Result<bool> {
         let link = link_ref(ns, uid, service)?;
-        self.backend
-            .remove_link(link, None, delay(delay_secs)?)
+        self.call(self.backend.remove_link(link, None, delay(delay_secs)?))
             .await
     }
 
@@ -330,15 +370,17 @@ impl Store {
     ) -> Result<bool> {
         let link = link_ref(ns, uid, service)?;
         ident::check_pod(pod)?;
-        self.backend
-            .remove_link(link, Some(pod), delay(delay_secs)?)
-            .await
+        self.call(
+            self.backend
+                .remove_link(link, Some(pod), delay(delay_secs)?),
+        )
+        .await
     }
 
     /// SPEC §4 `get_link`, with the link's remaining TTL.
     pub async fn get_link(&self, ns: &str, uid: &str, service: &str) -> Result<Option<Link>> {
         let link = link_ref(ns, uid, service)?;
-        self.backend.get_link(link).await
+        self.call(self.backend.get_link(link)).await
     }
 
     /// SPEC §4 `get_link_if_persist`: temporary links read as none.
@@ -359,7 +401,7 @@ impl Store {
     pub async fn get_link_services(&self, ns: &str, uid: &str) -> Result<BTreeMap<String, u32>> {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_uid(uid)?;
-        self.backend.get_link_services(ns, uid).await
+        self.call(self.backend.get_link_services(ns, uid)).await
     }
 
     /// SPEC §4 `batch_get_links`: pod → uids (in input order); absent uids are left out.
@@ -379,7 +421,9 @@ impl Store {
         if uids.is_empty() {
             return Ok(out);
         }
-        let pods = self.backend.batch_get_links(ns, &uids, service).await?;
+        let pods = self
+            .call(self.backend.batch_get_links(ns, &uids, service))
+            .await?;
         if pods.len() != uids.len() {
             return Err(Error::store(format!(
                 "batch read returned {} results for {} uids",
@@ -402,9 +446,11 @@ impl Store {
         pod: u32,
         ttl: LinkTtl,
     ) -> Result<Option<Link>> {
-        self.backend
-            .replace_temporary_link(link, expected, pod, ttl)
-            .await
+        self.call(
+            self.backend
+                .replace_temporary_link(link, expected, pod, ttl),
+        )
+        .await
     }
 
     /// Publishes a pod's state stamped with the store's clock; returns the stamp (ms).
@@ -433,16 +479,18 @@ impl Store {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_service("service", service)?;
         ident::check_pod(pod)?;
-        self.backend
-            .publish_pod_state(ns, service, pod, load, routing, weight)
-            .await
+        self.call(
+            self.backend
+                .publish_pod_state(ns, service, pod, load, routing, weight),
+        )
+        .await
     }
 
     /// Reads a service's pod states. Fields that cannot be parsed are skipped with a warning.
     pub async fn pod_states(&self, ns: &str, service: &str) -> Result<PodStates> {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_service("service", service)?;
-        let raw = self.backend.pod_states(ns, service).await?;
+        let raw = self.call(self.backend.pod_states(ns, service)).await?;
         let mut pods: Vec<PodState> = raw
             .fields
             .iter()
@@ -466,7 +514,8 @@ impl Store {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_service("service", service)?;
         check_word("workload_state", state)?;
-        self.backend.set_workload_state(ns, service, state).await
+        self.call(self.backend.set_workload_state(ns, service, state))
+            .await
     }
 
     /// Reads a service's workload state.
@@ -492,7 +541,9 @@ impl Store {
         if services.is_empty() {
             return Ok(Vec::new());
         }
-        let out = self.backend.workload_states(ns, &services).await?;
+        let out = self
+            .call(self.backend.workload_states(ns, &services))
+            .await?;
         if out.len() != services.len() {
             return Err(Error::store(
                 "workload batch returned the wrong number of results",
@@ -506,14 +557,14 @@ impl Store {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_service("tag", tag)?;
         ident::check_service("service", service)?;
-        self.backend.set_tag(ns, tag, service).await
+        self.call(self.backend.set_tag(ns, tag, service)).await
     }
 
     /// The service name that `tag` stands for.
     pub async fn get_tag(&self, ns: &str, tag: &str) -> Result<Option<String>> {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_service("tag", tag)?;
-        self.backend.get_tag(ns, tag).await
+        self.call(self.backend.get_tag(ns, tag)).await
     }
 }
 
