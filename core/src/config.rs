@@ -95,12 +95,16 @@ impl BaseConfig {
             }
         }
         self.placement.validate()?;
-        let d = self.drain_seconds;
-        if !(d.is_finite() && d >= 0.0) {
-            return Err(Error::invalid_config(
-                "drain_seconds",
-                format!("{d} must be >= 0"),
-            ));
+        for (name, v) in [
+            ("drain_seconds", self.drain_seconds),
+            ("serve_stale_seconds", self.serve_stale_seconds),
+        ] {
+            if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
+                return Err(Error::invalid_config(
+                    name,
+                    format!("{v} must be >= 0 and at most 86400"),
+                ));
+            }
         }
         Ok(())
     }

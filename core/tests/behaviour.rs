@@ -211,6 +211,20 @@ fn config_is_validated() {
                 ..ok.clone()
             },
         ),
+        (
+            "serve_stale_seconds",
+            BaseConfig {
+                serve_stale_seconds: -1.0,
+                ..ok.clone()
+            },
+        ),
+        (
+            "serve_stale_seconds",
+            BaseConfig {
+                serve_stale_seconds: f64::INFINITY,
+                ..ok.clone()
+            },
+        ),
     ];
     for (field, cfg) in bad {
         let e = cfg.validate().unwrap_err();
