@@ -52,7 +52,7 @@ pub fn check_namespace_label(field: &str, ns: &str) -> Result<()> {
     if ns.is_empty() || ns.len() > 63 {
         return Err(Error::invalid_argument(
             field,
-            format!("{ns:?} must be 1-63 characters of [a-z0-9-]"),
+            format!("{} must be 1-63 characters of [a-z0-9-]", quote(ns)),
         ));
     }
     if let Some(c) = ns
@@ -148,7 +148,7 @@ pub(crate) fn check_pod(pod: u32) -> Result<u32> {
 }
 
 /// A value for messages: quoted, and cut short when long.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     if s.len() <= 80 {
         format!("{s:?}")
     } else {
@@ -178,6 +178,11 @@ mod tests {
             );
         }
         assert!(check_namespace_label("namespace", "").is_err());
+        let huge = "a".repeat(1 << 20);
+        assert!(
+            check_namespace(&huge).unwrap_err().message().len() < 300,
+            "messages stay short"
+        );
     }
 
     #[test]

@@ -59,8 +59,8 @@ impl StoreConfig {
             return Err(Error::invalid_config(
                 "key_prefix",
                 format!(
-                    "{:?} must be 1-64 characters of [A-Za-z0-9._-]",
-                    self.key_prefix
+                    "{} must be 1-64 characters of [A-Za-z0-9._-]",
+                    ident::quote(&self.key_prefix)
                 ),
             ));
         }
@@ -601,7 +601,10 @@ fn check_word(field: &str, s: &str) -> Result<()> {
     {
         return Err(Error::invalid_argument(
             field,
-            format!("{s:?} must be 1-64 characters of [A-Za-z0-9_-]"),
+            format!(
+                "{} must be 1-64 characters of [A-Za-z0-9_-]",
+                ident::quote(s)
+            ),
         ));
     }
     Ok(())
