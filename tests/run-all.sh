@@ -21,7 +21,7 @@ for s in "${suites[@]}"; do
   if [ -n "$only" ] && [[ " $only " != *" $s "* ]]; then continue; fi
   echo "=== suite: $s ==="
   case "$s" in
-    rust) cargo test --locked -p stateful-route ;;
+    rust) cargo test --locked -p stateful-route -p stateful-route-c ;;
     python) python/test.sh ;;
     node) node/test.sh ;;
     c) bindings/c/test.sh ;;
