@@ -81,10 +81,12 @@ export declare class ClientDriver {
   /** The service `tag` stands for, or `null`. */
   getServiceNameByTag(tag: string): Promise<string | null>
   /**
-   * Places new users of `service` with the built-in policy `placement` (`'p2c'`,
-   * `'random'`, `'round_robin'`, `'rendezvous'`, `'weighted'`) instead of the configured one.
+   * Places new users of `service` with `placement` instead of the configured policy: a
+   * built-in policy's name (`'p2c'`, `'random'`, `'round_robin'`, `'rendezvous'`,
+   * `'weighted'`) or a function `(candidates, request) => index | null`, called on the JS
+   * thread for each new user (a runtime thread waits for it, at most 2 s).
    */
-  setServicePlacement(service: string, placement: string): void
+  setServicePlacement(service: string, placement: string | ((candidates: Array<Candidate>, request: PlacementRequest) => number | null | undefined)): void
   /**
    * Calls `callback` on the JS thread whenever a snapshot refresh sees a pod's routing state
    * change. The callback does not keep the process alive. Returns an id for
@@ -124,6 +126,18 @@ export declare class ServerDriver {
   weightedLoad(): number
   /** The weighted load now, or the error of a load calculator that fails. */
   tryWeightedLoad(): number
+  /**
+   * Replaces SPEC's load formula with `calculator` (`(input) => load`, called on the JS
+   * thread at each publish; a runtime thread waits for it, at most 2 s) for every later
+   * publish; `null` restores the formula. If it throws or returns no valid load, the error
+   * is logged and the formula's value is published.
+   */
+  setLoadCalculator(calculator: ((input: LoadInput) => number) | null): void
+  /**
+   * Sets a custom load signal (`name`: `[A-Za-z0-9._-]`, a finite number) the load
+   * calculator sees in `input.signals`, from the next publish on.
+   */
+  setLoadSignal(name: string, value: number): void
   /**
    * Sets this pod's placement weight for the `'weighted'` policy (a whole number >= 0;
    * default 100; 0 = never chosen by weight). Published at once when running.
@@ -245,10 +259,11 @@ export interface BaseConfig {
    */
   loadRange?: number
   /**
-   * Placement policy: `'p2c'` (default), `'random'`, `'round_robin'`, `'rendezvous'` or
-   * `'weighted'` (by the weight each pod publishes).
+   * Placement policy: `'p2c'` (default), `'random'`, `'round_robin'`, `'rendezvous'`,
+   * `'weighted'` (by the weight each pod publishes), or a function
+   * `(candidates, request) => index | null` (read back as `'custom'`).
    */
-  placement?: string
+  placement?: string | ((candidates: Array<Candidate>, request: PlacementRequest) => number | null | undefined)
   /** Most links a client driver caches; 0 turns the cache off. Default 100000. */
   cacheCapacity?: number
   /**
@@ -281,6 +296,22 @@ export declare function benchCoreHits(client: ClientDriver, namespace: string, u
  */
 export declare function benchCoreNewUsers(client: ClientDriver, prefix: string, service: string, n: number, concurrency: number): Promise<number>
 
+/** One pod a JS placement policy may choose. */
+export interface Candidate {
+  /** The pod's index. */
+  podIndex: number
+  /** Its published weighted load. */
+  load: number
+  /** New users this gateway placed on it since the snapshot was read. */
+  placed: number
+  /** Its routing state (`'READY'` for every candidate today). */
+  routing: RoutingState
+  /** How old its published state was when the snapshot was read, in ms. */
+  ageMs: number
+  /** The placement weight the pod publishes (default 100). */
+  weight: number
+}
+
 /** The codes of `err.code`, one per kind of the core's errors. */
 export declare function errorCodes(): Array<string>
 
@@ -294,6 +325,21 @@ export interface Link {
   ttlSeconds: number | null
 }
 
+/** What a JS load calculator sees. */
+export interface LoadInput {
+  /** The app's load as set with `setLoadState`. */
+  load: number
+  /**
+   * This process's CPU use over the last period, percent of the machine (0–100); 0 when
+   * `cpuFactor` is 0.
+   */
+  cpuPercent: number
+  /** The configured `cpuFactor`. */
+  cpuFactor: number
+  /** The custom signals set with `setLoadSignal`. */
+  signals: Record<string, number>
+}
+
 /** A log event of the core. */
 export interface LogRecord {
   /** `'ERROR'`, `'WARN'`, `'INFO'`, `'DEBUG'` or `'TRACE'`. */
@@ -302,6 +348,18 @@ export interface LogRecord {
   target: string
   /** The message followed by its fields as `key=value`. */
   message: string
+}
+
+/** The new user a JS placement policy places. */
+export interface PlacementRequest {
+  /** The gateway's namespace. */
+  namespace: string
+  /** The user. */
+  uid: string
+  /** The service. */
+  service: string
+  /** How many placements this gateway made for this service before this one. */
+  sequence: number
 }
 
 /** One pod's published state. */

@@ -14,10 +14,9 @@ use napi::Env;
 use napi_derive::napi;
 use stateful_route::{self as core, ErrorKind};
 
-use crate::config::{
-    self, pod_index, ttl, BaseConfig, Link, PodState, RoutingState, ServerInfo, Text,
-};
+use crate::config::{pod_index, ttl, BaseConfig, Link, PodState, RoutingState, ServerInfo, Text};
 use crate::error::{Code, OrThrow, Result};
+use crate::extend::PlacementArg;
 use crate::runtime::promise;
 use crate::store::{by_pod, Store};
 
@@ -447,11 +446,15 @@ impl ClientDriver {
         promise(env, async move { c.get_service_name_by_tag(&tag).await })
     }
 
-    /// Places new users of `service` with the built-in policy `placement` (`'p2c'`,
-    /// `'random'`, `'round_robin'`, `'rendezvous'`, `'weighted'`) instead of the configured one.
-    #[napi]
-    pub fn set_service_placement(&self, service: String, placement: String) -> Result<()> {
-        let p = config::placement(ErrorKind::InvalidArgument, &placement).or_throw()?;
+    /// Places new users of `service` with `placement` instead of the configured policy: a
+    /// built-in policy's name (`'p2c'`, `'random'`, `'round_robin'`, `'rendezvous'`,
+    /// `'weighted'`) or a function `(candidates, request) => index | null`, called on the JS
+    /// thread for each new user (a runtime thread waits for it, at most 2 s).
+    #[napi(
+        ts_args_type = "service: string, placement: string | ((candidates: Array<Candidate>, request: PlacementRequest) => number | null | undefined)"
+    )]
+    pub fn set_service_placement(&self, service: String, placement: PlacementArg) -> Result<()> {
+        let p = placement.into_core(ErrorKind::InvalidArgument).or_throw()?;
         self.inner.set_service_placement(&service, p).or_throw()
     }
 

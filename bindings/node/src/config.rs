@@ -11,6 +11,7 @@ use napi_derive::napi;
 use stateful_route::{self as core, ident, ErrorKind, LinkTtl, Placement};
 
 use crate::error::invalid;
+use crate::extend::PlacementArg;
 
 /// Largest whole number a JS number holds exactly (2^53 − 1).
 const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
@@ -147,9 +148,13 @@ pub struct BaseConfig {
     /// Pods whose load is within this of the least loaded pod are all good candidates.
     /// Default 500.
     pub load_range: Option<f64>,
-    /// Placement policy: `'p2c'` (default), `'random'`, `'round_robin'`, `'rendezvous'` or
-    /// `'weighted'` (by the weight each pod publishes).
-    pub placement: Option<String>,
+    /// Placement policy: `'p2c'` (default), `'random'`, `'round_robin'`, `'rendezvous'`,
+    /// `'weighted'` (by the weight each pod publishes), or a function
+    /// `(candidates, request) => index | null` (read back as `'custom'`).
+    #[napi(
+        ts_type = "string | ((candidates: Array<Candidate>, request: PlacementRequest) => number | null | undefined)"
+    )]
+    pub placement: Option<PlacementArg>,
     /// Most links a client driver caches; 0 turns the cache off. Default 100000.
     pub cache_capacity: Option<f64>,
     /// How long `stop()` keeps the pod in `DENY_NEW_CALL` before `SHUTDOWN` (seconds, >= 0).
@@ -198,8 +203,8 @@ impl BaseConfig {
         if let Some(v) = self.load_range {
             c.load_range = int("load_range", v, u32::MAX.into())? as u32;
         }
-        if let Some(name) = self.placement {
-            c.placement = placement(ErrorKind::InvalidConfig, &name)?;
+        if let Some(p) = self.placement {
+            c.placement = p.into_core(ErrorKind::InvalidConfig)?;
         }
         if let Some(v) = self.cache_capacity {
             c.cache_capacity = int("cache_capacity", v, MAX_SAFE)?;
@@ -222,7 +227,7 @@ impl BaseConfig {
             user_link_info_cache_time_seconds: Some(c.user_link_info_cache_time_seconds as f64),
             stale_after_seconds: Some(c.stale_after().as_secs_f64()),
             load_range: Some(c.load_range.into()),
-            placement: Some(c.placement.name().to_string()),
+            placement: Some(PlacementArg::Name(c.placement.name().to_string())),
             cache_capacity: Some(c.cache_capacity as f64),
             drain_seconds: Some(c.drain_seconds),
             serve_stale_seconds: Some(c.serve_stale_seconds),

@@ -1,7 +1,7 @@
 //! The Node.js binding of stateful-route (napi-rs). The npm package around it is `node/`.
 //!
 //! One file per core concept: `store.rs`, `client.rs`, `server.rs`, `config.rs`, `error.rs`,
-//! `log.rs`, and `runtime.rs` for the bridge from Promises to the core's one tokio runtime;
+//! `log.rs`, `extend.rs` for JS functions as placement policy and load calculator, and `runtime.rs` for the bridge from Promises to the core's one tokio runtime;
 //! `bench.rs` holds the measuring points of `node/bench.js`.
 //! This crate only converts values, maps errors and bridges the runtime; every routing
 //! decision is the core's. It must never panic across the boundary or keep the Node process
@@ -15,6 +15,7 @@ mod bench;
 mod client;
 mod config;
 mod error;
+mod extend;
 mod log;
 mod runtime;
 mod server;

@@ -7,6 +7,10 @@
 //! `spawn_future` does) keeps a store round trip's JS-thread cost low. The threadsafe function
 //! is referenced only while Promises are pending, so it never keeps the process alive.
 //!
+//! The same threadsafe function also carries [`JsThread::run`] jobs: closures that a runtime
+//! thread needs run on the JS thread (a JS placement policy or load calculator, `extend.rs`).
+//! They do not count as pending Promises, so they never keep the process alive either.
+//!
 //! napi is built without `tokio_rt`; [`register`] also hands the core's runtime to napi as its
 //! async backend, so nothing in the addon can start a second runtime. This module must never
 //! shut the core's runtime down: background loops, other bindings and other Node environments
@@ -87,6 +91,15 @@ struct Settlement {
     finish: Finish,
 }
 
+/// A closure to run on the JS thread (see [`JsThread::run`]).
+type Job = Box<dyn FnOnce(sys::napi_env) + Send>;
+
+/// What the threadsafe function carries.
+enum Work {
+    Settle(Settlement),
+    Run(Job),
+}
+
 /// One environment's threadsafe function for settling Promises.
 struct Settler {
     /// Set once, right after creation.
@@ -157,8 +170,8 @@ impl Settler {
         }
     }
 
-    /// Sends a settlement to the JS thread; dropped if the environment is gone.
-    fn send(&self, s: Settlement) {
+    /// Sends work to the JS thread; dropped (unrun) if the environment is gone.
+    fn send(&self, s: Work) {
         let closed = self.closed.read().unwrap_or_else(|p| p.into_inner());
         if *closed {
             return;
@@ -198,8 +211,8 @@ unsafe extern "C" fn settle(
     context: *mut c_void,
     data: *mut c_void,
 ) {
-    // SAFETY: `data` is a `Settlement` boxed by `Settler::send`; `context` the settler's Arc.
-    let s = unsafe { Box::from_raw(data.cast::<Settlement>()) };
+    // SAFETY: `data` is a `Work` boxed by `Settler::send`; `context` the settler's Arc.
+    let work = unsafe { Box::from_raw(data.cast::<Work>()) };
     if env.is_null() {
         return;
     }
@@ -207,7 +220,14 @@ unsafe extern "C" fn settle(
     let Settlement {
         deferred: Deferred(deferred),
         finish,
-    } = *s;
+    } = match *work {
+        Work::Settle(s) => s,
+        Work::Run(job) => {
+            // A panic must not unwind into Node; the job's own result channel reports it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(env)));
+            return;
+        }
+    };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| finish(env)));
     // SAFETY: the JS thread, a live env, and the deferred of a pending Promise of this env.
     unsafe {
@@ -286,7 +306,53 @@ where
             }),
             Err(e) => Err(js_error(env, e)),
         });
-        settler.send(Settlement { deferred, finish });
+        settler.send(Work::Settle(Settlement { deferred, finish }));
     });
     Ok(PromiseRaw::new(raw_env, promise))
+}
+
+/// The JS thread of one Node environment, as seen from any thread: runs closures there.
+pub struct JsThread {
+    settler: Arc<Settler>,
+    env: usize,
+    thread: std::thread::ThreadId,
+}
+
+impl std::fmt::Debug for JsThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsThread")
+            .field("thread", &self.thread)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JsThread {
+    /// The environment `env`, whose JS thread is the calling thread.
+    pub fn current(env: sys::napi_env) -> napi::Result<JsThread> {
+        Ok(JsThread {
+            settler: Settler::of(env)?,
+            env: env as usize,
+            thread: std::thread::current().id(),
+        })
+    }
+
+    /// The environment, if the calling thread is its JS thread (and it is still alive).
+    /// Thread ids are never reused, and an environment lives on one thread.
+    pub fn env_if_current(&self) -> Option<sys::napi_env> {
+        if std::thread::current().id() != self.thread {
+            return None;
+        }
+        let closed = self
+            .settler
+            .closed
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        (!*closed).then_some(self.env as sys::napi_env)
+    }
+
+    /// Queues `job` for the JS thread, where it runs once the event loop gets to it. It is
+    /// dropped unrun if the environment has gone (or goes before it runs). Never blocks.
+    pub fn run(&self, job: impl FnOnce(sys::napi_env) + Send + 'static) {
+        self.settler.send(Work::Run(Box::new(job)));
+    }
 }

@@ -1,6 +1,8 @@
 //! `ServerDriver`: the JS face of the core's server driver (`core/src/server.rs`), run by each
 //! pod to publish its load and routing state and to own its users' persistent links.
 
+use std::sync::Arc;
+
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
@@ -8,6 +10,7 @@ use stateful_route as core;
 
 use crate::config::{delay, load, pod_index, BaseConfig, RoutingState, ServerInfo, TrySetOutcome};
 use crate::error::{OrThrow, Result};
+use crate::extend::CalculatorArg;
 use crate::runtime::promise;
 use crate::store::Store;
 
@@ -82,6 +85,27 @@ impl ServerDriver {
     #[napi]
     pub fn try_weighted_load(&self) -> Result<u32> {
         self.inner.try_weighted_load().or_throw()
+    }
+
+    /// Replaces SPEC's load formula with `calculator` (`(input) => load`, called on the JS
+    /// thread at each publish; a runtime thread waits for it, at most 2 s) for every later
+    /// publish; `null` restores the formula. If it throws or returns no valid load, the error
+    /// is logged and the formula's value is published.
+    #[napi(ts_args_type = "calculator: ((input: LoadInput) => number) | null")]
+    pub fn set_load_calculator(&self, calculator: Option<CalculatorArg>) {
+        match calculator {
+            Some(CalculatorArg(c)) => self.inner.set_load_calculator(c),
+            None => self
+                .inner
+                .set_load_calculator(Arc::new(core::load::DefaultLoadCalculator)),
+        }
+    }
+
+    /// Sets a custom load signal (`name`: `[A-Za-z0-9._-]`, a finite number) the load
+    /// calculator sees in `input.signals`, from the next publish on.
+    #[napi]
+    pub fn set_load_signal(&self, name: String, value: f64) -> Result<()> {
+        self.inner.set_load_signal(&name, value).or_throw()
     }
 
     /// Sets this pod's placement weight for the `'weighted'` policy (a whole number >= 0;
