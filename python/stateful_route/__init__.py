@@ -21,7 +21,10 @@ import atexit
 from . import _native
 from ._native import (
     BaseConfig,
+    Candidate,
     Link,
+    LoadInput,
+    PlacementRequest,
     PodState,
     RoutingStateChange,
     ServerDriver,
@@ -68,14 +71,17 @@ class ClientDriver(_native.ClientDriver):
 
 __all__ = [
     "BaseConfig",
+    "Candidate",
     "ClientDriver",
     "ClosedError",
     "InternalError",
     "InvalidArgumentError",
     "InvalidConfigError",
     "Link",
+    "LoadInput",
     "NamespaceNotLocalError",
     "NoAvailablePodError",
+    "PlacementRequest",
     "PodState",
     "PodUnavailableError",
     "RoutingState",

@@ -58,6 +58,20 @@ pub fn pod(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u32> {
     ident::pod_index(field, int(obj, field)?).or_raise()
 }
 
+/// A number argument (`int` or `float`, not `bool`).
+pub fn number(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<f64> {
+    if obj.is_instance_of::<PyBool>()
+        || !(obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>())
+    {
+        return Err(invalid_argument(
+            field,
+            format!("expected a number, got {}", type_name(obj)),
+        ));
+    }
+    obj.extract::<f64>()
+        .map_err(|_| invalid_argument(field, format!("{obj} is out of range")))
+}
+
 /// A non-negative `int` that fits in a `u32` (a load).
 pub fn count(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u32> {
     let n = int(obj, field)?;

@@ -17,6 +17,7 @@ use crate::config::{
     config_arg, info_arg, BaseConfig, Link, PodState, RoutingStateChange, ServerInfo,
 };
 use crate::error::{invalid_argument, OrRaise};
+use crate::extend;
 use crate::runtime::{check_not_forked, runtime, Async, Blocking, Bridge};
 use crate::store::store_arg;
 
@@ -381,6 +382,22 @@ macro_rules! client_class {
                 };
                 let callback = callback.clone().unbind();
                 Ok(self.inner.on_routing_state_changed(move |change| deliver(&callback, event_loop.as_ref(), change)))
+            }
+
+            /// Places new users of `service` with `placement` instead of the configured one: a
+            /// built-in name (`"p2c"`, `"random"`, `"round_robin"`, `"rendezvous"`,
+            /// `"weighted"`) or a callable `policy(candidates, request) -> int | None`.
+            /// `load_factor` (>= 1, default 1.25) goes with `"rendezvous"` only.
+            #[pyo3(signature = (service, placement, *, load_factor = None))]
+            fn set_service_placement(
+                &self,
+                service: &Bound<'_, PyAny>,
+                placement: &Bound<'_, PyAny>,
+                load_factor: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<()> {
+                let svc = args::text(service, "service")?;
+                let p = extend::placement_arg(placement, load_factor, "placement", "load_factor", &|f, r| invalid_argument(f, r))?;
+                self.inner.set_service_placement(svc, p).or_raise()
             }
 
             /// Removes a listener; whether it was registered.

@@ -10,6 +10,8 @@ use pyo3::sync::PyOnceLock;
 use stateful_route as core;
 use stateful_route::placement::Placement;
 
+use crate::extend;
+
 use crate::args;
 use crate::error::{invalid_argument, invalid_config, OrRaise};
 
@@ -70,6 +72,8 @@ impl BaseConfig {
         placement = None,
         cache_capacity = None,
         drain_seconds = None,
+        serve_stale_seconds = None,
+        placement_load_factor = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -82,9 +86,40 @@ impl BaseConfig {
         placement: Option<&Bound<'_, PyAny>>,
         cache_capacity: Option<&Bound<'_, PyAny>>,
         drain_seconds: Option<&Bound<'_, PyAny>>,
+        serve_stale_seconds: Option<&Bound<'_, PyAny>>,
+        placement_load_factor: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let d = core::BaseConfig::default();
-        let placement_name = args::config_text(placement, "placement", d.placement.name())?;
+        let placement = match placement {
+            Some(p) if !p.is_none() => extend::placement_arg(
+                p,
+                placement_load_factor,
+                "placement",
+                "placement_load_factor",
+                &|f, r| invalid_config(f, r),
+            )?,
+            _ => match placement_load_factor {
+                Some(f) if !f.is_none() => {
+                    return Err(invalid_config(
+                        "placement_load_factor",
+                        "applies to placement=\"rendezvous\" only",
+                    ))
+                }
+                _ => d.placement.clone(),
+            },
+        };
+        let serve_stale_seconds = args::config_float(
+            serve_stale_seconds,
+            "serve_stale_seconds",
+            d.serve_stale_seconds,
+        )?;
+        // Checked here because a negative or infinite window cannot be a duration.
+        if !(serve_stale_seconds.is_finite() && serve_stale_seconds >= 0.0) {
+            return Err(invalid_config(
+                "serve_stale_seconds",
+                format!("{serve_stale_seconds} must be a number of seconds >= 0"),
+            ));
+        }
         let load_range = args::config_uint(load_range, "load_range", d.load_range as u64)?;
         // New core settings not exposed here keep their defaults.
         #[allow(clippy::needless_update)]
@@ -113,14 +148,8 @@ impl BaseConfig {
             },
             load_range: u32::try_from(load_range)
                 .map_err(|_| invalid_config("load_range", format!("{load_range} is too large")))?,
-            placement: Placement::from_name(&placement_name).ok_or_else(|| {
-                invalid_config(
-                    "placement",
-                    format!(
-                        "{placement_name:?} is not one of \"p2c\", \"random\", \"round_robin\""
-                    ),
-                )
-            })?,
+            placement,
+            serve_stale_seconds,
             cache_capacity: args::config_uint(cache_capacity, "cache_capacity", d.cache_capacity)?,
             drain_seconds: args::config_float(drain_seconds, "drain_seconds", d.drain_seconds)?,
             ..core::BaseConfig::default()
@@ -153,9 +182,23 @@ impl BaseConfig {
     fn load_range(&self) -> u32 {
         self.inner.load_range
     }
+    /// The placement's name: `"p2c"`, `"random"`, `"round_robin"`, `"rendezvous"`,
+    /// `"weighted"`, or `"custom"` for a callable.
     #[getter]
     fn placement(&self) -> &'static str {
         self.inner.placement.name()
+    }
+    /// The load factor of `"rendezvous"` placement, else `None`.
+    #[getter]
+    fn placement_load_factor(&self) -> Option<f64> {
+        match self.inner.placement {
+            Placement::Rendezvous { load_factor } => Some(load_factor),
+            _ => None,
+        }
+    }
+    #[getter]
+    fn serve_stale_seconds(&self) -> f64 {
+        self.inner.serve_stale_seconds
     }
     #[getter]
     fn cache_capacity(&self) -> u64 {
@@ -171,7 +214,8 @@ impl BaseConfig {
         format!(
             "BaseConfig(service_state_update_period_seconds={}, cpu_factor={}, \
              temp_link_info_cache_time_seconds={}, user_link_info_cache_time_seconds={}, \
-             stale_after_seconds={}, load_range={}, placement={:?}, cache_capacity={}, drain_seconds={})",
+             stale_after_seconds={}, load_range={}, placement={:?}, cache_capacity={}, drain_seconds={}, \
+             serve_stale_seconds={})",
             c.service_state_update_period_seconds,
             c.cpu_factor,
             c.temp_link_info_cache_time_seconds,
@@ -181,6 +225,7 @@ impl BaseConfig {
             c.placement.name(),
             c.cache_capacity,
             c.drain_seconds,
+            c.serve_stale_seconds,
         )
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! This crate only converts values, maps errors and bridges the runtime; every routing decision
 //! is the core's (`stateful_route`). One file per core concept: `store.rs`, `client.rs`,
-//! `server.rs`, `config.rs`, `error.rs`, `runtime.rs`, `log.rs` (plus `args.rs`: Python
-//! argument checks). The Python package (`python/stateful_route`) re-exports these classes:
+//! `server.rs`, `config.rs`, `error.rs`, `runtime.rs`, `log.rs`, `extend.rs` (Python callables
+//! as placement policy and load calculator; plus `args.rs`: Python argument checks). The Python package (`python/stateful_route`) re-exports these classes:
 //! the asyncio ones from `stateful_route`, the blocking ones from `stateful_route.blocking`.
 
 use pyo3::prelude::*;
@@ -12,6 +12,7 @@ mod args;
 mod client;
 mod config;
 mod error;
+mod extend;
 mod log;
 mod runtime;
 mod server;
@@ -117,6 +118,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<config::PodState>()?;
     m.add_class::<config::RoutingStateChange>()?;
     m.add_class::<runtime::Ready>()?;
+    m.add_class::<extend::Candidate>()?;
+    m.add_class::<extend::PlacementRequest>()?;
+    m.add_class::<extend::LoadInput>()?;
     m.add_function(wrap_pyfunction!(log::set_log_level, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_noop, m)?)?;
     m.add_function(wrap_pyfunction!(_at_exit, m)?)?;

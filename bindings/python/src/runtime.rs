@@ -83,6 +83,17 @@ pub fn runtime() -> PyResult<&'static Runtime> {
     Ok(stateful_route::runtime::get())
 }
 
+/// A core result as a Python value; `()` is `None` (not pyo3's empty tuple).
+fn to_py<'py, T>(py: Python<'py>, v: T) -> PyResult<Bound<'py, PyAny>>
+where
+    T: for<'a> IntoPyObject<'a> + 'static,
+{
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<()>() {
+        return Ok(py.None().into_bound(py));
+    }
+    v.into_bound_py_any(py)
+}
+
 /// How a class exposes core futures: asyncio awaitables or blocking calls.
 pub trait Bridge {
     /// Whether callers are coroutines on an asyncio event loop.
@@ -122,7 +133,7 @@ impl Bridge for Async {
             bridge.complete(Completion {
                 future: pending,
                 result: Box::new(move |py| match result {
-                    Ok(v) => v.into_bound_py_any(py).map(Bound::unbind),
+                    Ok(v) => to_py(py, v).map(Bound::unbind),
                     Err(e) => Err(to_pyerr(py, &e)),
                 }),
             });
@@ -154,7 +165,7 @@ impl Bridge for Blocking {
             ));
         }
         match py.detach(move || rt.block_on(fut)) {
-            Ok(v) => v.into_bound_py_any(py),
+            Ok(v) => to_py(py, v),
             Err(e) => Err(to_pyerr(py, &e)),
         }
     }

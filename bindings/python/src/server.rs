@@ -13,6 +13,7 @@ use crate::config::{
     config_arg, info_arg, routing_from_py, routing_to_py, BaseConfig, ServerInfo, TrySetOutcome,
 };
 use crate::error::OrRaise;
+use crate::extend;
 use crate::runtime::{check_not_forked, Async, Blocking, Bridge};
 use crate::store::store_arg;
 
@@ -75,6 +76,42 @@ macro_rules! server_class {
             /// The weighted load this pod publishes (SPEC §5).
             fn weighted_load(&self) -> u32 {
                 self.inner.weighted_load()
+            }
+
+            /// Like `weighted_load`, but raises the load calculator's error instead of falling
+            /// back to SPEC's formula.
+            fn try_weighted_load(&self) -> PyResult<u32> {
+                self.inner.try_weighted_load().or_raise()
+            }
+
+            /// Replaces SPEC's load formula with `calculator(input: LoadInput) -> int` for every
+            /// later publish (`None` restores the formula). It runs on the publishing thread
+            /// (the library's); if it raises, the pod logs the error and publishes the formula.
+            fn set_load_calculator(&self, calculator: &Bound<'_, PyAny>) -> PyResult<()> {
+                check_not_forked()?;
+                self.inner.set_load_calculator(extend::load_calculator_arg(calculator)?);
+                Ok(())
+            }
+
+            /// Sets the custom load signal `name` (an identifier) to a finite number; the load
+            /// calculator sees it from the next publish.
+            fn set_load_signal(&self, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+                check_not_forked()?;
+                let name = args::text(name, "name")?;
+                self.inner.set_load_signal(name, args::number(value, "value")?).or_raise()
+            }
+
+            /// Sets this pod's placement weight for `"weighted"` placement (an int >= 0;
+            /// default 100; 0 = never chosen by weight). Published at once when running.
+            fn set_weight<'py>(&self, py: Python<'py>, weight: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+                let weight = args::count(weight, "weight")?;
+                let d = self.inner.clone();
+                <$bridge>::run(py, async move { d.set_weight(weight).await })
+            }
+
+            /// This pod's placement weight.
+            fn get_weight(&self) -> u32 {
+                self.inner.get_weight()
             }
 
             /// Sets the routing state (a `RoutingState` or its name); published at once when

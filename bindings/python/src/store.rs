@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
 use stateful_route::keys::KeySpace;
 use stateful_route::store::MemoryBackend;
 use stateful_route::{self as core, LinkTtl, StoreConfig};
@@ -22,6 +23,7 @@ fn store_config(
     key_prefix: Option<&Bound<'_, PyAny>>,
     connect_timeout: Option<&Bound<'_, PyAny>>,
     command_timeout: Option<&Bound<'_, PyAny>>,
+    tls_ca_cert_pem: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<StoreConfig> {
     let d = StoreConfig::default();
     let secs = |o, field, default: Duration| -> PyResult<Duration> {
@@ -36,10 +38,31 @@ fn store_config(
         key_prefix: args::config_text(key_prefix, "key_prefix", &d.key_prefix)?,
         connect_timeout: secs(connect_timeout, "connect_timeout", d.connect_timeout)?,
         command_timeout: secs(command_timeout, "command_timeout", d.command_timeout)?,
+        tls_ca_cert_pem: pem(tls_ca_cert_pem)?,
         ..StoreConfig::default()
     };
     config.validate().or_raise()?;
     Ok(config)
+}
+
+/// `tls_ca_cert_pem`: PEM text as `bytes` or `str`, or `None`.
+fn pem(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<u8>>> {
+    match obj {
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) => {
+            if let Ok(b) = o.cast::<PyBytes>() {
+                return Ok(Some(b.as_bytes().to_vec()));
+            }
+            if o.is_instance_of::<PyString>() {
+                return Ok(Some(args::text(o, "tls_ca_cert_pem")?.as_bytes().to_vec()));
+            }
+            Err(crate::error::invalid_config(
+                "tls_ca_cert_pem",
+                "expected PEM text as bytes or str",
+            ))
+        }
+    }
 }
 
 fn ttl(obj: &Bound<'_, PyAny>) -> PyResult<LinkTtl> {
@@ -73,7 +96,7 @@ macro_rules! store_class {
             #[staticmethod]
             #[pyo3(signature = (*, key_prefix = None))]
             fn memory(key_prefix: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-                let config = store_config(key_prefix, None, None)?;
+                let config = store_config(key_prefix, None, None, None)?;
                 let backend = Arc::new(MemoryBackend::new(KeySpace::new(config.key_prefix)));
                 Ok($name {
                     inner: core::Store::from_shared(backend.clone()),
@@ -82,20 +105,69 @@ macro_rules! store_class {
             }
 
             /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]`, or
-            /// `rediss://` for TLS). Timeouts are in seconds.
+            /// `rediss://` for TLS). Timeouts are in seconds; `tls_ca_cert_pem` (bytes or str)
+            /// is a CA certificate trusted for `rediss://` besides the system's roots.
             #[staticmethod]
-            #[pyo3(signature = (url, *, key_prefix = None, connect_timeout = None, command_timeout = None))]
+            #[pyo3(signature = (url, *, key_prefix = None, connect_timeout = None, command_timeout = None, tls_ca_cert_pem = None))]
             fn connect<'py>(
                 py: Python<'py>,
                 url: &Bound<'py, PyAny>,
                 key_prefix: Option<&Bound<'py, PyAny>>,
                 connect_timeout: Option<&Bound<'py, PyAny>>,
                 command_timeout: Option<&Bound<'py, PyAny>>,
+                tls_ca_cert_pem: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyAny>> {
                 let url = args::text(url, "url")?.to_owned();
-                let config = store_config(key_prefix, connect_timeout, command_timeout)?;
+                let config = store_config(key_prefix, connect_timeout, command_timeout, tls_ca_cert_pem)?;
                 <$bridge>::run(py, async move {
                     let inner = core::Store::redis_with(&url, &config).await?;
+                    Ok($name { inner, memory: None })
+                })
+            }
+
+            /// Connects to a Redis Cluster through any of its nodes (`urls`: seed node URLs).
+            /// Behaviour is the same as on one node; redirections and failovers are followed
+            /// by the client. Settings as for `connect`.
+            #[staticmethod]
+            #[pyo3(signature = (urls, *, key_prefix = None, connect_timeout = None, command_timeout = None, tls_ca_cert_pem = None))]
+            fn connect_cluster<'py>(
+                py: Python<'py>,
+                urls: &Bound<'py, PyAny>,
+                key_prefix: Option<&Bound<'py, PyAny>>,
+                connect_timeout: Option<&Bound<'py, PyAny>>,
+                command_timeout: Option<&Bound<'py, PyAny>>,
+                tls_ca_cert_pem: Option<&Bound<'py, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let urls = args::texts(urls, "urls")?;
+                let config = store_config(key_prefix, connect_timeout, command_timeout, tls_ca_cert_pem)?;
+                <$bridge>::run(py, async move {
+                    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+                    let inner = core::Store::redis_cluster_with(&seeds, &config).await?;
+                    Ok($name { inner, memory: None })
+                })
+            }
+
+            /// Connects to the master that the Redis Sentinels at `sentinel_urls` call
+            /// `master_name`; after a failover the store follows the new master. Settings as
+            /// for `connect`.
+            #[staticmethod]
+            #[pyo3(signature = (sentinel_urls, master_name, *, key_prefix = None, connect_timeout = None, command_timeout = None, tls_ca_cert_pem = None))]
+            #[allow(clippy::too_many_arguments)]
+            fn connect_sentinel<'py>(
+                py: Python<'py>,
+                sentinel_urls: &Bound<'py, PyAny>,
+                master_name: &Bound<'py, PyAny>,
+                key_prefix: Option<&Bound<'py, PyAny>>,
+                connect_timeout: Option<&Bound<'py, PyAny>>,
+                command_timeout: Option<&Bound<'py, PyAny>>,
+                tls_ca_cert_pem: Option<&Bound<'py, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let urls = args::texts(sentinel_urls, "sentinel_urls")?;
+                let master = args::text(master_name, "master_name")?.to_owned();
+                let config = store_config(key_prefix, connect_timeout, command_timeout, tls_ca_cert_pem)?;
+                <$bridge>::run(py, async move {
+                    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+                    let inner = core::Store::redis_sentinel_with(&seeds, &master, &config).await?;
                     Ok($name { inner, memory: None })
                 })
             }
