@@ -11,7 +11,12 @@ Measures, each as the median of several rounds:
   3. asyncio new-user computes per second against Redis with 64 concurrent tasks, next to the
      core's own figure (64 tokio tasks) from the same run; the target is >= 50 %;
   4. the same routing written with redis-py asyncio + a TTL dict cache + the same Lua script,
-     for the hit path and the new-user path: we must be faster on both.
+     for the hit path and the new-user path: we must be faster on both;
+  5. the cost per placement of a Python callable as placement policy (issue 6): new users on
+     the memory store with the built-in p2c, with `lambda c, r: 0` and with p2c written in
+     Python, same run: computes driven one at a time from Rust (`_bench_core_new_users`, so
+     the difference is the callback), from a blocking Python loop, and from 64 asyncio tasks
+     (the policy then runs on the library's threads and competes for the GIL with the loop).
 Redis: --redis, else $STATEFUL_ROUTE_TEST_REDIS, else a throwaway server from tests/redis-server.sh.
 """
 
@@ -244,6 +249,68 @@ async def main_async(url: str, n_new: int, n_hit: int) -> None:
     for s in servers:
         await s.stop()
     await r.aclose()
+
+    await placement_callback_cost(n_new)
+
+
+def p2c_in_python(candidates: list[sr.Candidate], request: sr.PlacementRequest) -> int:
+    """The built-in p2c's rule, as a user would write it in Python."""
+    n = len(candidates)
+    if n == 1:
+        return 0
+    a = random.randrange(n)
+    b = random.randrange(n - 1)
+    if b >= a:
+        b += 1
+    return a if candidates[a].effective_load <= candidates[b].effective_load else b
+
+
+async def placement_callback_cost(n: int) -> None:
+    store = sr.Store.memory(key_prefix="cb")
+    cfg = sr.BaseConfig(cpu_factor=0.0)
+    servers = [
+        sr.ServerDriver(store, sr.ServerInfo(namespace=NS, service_name=SVC, pod_index=i), cfg)
+        for i in range(4)
+    ]
+    for s in servers:
+        await s.start()
+    gw = sr.ServerInfo(namespace=NS, service_name="gateway", pod_index=0)
+    bclient = blocking.ClientDriver(store, gw, cfg)
+    bclient.init()
+    client = sr.ClientDriver(store, gw, cfg)
+    await client.init()
+    policies: list[tuple[str, Any]] = [
+        ("built-in p2c", "p2c"),
+        ("Python `lambda c, r: 0`", lambda c, r: 0),
+        ("Python p2c (same rule)", p2c_in_python),
+    ]
+    rust: dict[str, list[float]] = {k: [] for k, _ in policies}
+    py: dict[str, list[float]] = {k: [] for k, _ in policies}
+    aio: dict[str, list[float]] = {k: [] for k, _ in policies}
+    for rnd in range(ROUNDS):
+        for k, (name, policy) in enumerate(policies):
+            bclient.set_service_placement(SVC, policy)
+            client.set_service_placement(SVC, policy)
+            secs = _native._bench_core_new_users(bclient, f"r{rnd}-{k}-", n, 1)
+            rust[name].append(secs / n * 1e9)
+            start = time.perf_counter()
+            for i in range(n):
+                bclient.compute_linked_pod("", f"p{rnd}-{k}-{i}", SVC)
+            py[name].append((time.perf_counter() - start) / n * 1e9)
+            aio[name].append(await new_users_ours(client, f"a{rnd}-{k}-", n))
+    base = "built-in p2c"
+    b_rust, b_py = statistics.median(rust[base]), statistics.median(py[base])
+    print(f"5. placement policy cost, new users on the memory store, {n} users a round")
+    print("   policy                       from Rust    from Python   64 asyncio tasks")
+    for name, _ in policies:
+        r_ns, p_ns, a = (statistics.median(x[name]) for x in (rust, py, aio))
+        extra = "" if name == base else f"   (+{r_ns - b_rust:.0f} ns / +{p_ns - b_py:.0f} ns)"
+        print(f"   {name:26} {r_ns:8.0f} ns  {p_ns:9.0f} ns  {a:10.0f} users/s{extra}")
+    print("   (+x ns: the callback's cost per placement over the built-in, from Rust / Python)")
+    await client.close()
+    bclient.close()
+    for s in servers:
+        await s.stop()
 
 
 def main() -> None:
