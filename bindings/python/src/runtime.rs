@@ -5,7 +5,8 @@
 //! asyncio future of the running loop; [`Blocking`] waits for it with the GIL released. Neither
 //! may ever hold the GIL while it waits for the runtime, and the runtime's workers never wait
 //! for the GIL to hand back a result (see [`LoopBridge`]): a worker blocked on the GIL drives
-//! no other task. (Only log events and listeners take the GIL on a runtime thread.)
+//! no other task. (Only log events, listeners and Python placement policies / load calculators
+//! (`extend.rs`) take the GIL on a runtime thread.)
 //!
 //! Fork: the runtime's threads do not survive `os.fork()`. A child whose parent had started the
 //! runtime gets `ClosedError` from every call instead of a hang (a `pthread_atfork` hook sets a
