@@ -8,7 +8,10 @@ import {
   errorCodes,
   setLogger,
   type BaseConfig,
+  type Candidate,
   type Link,
+  type LoadInput,
+  type PlacementRequest,
   type LogRecord,
   type PodState,
   type RoutingStateChange,
@@ -36,6 +39,21 @@ export async function example(url: string | undefined): Promise<number> {
   })
   void [weight, cluster]
   const state: RoutingState = server.getRoutingState()
+
+  // Extension points: a JS placement policy and load calculator.
+  const policy = (candidates: Candidate[], request: PlacementRequest): number | null =>
+    request.uid.startsWith('vip') ? candidates.findIndex((c) => c.weight > 50) : null
+  client0(store, info).setServicePlacement('room', policy)
+  void new ClientDriver(store, info, { placement: (c: Candidate[]) => c.length - 1 })
+  server.setLoadCalculator((input: LoadInput) => input.load + (input.signals['queue'] ?? 0))
+  server.setLoadCalculator(null)
+  server.setLoadSignal('queue', 12)
+  const calculated: number = server.tryWeightedLoad()
+  void calculated
+  // @ts-expect-error a policy returns an index or null
+  client0(store, info).setServicePlacement('room', () => 'pod-1')
+  // @ts-expect-error a calculator returns a number
+  server.setLoadCalculator(() => 'high')
 
   const client = new ClientDriver(store, info)
   client.init()

@@ -442,9 +442,10 @@ impl LoadCalculator for JsLoadCalculator {
     }
 }
 
-/// A JS function argument: a load calculator.
+/// A load calculator argument: a JS function, or `null` for SPEC's formula (`undefined` is
+/// refused, so that a missing function is not silently the formula).
 #[derive(Debug)]
-pub struct CalculatorArg(pub Arc<JsLoadCalculator>);
+pub struct CalculatorArg(pub Option<Arc<JsLoadCalculator>>);
 
 impl TypeName for CalculatorArg {
     fn type_name() -> &'static str {
@@ -461,14 +462,17 @@ impl ValidateNapiValue for CalculatorArg {}
 impl FromNapiValue for CalculatorArg {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
         // SAFETY: napi converts arguments on the JS thread.
-        if unsafe { type_of(env, value) } != ValueType::Function {
-            return Err(napi::Error::new(
+        match unsafe { type_of(env, value) } {
+            ValueType::Null => Ok(CalculatorArg(None)),
+            ValueType::Function => {
+                let f = JsFunction::new(env, value, "load calculator")?;
+                Ok(CalculatorArg(Some(Arc::new(JsLoadCalculator(f)))))
+            }
+            _ => Err(napi::Error::new(
                 napi::Status::FunctionExpected,
                 "the load calculator must be a function or null",
-            ));
+            )),
         }
-        let f = JsFunction::new(env, value, "load calculator")?;
-        Ok(CalculatorArg(Arc::new(JsLoadCalculator(f))))
     }
 }
 

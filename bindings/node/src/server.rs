@@ -92,9 +92,9 @@ impl ServerDriver {
     /// publish; `null` restores the formula. If it throws or returns no valid load, the error
     /// is logged and the formula's value is published.
     #[napi(ts_args_type = "calculator: ((input: LoadInput) => number) | null")]
-    pub fn set_load_calculator(&self, calculator: Option<CalculatorArg>) {
-        match calculator {
-            Some(CalculatorArg(c)) => self.inner.set_load_calculator(c),
+    pub fn set_load_calculator(&self, calculator: CalculatorArg) {
+        match calculator.0 {
+            Some(c) => self.inner.set_load_calculator(c),
             None => self
                 .inner
                 .set_load_calculator(Arc::new(core::load::DefaultLoadCalculator)),
