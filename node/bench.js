@@ -16,7 +16,12 @@
  *     that crosses to the core's runtime (`getLinkedPod`) and to ioredis + a TTL Map cache;
  *  3. new-user computes per second against Redis with 64 concurrent Promises, next to the
  *     core's own figure (64 tokio tasks) from the same run (target >= 50 %) and to the same
- *     routing written with ioredis + a TTL Map cache + the same Lua script.
+ *     routing written with ioredis + a TTL Map cache + the same Lua script;
+ *  4. the cost per placement of a JS function as placement policy (issue 6): new users on the
+ *     memory store placed by the built-in p2c and by the same p2c written in JS, alternating in
+ *     one run; the figure is the median of the per-round paired differences, for the core's own
+ *     loop (64 tokio tasks), 64 concurrent Promises and one Promise at a time
+ *     (`--placements N` users a round; `--callback-only` runs this part alone, without Redis).
  * Redis: --redis, else $STATEFUL_ROUTE_TEST_REDIS, else a throwaway tests/redis-server.sh.
  */
 
@@ -26,10 +31,9 @@ const { createRequire } = require('node:module')
 const os = require('node:os')
 const path = require('node:path')
 
-// Both from the directory the bench runs in (where the package and ioredis are installed).
+// From the directory the bench runs in (where the package and ioredis are installed).
 const cwdRequire = createRequire(path.join(process.cwd(), 'bench.js'))
 const sr = cwdRequire('stateful-route')
-const Redis = cwdRequire('ioredis')
 
 const NS = 'bench'
 const SVC = 'bench'
@@ -158,6 +162,81 @@ async function newUsersPerSecond(compute, prefix, n) {
   return n / (Number(process.hrtime.bigint() - start) / 1e9)
 }
 
+/** p2c, written in JS: what the built-in default does, as a placement policy. */
+function jsP2c(candidates) {
+  const n = candidates.length
+  if (n === 1) return 0
+  const a = Math.floor(Math.random() * n)
+  let b = Math.floor(Math.random() * (n - 1))
+  if (b >= a) b++
+  const la = candidates[a].load + candidates[a].placed
+  const lb = candidates[b].load + candidates[b].placed
+  return la < lb || (la === lb && Math.random() < 0.5) ? a : b
+}
+
+/** 4. Cost per placement of a JS policy vs the built-in one, memory store, same run. */
+async function callbackCost(n) {
+  const store = sr.Store.memory()
+  const cfg = { cpuFactor: 0 }
+  const servers = [0, 1, 2, 3].map(
+    (i) => new sr.ServerDriver(store, { namespace: NS, serviceName: SVC, podIndex: i }, cfg),
+  )
+  await Promise.all(servers.map((s) => s.start()))
+  const client = new sr.ClientDriver(
+    store,
+    { namespace: NS, serviceName: 'gateway', podIndex: 0 },
+    cfg,
+  )
+  client.init()
+  let calls = 0
+  const policy = (c) => (calls++, jsP2c(c))
+  // µs per placement of each way of computing, with `placement` in force.
+  const modes = {
+    core: async (prefix) => (await sr.benchCoreNewUsers(client, prefix, SVC, n, TASKS)) / n,
+    concurrent: async (prefix) =>
+      1 / (await newUsersPerSecond((u) => client.computeLinkedPod(NS, u, SVC), prefix, n)),
+    sequential: async (prefix) => {
+      const start = process.hrtime.bigint()
+      for (let i = 0; i < n; i++) await client.computeLinkedPod(NS, `${prefix}${i}`, SVC)
+      return Number(process.hrtime.bigint() - start) / 1e9 / n
+    },
+  }
+  const out = {}
+  for (const [mode, run] of Object.entries(modes)) {
+    const builtin = []
+    const js = []
+    const diff = []
+    await run(`w${mode}-`) // warm-up, built-in
+    for (let r = 0; r < ROUNDS; r++) {
+      client.setServicePlacement(SVC, 'p2c')
+      const b = (await run(`b${mode}${r}-`)) * 1e6
+      client.setServicePlacement(SVC, policy)
+      const j = (await run(`j${mode}${r}-`)) * 1e6
+      builtin.push(b)
+      js.push(j)
+      diff.push(j - b)
+    }
+    out[mode] = { builtin: median(builtin), js: median(js), diff: median(diff) }
+  }
+  client.close()
+  await Promise.all(servers.map((s) => s.stop()))
+  console.log(
+    `4. cost per placement of a JS placement policy (memory store, ${n} new users a round)`,
+  )
+  console.log('                                       built-in p2c   p2c in JS   JS callback cost')
+  const label = {
+    core: 'core loop (64 tokio tasks)   ',
+    concurrent: `Node, ${TASKS} concurrent Promises`,
+    sequential: 'Node, one Promise at a time  ',
+  }
+  for (const [mode, f] of Object.entries(out)) {
+    console.log(
+      `   ${label[mode]}    ${fmt(f.builtin, 8, 2)} µs ${fmt(f.js, 8, 2)} µs ${fmt(f.diff, 8, 2)} µs`,
+    )
+  }
+  if (calls < ROUNDS * 3 * n) throw new Error(`the JS policy ran ${calls} times`)
+}
+
 function redisUrl(arg) {
   const url = arg || process.env.STATEFUL_ROUTE_TEST_REDIS
   if (url) return { url, stop: () => {} }
@@ -208,6 +287,7 @@ async function main(url, nHits, nNew) {
   console.log(`   hit / (3 x bare + core)             ${fmt(hitNs / budget, 8, 2)}   (target <= 1)`)
 
   // 2. Awaited hits: ours, a cached read through the runtime, ioredis + Map cache.
+  const Redis = cwdRequire('ioredis')
   const redis = new Redis(url, { lazyConnect: false })
   const router = new IoredisRouter(redis, runId)
   await router.compute(uid, SVC)
@@ -253,8 +333,14 @@ async function main(url, nHits, nNew) {
   redis.disconnect()
 }
 
-const { url, stop } = redisUrl(arg('--redis'))
-main(url, Number(arg('--hits', 200000)), Number(arg('--new-users', 5000)))
+const placements = Number(arg('--placements', 20000))
+const callbackOnly = process.argv.includes('--callback-only')
+const { url, stop } = callbackOnly ? { url: null, stop: () => {} } : redisUrl(arg('--redis'))
+;(callbackOnly
+  ? Promise.resolve()
+  : main(url, Number(arg('--hits', 200000)), Number(arg('--new-users', 5000)))
+)
+  .then(() => callbackCost(placements))
   .catch((e) => {
     console.error(e)
     process.exitCode = 1

@@ -8,9 +8,10 @@
 //! - on the JS thread itself the function is called directly;
 //! - on any other thread the call is queued to the JS thread ([`JsThread::run`], the
 //!   environment's one weak threadsafe function) and the calling thread blocks on a channel
-//!   for the answer, at most [`CALL_TIMEOUT`]; then the call fails with `TIMEOUT`. A runtime
-//!   worker blocks inside `block_in_place`, so the runtime's other tasks move to another thread
-//!   meanwhile.
+//!   for the answer, at most [`CALL_TIMEOUT`]; then the call fails with `TIMEOUT`. While the
+//!   JS thread is busy, up to all of the runtime's workers (2 by default,
+//!   `STATEFUL_ROUTE_WORKER_THREADS`) may wait for it, which delays the runtime's other tasks
+//!   by as long (at most [`CALL_TIMEOUT`] per call).
 //!
 //! Deadlock freedom: the JS thread never waits synchronously for the runtime (every store call
 //! is a Promise, and the synchronous `computeCached` probe and `weightedLoad` never touch the
@@ -166,12 +167,9 @@ impl JsFunction {
             let out = unsafe { invoke(env, func, what, args, answer) };
             let _ = tx.send(out);
         });
-        let wait = || rx.recv_timeout(CALL_TIMEOUT);
-        let got = if on_multi_thread_runtime() {
-            tokio::task::block_in_place(wait)
-        } else {
-            wait()
-        };
+        // Plain blocking, not `block_in_place`: handing the worker's tasks to another thread
+        // cost about 30 µs more per placement (node/bench.js, part 4).
+        let got = rx.recv_timeout(CALL_TIMEOUT);
         match got {
             Ok(out) => out,
             Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::new(
@@ -187,13 +185,6 @@ impl JsFunction {
             )),
         }
     }
-}
-
-/// Whether the calling thread runs inside a multi-thread tokio runtime (where
-/// `block_in_place` may be used).
-fn on_multi_thread_runtime() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 fn check(status: sys::napi_status) -> napi::Result<()> {
