@@ -190,7 +190,17 @@ impl ClientDriver {
             let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
             m.entry(key.clone()).or_default().clone()
         };
-        let out = flight.get_or_init(|| self.place(link)).await.clone();
+        // A caller that missed the cache just before another call's placement finished finds
+        // the link cached now: no second store call (and no second placement decision).
+        let out = flight
+            .get_or_init(|| async {
+                match self.cached_alive(link) {
+                    Some(pod) => Ok(pod),
+                    None => self.place(link).await,
+                }
+            })
+            .await
+            .clone();
         {
             let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
             if m.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
