@@ -21,7 +21,11 @@ for s in "${suites[@]}"; do
   if [ -n "$only" ] && [[ " $only " != *" $s "* ]]; then continue; fi
   echo "=== suite: $s ==="
   case "$s" in
-    rust) cargo test --locked -p stateful-route -p stateful-route-c ;;
+    rust)
+      # The C crate's tests dlopen the cdylib, which `cargo test` does not build by itself.
+      cargo build --locked -p stateful-route-c
+      cargo test --locked -p stateful-route -p stateful-route-c
+      ;;
     python) python/test.sh ;;
     node) node/test.sh ;;
     c) bindings/c/test.sh ;;
