@@ -159,8 +159,9 @@ async fn gateway_ready(store: &Store) -> Res<bool> {
 }
 
 fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let redis = match args.as_slice() {
+    let args: Vec<String> = std::env::args().collect();
+    let args = &args[1..];
+    let redis = match args {
         [] => None,
         [flag, url] if flag == "--redis" => Some(url.clone()),
         _ => return Err("usage: demo [--redis redis://host:port]".into()),

@@ -30,7 +30,8 @@ const NS: &str = "default";
 const NONE: u32 = u32::MAX;
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args();
+    args.next(); // the program name
     let role = args.next().unwrap_or_default();
     let mut opts = HashMap::new();
     while let Some(k) = args.next() {
