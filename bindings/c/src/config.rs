@@ -169,15 +169,6 @@ impl sr_base_config {
                 ))
             }
         };
-        // Checked here: the core turns the window into a Duration when the store fails, and a
-        // negative or non-finite value must be a config error at construction, not later.
-        let stale = self.serve_stale_seconds;
-        if !(stale.is_finite() && stale >= 0.0) {
-            return Err(sr_core::Error::new(
-                sr_core::ErrorKind::InvalidConfig,
-                format!("invalid config serve_stale_seconds: {stale} must be >= 0"),
-            ));
-        }
         Ok(BaseConfig {
             service_state_update_period_seconds: self.service_state_update_period_seconds,
             cpu_factor: self.cpu_factor,
@@ -189,7 +180,7 @@ impl sr_base_config {
             placement,
             cache_capacity: self.cache_capacity,
             drain_seconds: self.drain_seconds,
-            serve_stale_seconds: stale,
+            serve_stale_seconds: self.serve_stale_seconds,
         })
     }
 }

@@ -113,13 +113,6 @@ impl BaseConfig {
             "serve_stale_seconds",
             d.serve_stale_seconds,
         )?;
-        // Checked here because a negative or infinite window cannot be a duration.
-        if !(serve_stale_seconds.is_finite() && serve_stale_seconds >= 0.0) {
-            return Err(invalid_config(
-                "serve_stale_seconds",
-                format!("{serve_stale_seconds} must be a number of seconds >= 0"),
-            ));
-        }
         let load_range = args::config_uint(load_range, "load_range", d.load_range as u64)?;
         // New core settings not exposed here keep their defaults.
         #[allow(clippy::needless_update)]
