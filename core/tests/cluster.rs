@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{free_cluster_port, free_port, spawn_redis_on, unique_prefix};
+use common::{free_port, lease_port, spawn_redis_on, spawn_redis_with, unique_prefix};
 use stateful_route::testkit::{run_scenario, SCENARIOS};
 use stateful_route::{
     BaseConfig, ClientDriver, ErrorKind, LinkTtl, ServerDriver, ServerInfo, Store, StoreConfig,
@@ -56,23 +56,25 @@ fn poll(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
 
 /// Starts six nodes and joins them with `redis-cli --cluster create`.
 fn start_cluster() -> Cluster {
-    let ports: Vec<u16> = (0..6).map(|_| free_cluster_port()).collect();
-    let pids: Vec<u32> = ports
-        .iter()
-        .map(|p| {
-            spawn_redis_on(
-                *p,
-                &[
+    // Each node's cluster bus gets a leased port of its own (`--cluster-port`), never port+10000.
+    let (ports, pids): (Vec<u16>, Vec<u32>) = (0..6)
+        .map(|_| {
+            spawn_redis_with(|p| {
+                [
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
                     &format!("nodes-{p}.conf"),
                     "--cluster-node-timeout",
                     "1000",
-                ],
-            )
+                    "--cluster-port",
+                    &lease_port().to_string(),
+                ]
+                .map(String::from)
+                .to_vec()
+            })
         })
-        .collect();
+        .unzip();
     let mut cmd = Command::new("redis-cli");
     cmd.arg("--cluster").arg("create");
     for p in &ports {

@@ -7,9 +7,10 @@
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use stateful_route::keys::KeySpace;
@@ -19,97 +20,238 @@ use stateful_route::{Store, StoreConfig};
 static REDIS_URL: OnceLock<String> = OnceLock::new();
 static NEXT_PREFIX: AtomicU32 = AtomicU32::new(0);
 
-/// A free loopback port (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Ports this process leases for its servers: the lock files stay open (locked) until the
+/// process exits, so no other test process that follows `tests/PORTS.md` can take them.
+static LEASES: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+/// Log files of the servers this process started, printed when a test panics.
+static LOGS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// The first port of the kernel's ephemeral range: leased ports stay below it, so an outgoing
+/// connection can never hold one.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
 }
 
-/// Starts `redis-server` with `args` on a free port; returns the port and pid. The server dies
-/// with this process.
-pub fn spawn_redis(extra: &[&str]) -> (u16, u32) {
-    let port = free_port();
-    (port, spawn_redis_on(port, extra))
-}
-
-/// A free port whose cluster bus port (+10000) is free too.
-pub fn free_cluster_port() -> u16 {
-    loop {
-        let p = 20000 + fastrand::u16(..25000);
-        if TcpListener::bind(("127.0.0.1", p)).is_ok()
-            && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok()
-        {
-            return p;
+/// Leases a loopback port (tests/PORTS.md): below the ephemeral range, locked with `flock` on
+/// `$TMPDIR/stateful-route-ports/<port>.lock` for the life of this process, and free for a
+/// bind right now. No two test processes (Rust, Python, Go or the shell launchers) lease
+/// the same port at once.
+pub fn lease_port() -> u16 {
+    const LOW: u16 = 12000;
+    let high = ephemeral_low().max(LOW + 1000);
+    let dir = std::env::temp_dir().join("stateful-route-ports");
+    std::fs::create_dir_all(&dir).unwrap();
+    let span = high - LOW;
+    let start = fastrand::u16(..span);
+    for i in 0..span {
+        let port = LOW + (start + i) % span;
+        let Ok(file) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("{port}.lock")))
+        else {
+            continue;
+        };
+        // SAFETY: flock on a descriptor this function owns.
+        let locked = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        if locked != 0 {
+            continue;
         }
+        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue; // someone outside the protocol holds it; the lock is dropped here
+        }
+        LEASES.lock().unwrap_or_else(|p| p.into_inner()).push(file);
+        return port;
+    }
+    panic!("no free port in {LOW}..{high}");
+}
+
+/// A free loopback port, leased for this process (see [`lease_port`]).
+pub fn free_port() -> u16 {
+    lease_port()
+}
+
+/// Starts `redis-server` with `extra` on a leased port; returns the port and pid. The server
+/// dies with this process. If the port turns out to be taken, it retries on a fresh one.
+pub fn spawn_redis(extra: &[&str]) -> (u16, u32) {
+    spawn_redis_with(|_| extra.iter().map(|s| s.to_string()).collect())
+}
+
+/// As [`spawn_redis`], with arguments made for the port (e.g. a cluster node's config file,
+/// or a `--cluster-port` leased by `args`).
+pub fn spawn_redis_with(mut args: impl FnMut(u16) -> Vec<String>) -> (u16, u32) {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = lease_port();
+        let extra = args(port);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        match try_spawn_redis_on(port, &extra) {
+            Ok(pid) => return (port, pid),
+            Err(e) if e.contains("Address already in use") => last = e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("redis-server found its port taken five times; last: {last}");
+}
+
+/// Starts `redis-server` (or, with `--sentinel` first in `extra`, a sentinel) on `port` (one
+/// this process leased, e.g. to restart a server where it was); returns its pid once it answers
+/// PING. The server dies with this process; its log stays in its directory.
+pub fn spawn_redis_on(port: u16, extra: &[&str]) -> u32 {
+    try_spawn_redis_on(port, extra).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The directory of the server on `port` started by this process (its `redis.log` is there).
+pub fn server_dir(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("sr-redis-{}-{port}", std::process::id()))
+}
+
+fn try_spawn_redis_on(port: u16, extra: &[&str]) -> Result<u32, String> {
+    install_log_printer();
+    let dir = server_dir(port);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("redis.log");
+    let _ = std::fs::remove_file(&log);
+    let mut cmd = Command::new("redis-server");
+    if extra.first() == Some(&"--sentinel") {
+        // A sentinel needs a config file it can rewrite; the rest are its directives.
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(&conf, extra[1..].join("\n") + "\n").unwrap();
+        cmd.arg(&conf).arg("--sentinel");
+    } else {
+        cmd.args(["--save", "", "--appendonly", "no"]).args(extra);
+    }
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--logfile")
+        .arg(&log);
+    cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+    // SAFETY: prctl is async-signal-safe; the child dies when its waiting thread ends or the
+    // process dies.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let (pid_tx, pid_rx) = mpsc::channel();
+    let (exit_tx, exit_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = pid_tx.send(Err(format!(
+                    "redis-server not found ({e}): install Debian's redis-server (make test does)"
+                )));
+                return;
+            }
+        };
+        let _ = pid_tx.send(Ok(child.id()));
+        // This thread (the death signal's parent) lives exactly as long as the server.
+        let status = child.wait();
+        let _ = exit_tx.send(status.map(|s| s.to_string()).unwrap_or_default());
+    });
+    let pid = pid_rx.recv().unwrap()?;
+    LOGS.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(log.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if ping(port) {
+            return Ok(pid);
+        }
+        let exited = exit_rx.try_recv().ok();
+        if exited.is_some() || Instant::now() >= deadline {
+            if exited.is_none() {
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+            let how = exited.map_or("did not answer within 10 s".to_string(), |s| {
+                format!("exited ({s}) before answering")
+            });
+            return Err(format!(
+                "redis-server on port {port} {how}; {}:\n{}",
+                log.display(),
+                log_tail(&log, 40)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// Starts `redis-server` (or, with `--sentinel` first in `extra`, a sentinel) on `port`;
-/// returns its pid once it answers PING. The server dies with this process.
-pub fn spawn_redis_on(port: u16, extra: &[&str]) -> u32 {
-    let (tx, rx) = mpsc::channel();
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    std::thread::spawn(move || {
-        let dir = std::env::temp_dir().join(format!("sr-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut cmd = Command::new("redis-server");
-        if extra.first().map(String::as_str) == Some("--sentinel") {
-            // A sentinel needs a config file it can rewrite; the rest are its directives.
-            let conf = dir.join("sentinel.conf");
-            std::fs::write(&conf, extra[1..].join("\n") + "\n").unwrap();
-            cmd.arg(&conf).arg("--sentinel").args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ]);
-        } else {
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .args(["--dir", dir.to_str().unwrap()])
-                .args(&extra);
-        }
-        cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
-        // SAFETY: prctl is async-signal-safe; the child dies when this thread ends (it waits
-        // for the child below) or the process dies.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd
-            .spawn()
-            .expect("redis-server not found: install Debian's redis-server (make test does)");
-        tx.send(child.id()).unwrap();
-        // This thread (the death signal's parent) lives exactly as long as the server.
-        let _ = child.wait();
+fn ping(port: u16) -> bool {
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
+        return false;
+    };
+    client
+        .get_connection_with_timeout(Duration::from_secs(1))
+        .ok()
+        .and_then(|mut con| redis::cmd("PING").query::<String>(&mut con).ok())
+        .is_some()
+}
+
+/// The last `n` lines of a log file.
+pub fn log_tail(path: &std::path::Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("(no log: {e})"));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// On the first panic in this process, prints the tail of every server log it started, so a
+/// failing test says what its servers said.
+fn install_log_printer() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        let printed = std::sync::atomic::AtomicBool::new(false);
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            if printed.swap(true, Ordering::Relaxed) {
+                return;
+            }
+            let logs = LOGS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            for log in logs {
+                eprintln!(
+                    "--- {} (last 20 lines)\n{}",
+                    log.display(),
+                    log_tail(&log, 20)
+                );
+            }
+        }));
     });
-    let pid = rx.recv().unwrap();
-    wait_for_redis(port);
-    pid
 }
 
 /// Polls PING until the server answers (deadline 10 s).
 pub fn wait_for_redis(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) {
-            if let Ok(mut con) = client.get_connection() {
-                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
-                    return;
-                }
-            }
-        }
+    while !ping(port) {
         assert!(
             Instant::now() < deadline,
-            "redis-server on port {port} did not answer within 10 s"
+            "redis-server on port {port} did not answer within 10 s; {}:\n{}",
+            server_dir(port).display(),
+            log_tail(&server_dir(port).join("redis.log"), 40)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// This process's resident memory (bytes), from /proc.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// The shared test server's URL.
@@ -172,6 +314,11 @@ impl Fixture {
                 }
             }
         }
+    }
+
+    /// The memory backend, for a memory fixture.
+    pub fn memory(&self) -> Option<&MemoryBackend> {
+        self.memory.as_deref()
     }
 
     /// Keys under this fixture's prefix, sorted.
