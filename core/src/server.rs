@@ -50,6 +50,8 @@ struct Inner {
     /// Serialises publishes so that an older state never overwrites a newer one.
     publish: tokio::sync::Mutex<()>,
     stop_loop: watch::Sender<bool>,
+    /// Ends the read side's refresh loop (when the driver is dropped).
+    stop_route: watch::Sender<bool>,
     stopped: watch::Sender<Option<Result<()>>>,
 }
 
@@ -114,6 +116,26 @@ impl Inner {
     /// Publishes the current state (read under the publish lock, so the newest wins).
     async fn publish(&self) -> Result<u64> {
         let _serial = self.publish.lock().await;
+        self.publish_locked().await
+    }
+
+    /// Publishes the pod state, then (pod 0) the workload state that goes with it: `SHUTDOWN`
+    /// once the pod published `SHUTDOWN`, else `READY`. Both under the publish lock, and the
+    /// state is read inside it, so a periodic tick and `stop` can never interleave their writes
+    /// (pod 0 cannot leave `READY` after `SHUTDOWN`).
+    async fn publish_with_workload(&self) -> Result<()> {
+        let _serial = self.publish.lock().await;
+        let pod = self.publish_locked().await;
+        let word = if self.lock().routing == RoutingState::Shutdown {
+            "SHUTDOWN"
+        } else {
+            "READY"
+        };
+        let workload = self.publish_workload(word).await;
+        pod.map(|_| ()).and(workload)
+    }
+
+    async fn publish_locked(&self) -> Result<u64> {
         let load = self.weighted_load();
         let (routing, weight) = {
             let s = self.lock();
@@ -150,11 +172,8 @@ impl Inner {
             let pct = s.sample();
             self.lock().cpu_percent = pct;
         }
-        if let Err(e) = self.publish().await {
+        if let Err(e) = self.publish_with_workload().await {
             tracing::warn!(service = %self.info.service_name, pod = self.info.pod_index, error = %e, "periodic state publish failed");
-        }
-        if let Err(e) = self.publish_workload("READY").await {
-            tracing::warn!(service = %self.info.service_name, error = %e, "workload state publish failed");
         }
     }
 
@@ -167,11 +186,10 @@ impl Inner {
         }
         let _ = self.stop_loop.send(true);
         self.lock().routing = RoutingState::Shutdown;
-        let second = self.publish().await.map(|_| ());
-        let third = self.publish_workload("SHUTDOWN").await;
+        let second = self.publish_with_workload().await;
         self.lock().phase = Phase::Stopped;
         tracing::info!(service = %self.info.service_name, pod = self.info.pod_index, "pod stopped");
-        first.and(second).and(third)
+        first.and(second)
     }
 }
 
@@ -181,9 +199,15 @@ impl ServerDriver {
         info.validate()?;
         config.validate()?;
         let config = Arc::new(config);
+        let route = RouteInfo::new(store.clone(), info.namespace.clone(), config.clone());
+        // The read side refreshes like a client's (only the services it was asked about), from
+        // now until the driver is dropped: a pod that reads other pods' states must not see
+        // them all go stale.
+        let stop_route = watch::channel(false).0;
+        route.spawn_refresh(stop_route.subscribe());
         Ok(ServerDriver {
             inner: Arc::new(Inner {
-                route: RouteInfo::new(store.clone(), info.namespace.clone(), config.clone()),
+                route,
                 store,
                 info,
                 config,
@@ -198,6 +222,7 @@ impl ServerDriver {
                 calculator: RwLock::new(Arc::new(DefaultLoadCalculator)),
                 publish: tokio::sync::Mutex::new(()),
                 stop_loop: watch::channel(false).0,
+                stop_route,
                 stopped: watch::channel(None).0,
             }),
         })
@@ -237,13 +262,12 @@ impl ServerDriver {
                 }
             }
         }
-        let first = async {
-            self.inner.publish().await?;
-            self.inner.publish_workload("READY").await
-        }
-        .await;
-        if let Err(e) = first {
-            self.inner.lock().phase = Phase::New;
+        if let Err(e) = self.inner.publish_with_workload().await {
+            // Back to unstarted, unless a `stop` came meanwhile: then the driver stays closed.
+            let mut s = self.inner.lock();
+            if s.phase == Phase::Running {
+                s.phase = Phase::New;
+            }
             return Err(e);
         }
         let weak = Arc::downgrade(&self.inner);
@@ -466,5 +490,6 @@ impl ServerDriver {
 impl Drop for Inner {
     fn drop(&mut self) {
         let _ = self.stop_loop.send(true);
+        let _ = self.stop_route.send(true);
     }
 }
