@@ -74,9 +74,15 @@ pub fn parse(field: &str, value: &str) -> Result<PodState> {
     })
 }
 
-/// Canonical non-negative decimal (digits only, at most 19 of them).
+/// Canonical non-negative decimal: digits only, at most 19 of them, no leading zero (but `0`).
+/// The one rule for every number read from the store, in both stores and in the scripts, so
+/// `"03"` is never pod 3 in one place and an error in another.
 pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty()
+        || s.len() > 19
+        || !s.bytes().all(|b| b.is_ascii_digit())
+        || (s.len() > 1 && s.starts_with('0'))
+    {
         return None;
     }
     s.parse().ok()
@@ -126,6 +132,8 @@ mod tests {
             ("1", ""),
             ("1", "1"),
             ("-1", "1-2"),
+            ("03", "1-2-READY"),
+            ("3", "01-2-READY"),
         ] {
             assert_eq!(
                 parse(f, v).unwrap_err().kind(),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use stateful_route::pod_state::format_value;
-use stateful_route::store::{LinkRef, RawPodStates, StoreBackend};
+use stateful_route::store::{LinkClaim, LinkRef, RawPodStates, StoreBackend};
 use stateful_route::{Link, LinkTtl, Result, RoutingState, Store, TrySetOutcome};
 
 type LinkId = (String, String, String); // (namespace, uid, service)
@@ -61,13 +61,24 @@ impl StoreBackend for MapStore {
         Ok(prev)
     }
 
-    async fn set_link_if_absent(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Link> {
+    async fn set_link_if_absent(
+        &self,
+        link: LinkRef<'_>,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<LinkClaim> {
         let mut m = self.0.lock().unwrap();
         if let Some(l) = m.get(&id(link)) {
-            return Ok(l);
+            return Ok(LinkClaim {
+                link: l,
+                created: false,
+            });
         }
         m.links.insert(id(link), (pod, expiry(ttl)));
-        Ok(m.get(&id(link)).unwrap())
+        Ok(LinkClaim {
+            link: m.get(&id(link)).unwrap(),
+            created: true,
+        })
     }
 
     async fn try_set_link(
@@ -99,13 +110,19 @@ impl StoreBackend for MapStore {
         expected: u32,
         pod: u32,
         ttl: LinkTtl,
-    ) -> Result<Option<Link>> {
+    ) -> Result<LinkClaim> {
         let mut m = self.0.lock().unwrap();
         match m.get(&id(link)) {
-            Some(c) if c.is_persistent() || c.pod_index != expected => Ok(Some(c)),
+            Some(c) if c.is_persistent() || c.pod_index != expected => Ok(LinkClaim {
+                link: c,
+                created: false,
+            }),
             _ => {
                 m.links.insert(id(link), (pod, expiry(ttl)));
-                Ok(m.get(&id(link)))
+                Ok(LinkClaim {
+                    link: m.get(&id(link)).unwrap(),
+                    created: true,
+                })
             }
         }
     }
@@ -126,10 +143,14 @@ impl StoreBackend for MapStore {
         if delay_secs == 0 {
             m.links.remove(&id(link));
         } else {
-            m.links.insert(
-                id(link),
-                (cur.pod_index, expiry(LinkTtl::Seconds(delay_secs))),
-            );
+            // A delayed remove never lengthens a link (SPEC §4).
+            let at = expiry(LinkTtl::Seconds(delay_secs));
+            let old = m.links.get(&id(link)).and_then(|(_, t)| *t);
+            let at = match (old, at) {
+                (Some(o), Some(a)) => Some(o.min(a)),
+                (_, a) => a,
+            };
+            m.links.insert(id(link), (cur.pod_index, at));
         }
         Ok(true)
     }

@@ -5,20 +5,22 @@
 //! lock, which makes it atomic exactly as a Lua script is in Redis. The clock is the
 //! process's wall clock: within one process that is the store's clock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
-use super::{LinkRef, RawPodStates, StoreBackend};
+use super::{LinkClaim, LinkRef, RawPodStates, StoreBackend};
 use crate::config::{Link, LinkTtl, RoutingState, TrySetOutcome};
 use crate::error::{Error, Result};
 use crate::keys::KeySpace;
 use crate::pod_state::{self, parse_pod};
 
-/// Writes between two sweeps of expired keys (reads drop expired keys they meet too).
-const SWEEP_EVERY: u32 = 4096;
+/// Most expired keys one write reclaims (reads drop expired keys they meet too). Expiry is
+/// incremental, as in Redis: no operation ever walks the whole map under the lock.
+const SWEEP_PER_WRITE: usize = 16;
 
 #[derive(Debug)]
 enum Value {
@@ -35,7 +37,9 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Data {
     map: HashMap<String, Entry>,
-    writes: u32,
+    /// Every expiry ever set, soonest first. An entry whose key has since changed its expiry
+    /// (or gone) is skipped when it comes up.
+    expiries: BinaryHeap<Reverse<(u64, String)>>,
 }
 
 /// The in-memory backend of [`Store::memory`](super::Store::memory).
@@ -86,6 +90,9 @@ impl Data {
 
     fn set_str(&mut self, key: String, value: String, expires_ms: Option<u64>) {
         self.wrote();
+        if let Some(t) = expires_ms {
+            self.expiries.push(Reverse((t, key.clone())));
+        }
         self.map.insert(
             key,
             Entry {
@@ -125,18 +132,53 @@ impl Data {
         Ok(())
     }
 
-    fn wrote(&mut self) {
-        self.writes += 1;
-        if self.writes >= SWEEP_EVERY {
-            self.writes = 0;
-            let now = now_ms();
-            self.map.retain(|_, e| e.expires_ms.is_none_or(|t| t > now));
+    /// Sets the expiry of an existing key.
+    fn expire_at(&mut self, key: &str, at: u64) {
+        if let Some(e) = self.map.get_mut(key) {
+            e.expires_ms = Some(at);
+            self.expiries.push(Reverse((at, key.to_string())));
         }
+    }
+
+    /// Reclaims up to [`SWEEP_PER_WRITE`] expired keys, soonest first.
+    fn wrote(&mut self) {
+        let now = now_ms();
+        for _ in 0..SWEEP_PER_WRITE {
+            match self.expiries.peek() {
+                Some(Reverse((t, _))) if *t <= now => {}
+                _ => break,
+            }
+            let Some(Reverse((t, key))) = self.expiries.pop() else {
+                break;
+            };
+            if self.map.get(&key).is_some_and(|e| e.expires_ms == Some(t)) {
+                self.map.remove(&key);
+            }
+        }
+    }
+
+    /// Keys held, expired or not, and pending expiries (for tests of the sweep).
+    fn sizes(&self) -> (usize, usize) {
+        (self.map.len(), self.expiries.len())
     }
 }
 
 fn wrong_type(key: &str) -> Error {
     Error::store(format!("key {key:?} holds the wrong kind of value"))
+}
+
+/// The claim of a link this operation wrote.
+fn written(pod: u32, ttl: LinkTtl) -> LinkClaim {
+    LinkClaim {
+        link: Link {
+            pod_index: pod,
+            ttl: match ttl {
+                LinkTtl::Persistent => None,
+                LinkTtl::Seconds(s) => Some(std::time::Duration::from_secs(s as u64)),
+            },
+        },
+        created: true,
+    }
 }
 
 fn link_of(value: &str, pttl_ms: Option<u64>, key: &str) -> Result<Link> {
@@ -167,6 +209,26 @@ impl MemoryBackend {
             .collect();
         keys.sort();
         keys
+    }
+
+    /// Writes a raw string value under `key` (as another tool or an old deployment might),
+    /// for tests of how the operations treat values they did not write.
+    #[doc(hidden)]
+    pub fn insert_raw(&self, key: &str, value: &str) {
+        self.lock()
+            .set_str(key.to_string(), value.to_string(), None);
+    }
+
+    /// Writes a raw hash field under `key`, likewise.
+    #[doc(hidden)]
+    pub fn insert_raw_field(&self, key: &str, field: &str, value: &str) {
+        let _ = self.lock().hset(key, field, value.to_string(), now_ms());
+    }
+
+    /// Keys held (expired ones not yet reclaimed included) and pending expiries.
+    #[doc(hidden)]
+    pub fn sizes(&self) -> (usize, usize) {
+        self.lock().sizes()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
@@ -214,21 +276,23 @@ impl StoreBackend for MemoryBackend {
         Ok(prev)
     }
 
-    async fn set_link_if_absent(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Link> {
+    async fn set_link_if_absent(
+        &self,
+        link: LinkRef<'_>,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<LinkClaim> {
         let now = now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let mut d = self.lock();
         if let Some((v, pttl)) = d.get_str(&key, now)? {
-            return link_of(&v, pttl, &key);
+            return Ok(LinkClaim {
+                link: link_of(&v, pttl, &key)?,
+                created: false,
+            });
         }
         self.write_link(&mut d, link, pod, ttl, now)?;
-        Ok(Link {
-            pod_index: pod,
-            ttl: match ttl {
-                LinkTtl::Persistent => None,
-                LinkTtl::Seconds(s) => Some(std::time::Duration::from_secs(s as u64)),
-            },
-        })
+        Ok(written(pod, ttl))
     }
 
     async fn try_set_link(
@@ -267,7 +331,7 @@ impl StoreBackend for MemoryBackend {
         expected: u32,
         pod: u32,
         ttl: LinkTtl,
-    ) -> Result<Option<Link>> {
+    ) -> Result<LinkClaim> {
         let now = now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let mut d = self.lock();
@@ -276,17 +340,13 @@ impl StoreBackend for MemoryBackend {
             .map(|(v, t)| link_of(&v, t, &key))
             .transpose()?;
         match cur {
-            Some(c) if c.is_persistent() || c.pod_index != expected => Ok(Some(c)),
+            Some(c) if c.is_persistent() || c.pod_index != expected => Ok(LinkClaim {
+                link: c,
+                created: false,
+            }),
             _ => {
                 self.write_link(&mut d, link, pod, ttl, now)?;
-                drop(d);
-                Ok(Some(Link {
-                    pod_index: pod,
-                    ttl: match ttl {
-                        LinkTtl::Persistent => None,
-                        LinkTtl::Seconds(s) => Some(std::time::Duration::from_secs(s as u64)),
-                    },
-                }))
+                Ok(written(pod, ttl))
             }
         }
     }
@@ -301,23 +361,27 @@ impl StoreBackend for MemoryBackend {
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let hash = self.keys.user_links(link.namespace, link.uid);
         let mut d = self.lock();
-        let cur = d.get_str(&key, now)?;
-        let Some((v, _)) = cur else {
+        let cur = d
+            .get_str(&key, now)?
+            .map(|(v, _)| parse_pod(&key, &v))
+            .transpose()?;
+        let Some(pod) = cur else {
             if only_if.is_none() {
                 d.hdel(&hash, link.service, now)?;
             }
             return Ok(false);
         };
-        if let Some(want) = only_if {
-            if parse_pod(&key, &v)? != want {
-                return Ok(false);
-            }
+        if only_if.is_some_and(|want| want != pod) {
+            return Ok(false);
         }
         d.hdel(&hash, link.service, now)?;
         if delay_secs == 0 {
             d.map.remove(&key);
-        } else if let Some(e) = d.map.get_mut(&key) {
-            e.expires_ms = Some(now + delay_secs as u64 * 1000);
+        } else if let Some(e) = d.map.get(&key) {
+            // A delayed remove never lengthens a link (SPEC §4).
+            let at = now + delay_secs as u64 * 1000;
+            let at = e.expires_ms.map_or(at, |t| t.min(at));
+            d.expire_at(&key, at);
         }
         Ok(true)
     }

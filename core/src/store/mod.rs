@@ -87,6 +87,15 @@ pub struct LinkRef<'a> {
     pub service: &'a str,
 }
 
+/// The link in force after a conditional write, and whether this call wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkClaim {
+    /// The link in force afterwards.
+    pub link: Link,
+    /// Whether this operation created (or replaced) it: only such a link counts as a placement.
+    pub created: bool,
+}
+
 /// Pod states of one service with the store's clock at the time of the read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RawPodStates {
@@ -113,8 +122,13 @@ pub struct PodStates {
 pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
     /// Unconditional set; returns the previous pod.
     async fn set_link(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Option<u32>>;
-    /// Set unless a link exists; returns the link in force afterwards.
-    async fn set_link_if_absent(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Link>;
+    /// Set unless a link exists; returns the link in force afterwards and whether it was set.
+    async fn set_link_if_absent(
+        &self,
+        link: LinkRef<'_>,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<LinkClaim>;
     /// Set unless a persistent link to another pod exists.
     async fn try_set_link(
         &self,
@@ -122,15 +136,15 @@ pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
         pod: u32,
         ttl: LinkTtl,
     ) -> Result<TrySetOutcome>;
-    /// If the link is a temporary link to `expected`, set it to `pod` with `ttl`. Returns the
-    /// link in force afterwards (none if there is none).
+    /// If the link is a temporary link to `expected` (or there is none), set it to `pod` with
+    /// `ttl`. Returns the link in force afterwards and whether this call wrote it.
     async fn replace_temporary_link(
         &self,
         link: LinkRef<'_>,
         expected: u32,
         pod: u32,
         ttl: LinkTtl,
-    ) -> Result<Option<Link>>;
+    ) -> Result<LinkClaim>;
     /// Remove the link (only if it points to `only_if`, when given): at once when
     /// `delay_secs == 0`, else after `delay_secs`. It leaves the user's hash at once either way.
     async fn remove_link(
@@ -330,6 +344,7 @@ impl Store {
         ident::check_pod(pod)?;
         self.call(self.backend.set_link_if_absent(link, pod, ttl))
             .await
+            .map(|c| c.link)
     }
 
     /// SPEC §4 `try_set_link`: refused only if a persistent link to another pod exists.
@@ -445,7 +460,7 @@ impl Store {
         expected: u32,
         pod: u32,
         ttl: LinkTtl,
-    ) -> Result<Option<Link>> {
+    ) -> Result<LinkClaim> {
         self.call(
             self.backend
                 .replace_temporary_link(link, expected, pod, ttl),

@@ -20,7 +20,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelServerType};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
 
-use super::{scripts, LinkRef, RawPodStates, StoreBackend, StoreConfig};
+use super::{scripts, LinkClaim, LinkRef, RawPodStates, StoreBackend, StoreConfig};
 use crate::config::{Link, LinkTtl, RoutingState, TrySetOutcome};
 use crate::error::{redact_url, Error, ErrorKind, Result};
 use crate::keys::KeySpace;
@@ -120,9 +120,19 @@ impl SentinelConn {
     }
 
     /// Asks the sentinels for the master and connects to it (on the library's runtime, so the
-    /// connection outlives the caller's runtime).
-    async fn resolve(&self) -> redis::RedisResult<ConnectionManager> {
+    /// connection outlives the caller's runtime). `failed` is the connection that just failed
+    /// (if any): when another caller has replaced it while this one waited for the sentinels,
+    /// that replacement is used, so one failover costs one resolution, not one per caller.
+    async fn resolve_after(
+        &self,
+        failed: Option<&Arc<ConnectionManager>>,
+    ) -> redis::RedisResult<ConnectionManager> {
         let mut sentinel = self.sentinel.lock().await;
+        if let Some(current) = self.master.load_full() {
+            if failed.is_none_or(|f| !Arc::ptr_eq(f, &current)) {
+                return Ok((*current).clone());
+            }
+        }
         let client = sentinel.async_get_client().await?;
         let config = self.config.clone();
         let con = runtime::handle()
@@ -140,8 +150,16 @@ impl SentinelConn {
         Ok(con)
     }
 
-    /// One command; on a connection failure or a `READONLY` answer (the old master is a replica
-    /// now) the master is resolved again and the command sent once more.
+    async fn resolve(&self) -> redis::RedisResult<ConnectionManager> {
+        self.resolve_after(None).await
+    }
+
+    /// One command. When the master refuses it as a replica (`READONLY`: the command did not
+    /// run) or the connection is refused (it was never sent), the master is resolved again,
+    /// once per failover, and the command sent once more. When the outcome is unknown (a
+    /// timeout or a connection dropped mid-call) the command is never resent, since a script
+    /// that did run would be run twice and report a wrong previous pod: the error is returned
+    /// (`TIMEOUT` / `STORE_UNAVAILABLE`) and the next call resolves the master.
     async fn command(&self, cmd: &Cmd) -> redis::RedisResult<Value> {
         let held = self.master.load_full();
         let mut con = match &held {
@@ -151,8 +169,16 @@ impl SentinelConn {
         match con.req_packed_command(cmd).await {
             Err(e) if is_failover(&e) => {
                 tracing::warn!(error = %e, "master unavailable; asking the sentinels");
-                self.master.store(None);
-                let mut con = self.resolve().await?;
+                let not_run = e.code() == Some("READONLY") || e.is_connection_refusal();
+                if !not_run {
+                    // Forget the master (unless another caller already replaced it).
+                    if let Some(h) = &held {
+                        self.master
+                            .compare_and_swap(&Some(h.clone()), None::<Arc<ConnectionManager>>);
+                    }
+                    return Err(e);
+                }
+                let mut con = self.resolve_after(held.as_ref()).await?;
                 con.req_packed_command(cmd).await
             }
             other => other,
@@ -228,7 +254,9 @@ impl RedisBackend {
                 )
             })?;
         tracing::info!(url = %shown, "connected to redis");
-        Ok(RedisBackend::new(Conn::Single(con), config, shown))
+        RedisBackend::new(Conn::Single(con), config, shown)
+            .checked()
+            .await
     }
 
     fn new(con: Conn, config: &StoreConfig, shown: String) -> RedisBackend {
@@ -278,7 +306,9 @@ impl RedisBackend {
                 )
             })?;
         tracing::info!(seeds = %shown, "connected to redis cluster");
-        Ok(RedisBackend::new(Conn::Cluster(con), config, shown))
+        RedisBackend::new(Conn::Cluster(con), config, shown)
+            .checked()
+            .await
     }
 
     /// Connects to the master that the sentinels at `sentinel_urls` name `master_name`, and
@@ -336,7 +366,33 @@ impl RedisBackend {
                     format!("cannot connect to {shown}: {}", e.message()),
                 )
             })?;
-        Ok(RedisBackend::new(Conn::Sentinel(conn), config, shown))
+        RedisBackend::new(Conn::Sentinel(conn), config, shown)
+            .checked()
+            .await
+    }
+
+    /// Checks the server's version (`INFO server`) against [`MIN_REDIS_VERSION`]. A server
+    /// that refuses `INFO` (an ACL without it) is let through with a warning: the version is
+    /// then the operator's to check.
+    async fn checked(self) -> Result<RedisBackend> {
+        // A cluster answers per node (a map node → text); every node must be new enough.
+        let info: redis::RedisResult<Value> = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut self.con.clone())
+            .await;
+        match info {
+            Ok(v) => {
+                for text in info_texts(v) {
+                    check_version(&text, &self.url)?;
+                }
+            }
+            Err(e) if e.code().is_some() => {
+                tracing::warn!(url = %self.url, error = %e,
+                    "cannot read the Redis version (INFO refused); Redis >= 5.0 is required");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(self)
     }
 
     async fn link_script<T: FromRedisValue>(
@@ -368,6 +424,45 @@ impl RedisBackend {
     }
 }
 
+/// The oldest Redis the scripts run on: they read `TIME` before they write, which needs
+/// script effects replication, the default since Redis 5.0.
+pub const MIN_REDIS_VERSION: (u32, u32) = (5, 0);
+
+/// The `INFO` texts in a reply: one for a node, one per node from a cluster.
+fn info_texts(v: Value) -> Vec<String> {
+    match v {
+        Value::BulkString(b) => vec![String::from_utf8_lossy(&b).into_owned()],
+        Value::SimpleString(s) => vec![s],
+        Value::VerbatimString { text, .. } => vec![text],
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(_, v)| info_texts(v)).collect(),
+        Value::Array(items) => items.into_iter().flat_map(info_texts).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `STORE_ERROR` if the `INFO server` text names a version older than [`MIN_REDIS_VERSION`].
+pub(crate) fn check_version(info: &str, url: &str) -> Result<()> {
+    let Some(v) = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("redis_version:"))
+    else {
+        tracing::warn!(
+            url,
+            "INFO server names no redis_version; Redis >= 5.0 is required"
+        );
+        return Ok(());
+    };
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if found < MIN_REDIS_VERSION {
+        return Err(Error::store(format!(
+            "{url} runs Redis {v}; stateful-route needs Redis {}.{} or newer",
+            MIN_REDIS_VERSION.0, MIN_REDIS_VERSION.1
+        )));
+    }
+    Ok(())
+}
+
 fn ttl_arg(ttl: LinkTtl) -> String {
     ttl.as_secs().to_string()
 }
@@ -385,15 +480,23 @@ impl StoreBackend for RedisBackend {
         prev.map(|p| parse_pod("previous link", &p)).transpose()
     }
 
-    async fn set_link_if_absent(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Link> {
-        let (cur, pttl): (String, i64) = self
+    async fn set_link_if_absent(
+        &self,
+        link: LinkRef<'_>,
+        pod: u32,
+        ttl: LinkTtl,
+    ) -> Result<LinkClaim> {
+        let (cur, pttl, created): (String, i64, i64) = self
             .link_script(
                 &self.scripts.set_link_if_absent,
                 link,
                 &[&pod.to_string(), &ttl_arg(ttl)],
             )
             .await?;
-        self.link_from(link, &cur, pttl)
+        Ok(LinkClaim {
+            link: self.link_from(link, &cur, pttl)?,
+            created: created == 1,
+        })
     }
 
     async fn try_set_link(
@@ -422,20 +525,18 @@ impl StoreBackend for RedisBackend {
         expected: u32,
         pod: u32,
         ttl: LinkTtl,
-    ) -> Result<Option<Link>> {
-        let out: Vec<redis::Value> = self
+    ) -> Result<LinkClaim> {
+        let (cur, pttl, written): (String, i64, i64) = self
             .link_script(
                 &self.scripts.replace_temporary_link,
                 link,
                 &[&pod.to_string(), &ttl_arg(ttl), &expected.to_string()],
             )
             .await?;
-        if out.is_empty() {
-            return Ok(None);
-        }
-        let (cur, pttl): (String, i64) = FromRedisValue::from_redis_value(redis::Value::Array(out))
-            .map_err(|e| Error::store(format!("unexpected reply: {e}")))?;
-        self.link_from(link, &cur, pttl).map(Some)
+        Ok(LinkClaim {
+            link: self.link_from(link, &cur, pttl)?,
+            created: written == 1,
+        })
     }
 
     async fn remove_link(
@@ -577,5 +678,32 @@ impl StoreBackend for RedisBackend {
             .arg(self.keys.tag(namespace, tag))
             .query_async(&mut self.con.clone())
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_older_than_5_are_refused() {
+        for (v, ok) in [
+            ("4.0.14", false),
+            ("3.2.0", false),
+            ("5.0.0", true),
+            ("7.0.15", true),
+            ("10.1", true),
+        ] {
+            let info = format!("# Server\r\nredis_git_sha1:0\r\nredis_version:{v}\r\nos:Linux\r\n");
+            let r = check_version(&info, "redis://h:1");
+            assert_eq!(r.is_ok(), ok, "{v}: {r:?}");
+            if let Err(e) = r {
+                assert_eq!(e.kind(), crate::ErrorKind::StoreError);
+                assert!(
+                    e.message().contains(v) && e.message().contains("5.0"),
+                    "{e}"
+                );
+            }
+        }
     }
 }

@@ -5,10 +5,19 @@
 //! inside a returned table reaches us as nil. The memory store implements the same steps in
 //! `memory.rs`; the behaviour suite holds both to the same vectors.
 
-/// Shared body: write the link (ARGV[1] service, ARGV[2] pod, ARGV[3] ttl: -1 or seconds).
+/// Shared body: read the link, failing (before anything is written) on a value that is not a
+/// canonical pod index, as the memory store and the Rust parsers do; and write the link
+/// (ARGV[1] service, ARGV[2] pod, ARGV[3] ttl: -1 or seconds).
 macro_rules! write_link {
     () => {
         r#"
+local function read_link()
+  local v = redis.call('GET', KEYS[1])
+  if v and not (v == '0' or (string.match(v, '^[1-9]%d*$') and #v <= 10 and tonumber(v) <= 2147483647)) then
+    return redis.error_reply('SR_BAD_VALUE ' .. KEYS[1] .. ' holds ' .. string.format('%q', v) .. ', not a pod index')
+  end
+  return v
+end
 local function write_link(svc, pod, ttl)
   if ttl < 0 then
     redis.call('SET', KEYS[1], pod)
@@ -26,24 +35,26 @@ end
 pub const SET_LINK: &str = concat!(
     write_link!(),
     r#"
-local prev = redis.call('GET', KEYS[1])
+local prev = read_link()
+if type(prev) == 'table' then return prev end
 write_link(ARGV[1], ARGV[2], tonumber(ARGV[3]))
 return prev
 "#
 );
 
-/// Returns {pod, pttl_ms} of the link in force; pttl -1 = persistent.
+/// Returns {pod, pttl_ms, created 0/1} of the link in force; pttl -1 = persistent.
 pub const SET_LINK_IF_ABSENT: &str = concat!(
     write_link!(),
     r#"
-local cur = redis.call('GET', KEYS[1])
+local cur = read_link()
+if type(cur) == 'table' then return cur end
 if cur then
-  return {cur, redis.call('PTTL', KEYS[1])}
+  return {cur, redis.call('PTTL', KEYS[1]), 0}
 end
 local ttl = tonumber(ARGV[3])
 write_link(ARGV[1], ARGV[2], ttl)
-if ttl < 0 then return {ARGV[2], -1} end
-return {ARGV[2], ttl * 1000}
+if ttl < 0 then return {ARGV[2], -1, 1} end
+return {ARGV[2], ttl * 1000, 1}
 "#
 );
 
@@ -51,7 +62,8 @@ return {ARGV[2], ttl * 1000}
 pub const TRY_SET_LINK: &str = concat!(
     write_link!(),
     r#"
-local cur = redis.call('GET', KEYS[1])
+local cur = read_link()
+if type(cur) == 'table' then return cur end
 if cur and cur ~= ARGV[2] and redis.call('PTTL', KEYS[1]) == -1 then
   return {0, cur, cur}
 end
@@ -60,41 +72,49 @@ return {1, ARGV[2], cur}
 "#
 );
 
-/// ARGV[4] = expected pod. Replaces a temporary link to it; returns {pod, pttl} in force or {}.
+/// ARGV[4] = expected pod. Replaces a temporary link to it; returns {pod, pttl, written 0/1} in
+/// force.
 pub const REPLACE_TEMPORARY_LINK: &str = concat!(
     write_link!(),
     r#"
-local cur = redis.call('GET', KEYS[1])
+local cur = read_link()
+if type(cur) == 'table' then return cur end
 if cur then
   local pttl = redis.call('PTTL', KEYS[1])
   if pttl == -1 or cur ~= ARGV[4] then
-    return {cur, pttl}
+    return {cur, pttl, 0}
   end
 end
 local ttl = tonumber(ARGV[3])
 write_link(ARGV[1], ARGV[2], ttl)
-if ttl < 0 then return {ARGV[2], -1} end
-return {ARGV[2], ttl * 1000}
+if ttl < 0 then return {ARGV[2], -1, 1} end
+return {ARGV[2], ttl * 1000, 1}
 "#
 );
 
 /// ARGV[1] service, ARGV[2] delay seconds (0 = now), ARGV[3] expected pod or "" for any.
-/// Returns 1 if removed.
-pub const REMOVE_LINK: &str = r#"
-local cur = redis.call('GET', KEYS[1])
+/// Returns 1 if removed. A delayed remove never lengthens a link (`EXPIRE … LT`, written out
+/// so that it works before Redis 7).
+pub const REMOVE_LINK: &str = concat!(
+    write_link!(),
+    r#"
+local cur = read_link()
+if type(cur) == 'table' then return cur end
 if ARGV[3] ~= '' and cur ~= ARGV[3] then
   return 0
 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 if not cur then return 0 end
 local delay = tonumber(ARGV[2])
-if delay > 0 then
-  redis.call('EXPIRE', KEYS[1], delay)
-else
+local pttl = redis.call('PTTL', KEYS[1])
+if delay <= 0 then
   redis.call('DEL', KEYS[1])
+elseif pttl < 0 or delay * 1000 < pttl then
+  redis.call('EXPIRE', KEYS[1], delay)
 end
 return 1
-"#;
+"#
+);
 
 /// Returns {pod, pttl} or nil.
 pub const GET_LINK: &str = r#"
