@@ -27,6 +27,30 @@ const CLOSED: u8 = 2;
 
 type Flight = Arc<OnceCell<Result<u32>>>;
 
+/// One caller's share of a single-flight entry. The entry leaves the map when its answer is
+/// in, or when its last caller goes away without one (a cancelled compute), so cancelled
+/// callers cannot leave entries behind.
+struct FlightGuard<'a> {
+    map: &'a Mutex<HashMap<LinkKey, Flight>>,
+    key: LinkKey,
+    flight: Flight,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // Clones are made only under this lock, so the count is exact here: 2 = the map's and
+        // ours, i.e. no other caller waits on it.
+        let last = Arc::strong_count(&self.flight) <= 2;
+        if (self.flight.initialized() || last)
+            && m.get(&self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+        {
+            m.remove(&self.key);
+        }
+    }
+}
+
 /// The gateway side. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct ClientDriver {
     store: Store,
@@ -186,13 +210,19 @@ impl ClientDriver {
 
     async fn compute_uncached(&self, link: LinkRef<'_>) -> Result<u32> {
         let key = LinkKey::new(link.service, link.uid);
-        let flight: Flight = {
+        let flight = {
             let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            m.entry(key.clone()).or_default().clone()
+            let f: Flight = m.entry(key.clone()).or_default().clone();
+            FlightGuard {
+                map: &self.inflight,
+                key,
+                flight: f,
+            }
         };
         // A caller that missed the cache just before another call's placement finished finds
         // the link cached now: no second store call (and no second placement decision).
         let out = flight
+            .flight
             .get_or_init(|| async {
                 match self.cached_alive(link) {
                     Some(pod) => Ok(pod),
@@ -201,12 +231,7 @@ impl ClientDriver {
             })
             .await
             .clone();
-        {
-            let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            if m.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-                m.remove(&key);
-            }
-        }
+        drop(flight);
         match out {
             Err(e) if matches!(e.kind(), ErrorKind::StoreUnavailable | ErrorKind::Timeout) => {
                 self.serve_stale(link).ok_or(e)
@@ -216,11 +241,11 @@ impl ClientDriver {
     }
 
     /// Stale-if-error: a cached link to an alive pod that expired at most
-    /// `serve_stale_seconds` ago.
+    /// `serve_stale_seconds` ago (bounded by the cache margin: [`BaseConfig::serve_stale_window`]).
     fn serve_stale(&self, link: LinkRef<'_>) -> Option<u32> {
         let now = Instant::now();
         let hit = self.cache.get_any(link.service, link.uid)?;
-        let window = Duration::from_secs_f64(self.config.serve_stale_seconds);
+        let window = self.config.serve_stale_window();
         let recent = now.saturating_duration_since(hit.deadline) <= window;
         (recent && hit.view.is_alive_at(hit.pod, now)).then(|| {
             tracing::warn!(
@@ -237,7 +262,7 @@ impl ClientDriver {
     async fn place(&self, link: LinkRef<'_>) -> Result<u32> {
         let view = self.route.service(link.service).await?;
         let temp = LinkTtl::Seconds(self.config.temp_link_info_cache_time_seconds as u32);
-        let Some(best) = self.route.choose(&view, link.uid, true)? else {
+        let Some(best) = self.route.reserve(&view, link.uid)? else {
             // Step 3: no routable pod; an existing link to an alive pod still serves.
             return match self.store.call(self.store.backend().get_link(link)).await? {
                 Some(l) if view.is_alive(l.pod_index) => Ok(self.cached(link, l, view)),
@@ -247,39 +272,29 @@ impl ClientDriver {
                 _ => Err(no_pod(link.service)),
             };
         };
-        let mut current = self
+        let pod = best.pod;
+        let mut claim = self
             .store
-            .call(self.store.backend().set_link_if_absent(link, best, temp))
+            .call(self.store.backend().set_link_if_absent(link, pod, temp))
             .await?;
-        // Bounded: each round replaces a link to a dead pod with `best`, which is alive.
+        // Bounded: each round replaces a link to a dead pod with `pod`, which is alive.
         for _ in 0..4 {
+            let current = claim.link;
             if view.is_alive(current.pod_index) {
-                if current.pod_index == best {
-                    tracing::debug!(
-                        uid = link.uid,
-                        service = link.service,
-                        pod = best,
-                        "placed user"
-                    );
+                if claim.created {
+                    tracing::debug!(uid = link.uid, service = link.service, pod, "placed user");
+                    best.keep();
                 }
                 return Ok(self.cached(link, current, view));
             }
             if current.is_persistent() {
                 return Err(Error::pod_unavailable(link.service, current.pod_index));
             }
-            // Step 4: a temporary link to a pod that is not alive moves to `best`.
-            current = match self
+            // Step 4: a temporary link to a pod that is not alive moves to `pod`.
+            claim = self
                 .store
-                .replace_temporary_link(link, current.pod_index, best, temp)
-                .await?
-            {
-                Some(l) => l,
-                None => {
-                    self.store
-                        .call(self.store.backend().set_link_if_absent(link, best, temp))
-                        .await?
-                }
-            };
+                .replace_temporary_link(link, current.pod_index, pod, temp)
+                .await?;
         }
         Err(no_pod(link.service))
     }
@@ -400,10 +415,20 @@ impl ClientDriver {
         let l = self
             .store
             .call(self.store.backend().set_link_if_absent(link, pod, ttl))
-            .await?;
+            .await?
+            .link;
         let view = self.route.service(service).await?;
         self.cached(link, l, view);
         Ok(l)
+    }
+
+    /// Computes waiting on the store now (single-flight entries), for tests and diagnostics.
+    #[doc(hidden)]
+    pub fn pending_computes(&self) -> usize {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// Links held by the local cache (approximate).

@@ -8,6 +8,12 @@ use crate::error::{Error, Result};
 use crate::ident;
 use crate::placement::Placement;
 
+/// The shortest period or staleness window a config accepts (1 ms): shorter ones round to zero
+/// inside timers.
+pub const MIN_SECONDS: f64 = 0.001;
+/// The longest period, staleness window, drain or stale-serving time a config accepts (one day).
+pub const MAX_SECONDS: f64 = 86_400.0;
+
 /// Settings of both drivers. The first four fields are the original interface's, with its
 /// defaults; the rest are new, each with a default (see the README's configuration table).
 #[derive(Debug, Clone, PartialEq)]
@@ -59,10 +65,10 @@ impl BaseConfig {
     /// Checks every field; the error names the field and its rule (`INVALID_CONFIG`).
     pub fn validate(&self) -> Result<()> {
         let p = self.service_state_update_period_seconds;
-        if !(p.is_finite() && p > 0.0 && p <= 86_400.0) {
+        if !(MIN_SECONDS..=MAX_SECONDS).contains(&p) {
             return Err(Error::invalid_config(
                 "service_state_update_period_seconds",
-                format!("{p} must be > 0 and at most 86400"),
+                format!("{p} must be in [{MIN_SECONDS}, {MAX_SECONDS}]"),
             ));
         }
         let c = self.cpu_factor;
@@ -87,10 +93,10 @@ impl BaseConfig {
             ));
         }
         if let Some(s) = self.stale_after_seconds {
-            if !(s.is_finite() && s > 0.0) {
+            if !(MIN_SECONDS..=MAX_SECONDS).contains(&s) {
                 return Err(Error::invalid_config(
                     "stale_after_seconds",
-                    format!("{s} must be > 0"),
+                    format!("{s} must be in [{MIN_SECONDS}, {MAX_SECONDS}]"),
                 ));
             }
         }
@@ -99,10 +105,10 @@ impl BaseConfig {
             ("drain_seconds", self.drain_seconds),
             ("serve_stale_seconds", self.serve_stale_seconds),
         ] {
-            if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
+            if !(0.0..=MAX_SECONDS).contains(&v) {
                 return Err(Error::invalid_config(
                     name,
-                    format!("{v} must be >= 0 and at most 86400"),
+                    format!("{v} must be in [0, {MAX_SECONDS}]"),
                 ));
             }
         }
@@ -120,6 +126,14 @@ impl BaseConfig {
             Some(s) => Duration::from_secs_f64(s),
             None => self.period() * 3,
         }
+    }
+
+    /// How long past its expiry a cached link may be served while the store is unreachable:
+    /// `serve_stale_seconds`, but never more than [`BaseConfig::cache_margin`], since a cached
+    /// temporary link expires that long before the store forgets it and serving it longer could
+    /// route on a link the store no longer has.
+    pub fn serve_stale_window(&self) -> Duration {
+        Duration::from_secs_f64(self.serve_stale_seconds).min(self.cache_margin())
     }
 
     /// The margin by which a cached temporary link expires before the store forgets it:

@@ -46,6 +46,6 @@ pub use error::{redact_url, Error, ErrorKind, Result};
 pub use load::{LoadCalculator, LoadInput};
 pub use placement::{Candidate, Placement, PlacementPolicy, PlacementRequest};
 pub use pod_state::PodState;
-pub use route_info::{RouteInfo, RoutingStateChange};
+pub use route_info::{RouteInfo, RoutingStateChange, MAX_SERVICES};
 pub use server::ServerDriver;
 pub use store::{Store, StoreBackend, StoreConfig};

@@ -106,8 +106,21 @@ pub(crate) struct ServiceView {
     sequence: AtomicU64,
     loaded: AtomicBool,
     load_lock: tokio::sync::Mutex<()>,
-    /// Effective routing state of each pod as last reported to listeners.
-    last_seen: Mutex<BTreeMap<u32, RoutingState>>,
+    /// Tickets of store reads, in the order they were sent.
+    tickets: AtomicU64,
+    /// The ticket of the read in force, and the effective routing state of each pod as last
+    /// reported to listeners. A read older than the one in force is dropped (item: concurrent
+    /// refreshes must not put an older snapshot over a newer one).
+    applied: Mutex<Applied>,
+    /// When this view was last asked for (ms since its route info was made); idle views are
+    /// evicted by the refresh loop.
+    last_used_ms: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Applied {
+    ticket: u64,
+    last_seen: BTreeMap<u32, RoutingState>,
 }
 
 impl fmt::Debug for ServiceView {
@@ -144,6 +157,28 @@ impl ServiceView {
             .collect()
     }
 
+    /// Installs `read` (whose store read took `ticket`) unless a newer read is in force; returns
+    /// the routing-state changes to report, or `None` if the read was dropped as older.
+    /// `keep` merges pods the previous snapshot had (see [`keep_vanished`]).
+    fn apply(
+        &self,
+        ticket: u64,
+        states: PodStates,
+        stale_after: Duration,
+    ) -> Option<Vec<RoutingStateChange>> {
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        if ticket < applied.ticket {
+            return None;
+        }
+        let states = keep_vanished(states, &self.snapshot.load());
+        let now = Instant::now();
+        let new = Snapshot::new(states, stale_after, now);
+        let changes = diff(&self.name, &mut applied.last_seen, &new, now);
+        applied.ticket = ticket;
+        self.snapshot.store(Arc::new(new));
+        Some(changes)
+    }
+
     fn candidates(&self, snap: &Snapshot, load_range: u32) -> Vec<Candidate> {
         let now = Instant::now();
         let routable = snap
@@ -163,11 +198,16 @@ impl ServiceView {
     }
 }
 
+/// Most services one route info keeps a view of; beyond it the least recently used is evicted.
+pub const MAX_SERVICES: usize = 4096;
+
 /// The read side of one driver: snapshots per service, in the driver's local namespace.
 pub struct RouteInfo {
     store: Store,
     namespace: String,
     config: Arc<BaseConfig>,
+    /// The clock of `last_used_ms`.
+    epoch: Instant,
     services: RwLock<HashMap<String, Arc<ServiceView>>>,
     placements: RwLock<HashMap<String, Placement>>,
     listeners: Mutex<Vec<(u64, Listener)>>,
@@ -188,6 +228,7 @@ impl RouteInfo {
             store,
             namespace,
             config,
+            epoch: Instant::now(),
             services: RwLock::new(HashMap::new()),
             placements: RwLock::new(HashMap::new()),
             listeners: Mutex::new(Vec::new()),
@@ -213,28 +254,68 @@ impl RouteInfo {
                             sequence: AtomicU64::new(0),
                             loaded: AtomicBool::new(false),
                             load_lock: tokio::sync::Mutex::new(()),
-                            last_seen: Mutex::new(BTreeMap::new()),
+                            tickets: AtomicU64::new(0),
+                            applied: Mutex::new(Applied::default()),
+                            last_used_ms: AtomicU64::new(0),
                         })
                     })
                     .clone()
             }
         };
+        view.last_used_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         if !view.loaded.load(Ordering::Acquire) {
             let _guard = view.load_lock.lock().await;
             if !view.loaded.load(Ordering::Acquire) {
+                let ticket = view.tickets.fetch_add(1, Ordering::AcqRel) + 1;
                 let states = self.store.pod_states(&self.namespace, service).await?;
-                let now = Instant::now();
-                let snap = Snapshot::new(states, self.config.stale_after(), now);
-                let _ = diff(&view, &snap, now);
-                view.snapshot.store(Arc::new(snap));
+                let _ = view.apply(ticket, states, self.config.stale_after());
                 view.loaded.store(true, Ordering::Release);
             }
         }
         Ok(view)
     }
 
+    /// Drops views nobody asked for in a while, and the least recently used beyond
+    /// [`MAX_SERVICES`], so a gateway that takes service names from requests cannot grow its
+    /// memory or its store reads without bound. A view is idle only after every cache entry
+    /// made from it has expired (and its stale-if-error window passed), so no live entry
+    /// depends on an evicted view; a later call for the service reads it afresh.
+    fn evict_idle(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let idle = self.idle_after().as_millis() as u64;
+        let mut map = self.services.write().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, v| now.saturating_sub(v.last_used_ms.load(Ordering::Relaxed)) < idle);
+        if map.len() > MAX_SERVICES {
+            let mut by_use: Vec<(u64, String)> = map
+                .iter()
+                .map(|(k, v)| (v.last_used_ms.load(Ordering::Relaxed), k.clone()))
+                .collect();
+            by_use.sort_unstable();
+            for (_, k) in by_use.into_iter().take(map.len() - MAX_SERVICES) {
+                map.remove(&k);
+            }
+        }
+    }
+
+    /// How long a view may go unused before it is evicted: ten periods, and never less than
+    /// a temporary link's lifetime plus a period (every cache entry from it is gone by then).
+    fn idle_after(&self) -> Duration {
+        let temp = Duration::from_secs(self.config.temp_link_info_cache_time_seconds);
+        (self.config.period() * 10).max(temp + self.config.period())
+    }
+
+    /// Services this route info keeps a view of (for tests and diagnostics).
+    pub fn service_count(&self) -> usize {
+        self.services
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     /// Re-reads the snapshots of every service in use; reports routing-state changes.
     pub(crate) async fn refresh_all(&self) {
+        self.evict_idle();
         let views: Vec<Arc<ServiceView>> = {
             let map = self.services.read().unwrap_or_else(|p| p.into_inner());
             map.values()
@@ -251,23 +332,28 @@ impl RouteInfo {
     }
 
     async fn refresh(&self, view: &ServiceView) -> Result<()> {
+        let ticket = view.tickets.fetch_add(1, Ordering::AcqRel) + 1;
         let states = match self.store.pod_states(&self.namespace, &view.name).await {
             Ok(s) => s,
-            Err(e) => {
-                // The store cannot be read: freeze liveness (pods keep the ages they had at the
-                // last good read) rather than declare everyone dead.
-                let old = view.snapshot.load();
-                view.snapshot.store(Arc::new(
-                    old.frozen(self.config.stale_after(), Instant::now()),
-                ));
+            Err(e) if matches!(e.kind(), ErrorKind::StoreUnavailable | ErrorKind::Timeout) => {
+                // The store cannot be reached: freeze liveness (pods keep the ages they had at
+                // the last good read) rather than declare everyone dead. Any other error (the
+                // store answered, e.g. an ACL refusal or a wrong-typed key) freezes nothing:
+                // pods age out as if silent, so a crashed pod is not kept alive forever.
+                let applied = view.applied.lock().unwrap_or_else(|p| p.into_inner());
+                if applied.ticket < ticket {
+                    let old = view.snapshot.load();
+                    view.snapshot.store(Arc::new(
+                        old.frozen(self.config.stale_after(), Instant::now()),
+                    ));
+                }
                 return Err(e);
             }
+            Err(e) => return Err(e),
         };
-        let states = keep_vanished(states, &view.snapshot.load());
-        let now = Instant::now();
-        let new = Snapshot::new(states, self.config.stale_after(), now);
-        let changes = diff(view, &new, now);
-        view.snapshot.store(Arc::new(new));
+        let Some(changes) = view.apply(ticket, states, self.config.stale_after()) else {
+            return Ok(()); // a newer read is in force already
+        };
         if !changes.is_empty() {
             let listeners: Vec<Listener> = self
                 .listeners
@@ -313,21 +399,41 @@ impl RouteInfo {
         l.len() != before
     }
 
-    /// Chooses a pod for a new user of `service`. `record` counts the placement against the pod
-    /// (so that p2c spreads many placements made from one snapshot).
-    pub(crate) fn choose(
+    /// Chooses a pod for a new user of `view`'s service and counts the placement against it
+    /// (so that p2c spreads many placements made from one snapshot). The count is tentative:
+    /// it stays only if the reservation is kept (the store created the link); dropping the
+    /// reservation takes it back.
+    pub(crate) fn reserve(&self, view: &ServiceView, uid: &str) -> Result<Option<Reservation>> {
+        let snap = view.snapshot.load_full();
+        let sequence = view.sequence.fetch_add(1, Ordering::Relaxed);
+        let Some(pod) = self.pick(view, &snap, uid, sequence)? else {
+            return Ok(None);
+        };
+        let Some(p) = snap.pod(pod) else {
+            return Ok(None);
+        };
+        p.placed.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(Reservation {
+            snap,
+            pod,
+            kept: false,
+        }))
+    }
+
+    /// The pod a new user would get now, counting nothing.
+    pub(crate) fn choose(&self, view: &ServiceView, uid: &str) -> Result<Option<u32>> {
+        let snap = view.snapshot.load();
+        self.pick(view, &snap, uid, view.sequence.load(Ordering::Relaxed))
+    }
+
+    fn pick(
         &self,
         view: &ServiceView,
+        snap: &Snapshot,
         uid: &str,
-        record: bool,
+        sequence: u64,
     ) -> Result<Option<u32>> {
-        let snap = view.snapshot.load();
-        let candidates = view.candidates(&snap, self.config.load_range);
-        let sequence = if record {
-            view.sequence.fetch_add(1, Ordering::Relaxed)
-        } else {
-            view.sequence.load(Ordering::Relaxed)
-        };
+        let candidates = view.candidates(snap, self.config.load_range);
         let request = PlacementRequest {
             namespace: &self.namespace,
             uid,
@@ -339,16 +445,9 @@ impl RouteInfo {
             map.get(&view.name).cloned()
         };
         let placement = custom.as_ref().unwrap_or(&self.config.placement);
-        let Some(i) = placement.choose(&candidates, &request)? else {
-            return Ok(None);
-        };
-        let pod = candidates[i].pod_index;
-        if record {
-            if let Some(p) = snap.pod(pod) {
-                p.placed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        Ok(Some(pod))
+        Ok(placement
+            .choose(&candidates, &request)?
+            .map(|i| candidates[i].pod_index))
     }
 
     /// Places new users of `service` with `placement` instead of the configured policy.
@@ -389,7 +488,7 @@ impl RouteInfo {
     /// The pod a new user of `service` would get now (does not count as a placement).
     pub async fn best_pod(&self, service: &str) -> Result<u32> {
         let v = self.checked_service(service).await?;
-        self.choose(&v, "", false)?.ok_or_else(|| no_pod(service))
+        self.choose(&v, "")?.ok_or_else(|| no_pod(service))
     }
 
     /// The pod states of `service` as of the last snapshot.
@@ -492,6 +591,33 @@ fn keep_vanished(mut states: PodStates, previous: &Snapshot) -> PodStates {
     states
 }
 
+/// A placement counted against a pod of one snapshot until the store says whether it created
+/// the link: [`Reservation::keep`] if it did; dropped otherwise (an existing link won, the
+/// call failed or was cancelled), which takes the count back. SPEC §5: only accepted
+/// placements count.
+pub(crate) struct Reservation {
+    snap: Arc<Snapshot>,
+    pub pod: u32,
+    kept: bool,
+}
+
+impl Reservation {
+    /// The store created the link: the placement counts.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.kept {
+            if let Some(p) = self.snap.pod(self.pod) {
+                p.placed.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 pub(crate) fn no_pod(service: &str) -> Error {
     Error::new(
         ErrorKind::NoAvailablePod,
@@ -499,9 +625,13 @@ pub(crate) fn no_pod(service: &str) -> Error {
     )
 }
 
-/// Compares `new` with what was last reported for `view` and records the new states.
-fn diff(view: &ServiceView, new: &Snapshot, now: Instant) -> Vec<RoutingStateChange> {
-    let mut seen = view.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+/// Compares `new` with what was last reported (`seen`) and records the new states.
+fn diff(
+    service: &str,
+    seen: &mut BTreeMap<u32, RoutingState>,
+    new: &Snapshot,
+    now: Instant,
+) -> Vec<RoutingStateChange> {
     let current: BTreeMap<u32, RoutingState> = new
         .pods
         .iter()
@@ -514,7 +644,7 @@ fn diff(view: &ServiceView, new: &Snapshot, now: Instant) -> Vec<RoutingStateCha
         let (old, new) = (seen.get(&pod).copied(), current.get(&pod).copied());
         if old != new {
             out.push(RoutingStateChange {
-                service: view.name.clone(),
+                service: service.to_string(),
                 pod_index: pod,
                 old,
                 new,
