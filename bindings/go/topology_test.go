@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,34 +16,27 @@ import (
 
 // The scale-out topologies on real redis-server processes started here: a 3-master Redis
 // Cluster (the link vectors, a batch read across many slots, a driver flow) and a master +
-// replica + sentinel whose master is killed. Every process started here is killed at the end
-// of its test, and dies with the test binary (dieWithTest).
+// replica + sentinel whose master is killed. Every process started here runs on leased ports
+// (launchRedis, helpers_test.go; tests/PORTS.md), is killed at the end of its test, and dies
+// with the test binary (dieWithTest). A failed test logs the logs of its servers.
 
-// startRedis starts redis-server with args (the first may be a config file) in dir and kills
-// it when the test ends; it returns the process once port answers PING.
-func startRedis(t *testing.T, dir string, port int, args ...string) *os.Process {
+// startRedis starts `redis-server args...` (the first may be a config file) in its own
+// directory dir on leased ports (and a leased bus port for a cluster node); it returns once
+// the server answers. The server is killed when the test ends, and its log is logged if the
+// test failed.
+func startRedis(t *testing.T, dir string, cluster bool, args ...string) *redisServer {
 	t.Helper()
-	cmd := exec.Command("redis-server", args...)
-	cmd.Dir = dir
-	dieWithTest(cmd)
-	log, err := os.Create(filepath.Join(dir, fmt.Sprintf("redis-%d.log", port)))
+	s, err := launchRedis(dir, cluster, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("redis-server is missing (tests/install-deps.sh installs it): %v", err)
-	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		log.Close()
+		s.Kill()
+		if t.Failed() {
+			t.Log(s.logTail(200))
+		}
 	})
-	poll(t, 10*time.Second, fmt.Sprintf("redis-server :%d to answer", port), func() bool {
-		out, _ := redisCLI(port, "ping")
-		return out == "PONG"
-	})
-	return cmd.Process
+	return s
 }
 
 // redisCLI runs one command with redis-cli against the server on port.
@@ -65,52 +56,15 @@ func poll(t *testing.T, within time.Duration, what string, f func() bool) {
 	}
 }
 
-func portFree(p int) bool {
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
-}
-
-// freePort is a free loopback port.
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// clusterPorts are n free loopback ports whose cluster bus port (+10000) is free too.
-func clusterPorts(n int) []int {
-	var out []int
-	taken := map[int]bool{}
-	for len(out) < n {
-		p := 20000 + rand.IntN(25000)
-		if taken[p] || taken[p+10000] || taken[p-10000] || !portFree(p) || !portFree(p+10000) {
-			continue
-		}
-		taken[p] = true
-		out = append(out, p)
-	}
-	return out
-}
-
 // startCluster starts 3 masters (no replicas), joins them with redis-cli --cluster create and
 // waits for cluster_state:ok on every node; it returns their ports.
 func startCluster(t *testing.T) []int {
 	t.Helper()
-	dir := t.TempDir()
-	ports := clusterPorts(3)
-	nodes := make([]string, len(ports))
-	for i, p := range ports {
-		startRedis(t, dir, p, "--port", strconv.Itoa(p), "--bind", "127.0.0.1", "--save", "",
-			"--appendonly", "no", "--cluster-enabled", "yes",
-			"--cluster-config-file", fmt.Sprintf("nodes-%d.conf", p), "--cluster-node-timeout", "1000")
-		nodes[i] = fmt.Sprintf("127.0.0.1:%d", p)
+	ports, nodes := make([]int, 3), make([]string, 3)
+	for i := range ports {
+		ports[i] = startRedis(t, t.TempDir(), true, "--save", "", "--appendonly", "no",
+			"--cluster-node-timeout", "1000").Port
+		nodes[i] = fmt.Sprintf("127.0.0.1:%d", ports[i])
 	}
 	args := append(append([]string{"--cluster", "create"}, nodes...), "--cluster-replicas", "0", "--cluster-yes")
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
@@ -230,26 +184,24 @@ func TestCluster(t *testing.T) {
 }
 
 func TestSentinelFailover(t *testing.T) {
-	dir := t.TempDir()
-	master, replica, sentinel := freePort(t), freePort(t), freePort(t)
-	common := []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}
-	masterProc := startRedis(t, dir, master, append([]string{"--port", strconv.Itoa(master)}, common...)...)
-	startRedis(t, dir, replica, append([]string{"--port", strconv.Itoa(replica),
-		"--replicaof", "127.0.0.1", strconv.Itoa(master)}, common...)...)
+	masterServer := startRedis(t, t.TempDir(), false, "--save", "", "--appendonly", "no")
+	master := masterServer.Port
+	replica := startRedis(t, t.TempDir(), false, "--save", "", "--appendonly", "no",
+		"--replicaof", "127.0.0.1", strconv.Itoa(master)).Port
 	poll(t, 10*time.Second, "the replica to sync", func() bool {
 		out, _ := redisCLI(replica, "info", "replication")
 		return strings.Contains(out, "master_link_status:up")
 	})
-	// A sentinel rewrites its config file, so it gets one of its own in a writable directory.
+	// A sentinel rewrites its config file, so it gets one of its own in its directory.
+	dir := t.TempDir()
 	conf := filepath.Join(dir, "sentinel.conf")
-	err := os.WriteFile(conf, fmt.Appendf(nil, "port %d\nbind 127.0.0.1\ndir %s\n"+
-		"sentinel monitor main 127.0.0.1 %d 1\n"+
+	err := os.WriteFile(conf, fmt.Appendf(nil, "sentinel monitor main 127.0.0.1 %d 1\n"+
 		"sentinel down-after-milliseconds main 1000\n"+
-		"sentinel failover-timeout main 5000\n", sentinel, dir, master), 0o600)
+		"sentinel failover-timeout main 5000\n", master), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	startRedis(t, dir, sentinel, conf, "--sentinel")
+	sentinel := startRedis(t, dir, false, conf, "--sentinel").Port
 
 	s, err := ConnectSentinel(bg, []string{fmt.Sprintf("redis://127.0.0.1:%d", sentinel)}, "main",
 		StoreConfig{KeyPrefix: uniquePrefix(), ConnectTimeout: time.Second, CommandTimeout: time.Second})
@@ -264,9 +216,7 @@ func TestSentinelFailover(t *testing.T) {
 		return strings.Contains(out, "keys=")
 	})
 
-	if err := masterProc.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	masterServer.Kill()
 	killed := time.Now()
 	failures := map[Code]int{}
 	for {
@@ -304,7 +254,8 @@ func TestSentinelFailover(t *testing.T) {
 // The topology arguments are checked before anything connects; a dead seed or sentinel is a
 // typed error.
 func TestTopologyArguments(t *testing.T) {
-	dead := fmt.Sprintf("redis://127.0.0.1:%d", freePort(t)) // nothing listens there now
+	// A leased port: nothing listens there, and no other test starts a server there.
+	dead := fmt.Sprintf("redis://127.0.0.1:%d", must(leasePort())(t))
 	fast := StoreConfig{ConnectTimeout: 300 * time.Millisecond, CommandTimeout: 300 * time.Millisecond}
 	for name, tc := range map[string]struct {
 		f    func() (*Store, error)
@@ -383,10 +334,8 @@ func TestServeStaleSecondsConfig(t *testing.T) {
 // Stale-if-error through the Go API: with the store gone, a gateway whose ServeStaleSeconds
 // window covers a recently expired cached link still answers; one with the window off fails.
 func TestServeStaleWhileTheStoreIsDown(t *testing.T) {
-	dir := t.TempDir()
-	port := freePort(t)
-	proc := startRedis(t, dir, port, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	s := must(NewStore(bg, StoreConfig{URL: fmt.Sprintf("redis://127.0.0.1:%d", port), KeyPrefix: uniquePrefix(),
+	server := startRedis(t, t.TempDir(), false, "--save", "", "--appendonly", "no")
+	s := must(NewStore(bg, StoreConfig{URL: fmt.Sprintf("redis://127.0.0.1:%d", server.Port), KeyPrefix: uniquePrefix(),
 		ConnectTimeout: 300 * time.Millisecond, CommandTimeout: 300 * time.Millisecond}))(t)
 	startPod(t, s, "room", 0, 10)
 	gateway := func(stale float64) *ClientDriver {
@@ -406,7 +355,7 @@ func TestServeStaleWhileTheStoreIsDown(t *testing.T) {
 			t.Fatalf("got %d", pod)
 		}
 	}
-	proc.Kill()
+	server.Kill()
 	time.Sleep(1500 * time.Millisecond) // the cached links expire (1 s)
 	if pod, err := serving.ComputeLinkedPod(bg, ns, "u1", "room"); err != nil || pod != 0 {
 		t.Fatalf("stale-if-error: got %d, %v", pod, err)

@@ -2,7 +2,9 @@
 
 Redis comes from $STATEFUL_ROUTE_TEST_REDIS (python/test.sh and tests/run-all.sh set it); when
 it is unset, a throwaway server is started with the repository's tests/redis-server.sh.
-Each test gets its own key prefix, so tests never see each other's keys.
+Each test gets its own key prefix, so tests never see each other's keys. A test that starts
+servers of its own stores a SERVER_LOGS callable in its item's stash; if it fails, its report
+shows those servers' logs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pathlib
 import subprocess
 import tempfile
 import time
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable, Generator, Iterator
 
 import pytest
 
@@ -25,6 +27,20 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 NS = "pyt"
 SVC = "room"
 _counter = itertools.count()
+SERVER_LOGS = pytest.StashKey[Callable[[], list[tuple[str, str]]]]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """Adds the logs of the servers a failing test used (SERVER_LOGS) to its report."""
+    outcome = yield
+    report = outcome.get_result()
+    logs = item.stash.get(SERVER_LOGS, None)
+    if report.failed and logs is not None:
+        for name, text in logs():
+            report.sections.append((f"server log: {name}", text))
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +50,10 @@ def redis_url() -> Iterator[str]:
         yield url
         return
     state = tempfile.mkdtemp(prefix="sr-py-redis-")
-    out = subprocess.run(
+    out = subprocess.run(  # its stderr (a failed start's log) goes to the test's output
         [str(REPO / "tests/redis-server.sh"), "start", state],
         check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
     ).stdout
     env = dict(line.removeprefix("export ").split("=", 1) for line in out.split("\n") if line)

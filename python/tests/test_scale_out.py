@@ -1,81 +1,55 @@
 """Scale-out (issue 4) from Python: `Store.connect_cluster` on a real 3-master Redis Cluster and
 `Store.connect_sentinel` following a Sentinel failover. Every server is a `redis-server`
-process on loopback started here (as core/tests/cluster.rs does); nothing is mocked.
+process on loopback started here (as core/tests/cluster.rs does) on leased ports, by
+tests/redis_launch.py (tests/PORTS.md); a failing test's report shows their logs. Nothing is
+mocked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import pathlib
-import random
-import socket
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Iterator
 from typing import Any, Callable
 
 import pytest
-from conftest import NS, SVC, Env, eventually, fast_config, info
+from conftest import NS, REPO, SERVER_LOGS, SVC, Env, eventually, fast_config, info
 from test_vectors import _run_all
 
 import stateful_route as sr
 from stateful_route import blocking
 
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_cluster_port(taken: set[int]) -> int:
-    """A free port whose cluster bus port (+10000) is free too."""
-    while True:
-        p = random.randint(20000, 45000)
-        if p not in taken and _free(p) and _free(p + 10000):
-            taken.add(p)
-            return p
+sys.path.append(str(REPO / "tests"))
+import redis_launch  # tests/redis_launch.py: leased ports (tests/PORTS.md)
 
 
 class Servers:
-    """redis-server processes of one test module, killed at the end."""
+    """redis-server processes of one test module, each in its own directory under `root` on
+    leased ports (tests/redis_launch.py), killed at the end."""
 
     def __init__(self, root: pathlib.Path) -> None:
         self.root = root
-        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.started: list[redis_launch.Server] = []
 
-    def start(self, port: int, *extra: str, sentinel: list[str] | None = None) -> None:
-        d = self.root / str(port)
-        d.mkdir()
-        if sentinel is not None:
-            conf = d / "sentinel.conf"
-            conf.write_text("\n".join(sentinel) + "\n")
-            cmd = ["redis-server", str(conf), "--sentinel"]
-        else:
-            cmd = ["redis-server", "--save", "", "--appendonly", "no", "--dir", str(d), *extra]
-        cmd += ["--port", str(port), "--bind", "127.0.0.1"]
-        log = open(d / "log", "wb")
-        self.procs[port] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=d)
-        eventually(f"redis on {port}", lambda: "PONG" in cli(port, "PING"), within=10)
-
-    def kill(self, port: int) -> None:
-        self.procs[port].kill()
-        self.procs[port].wait()
+    def start(self, name: str, *args: str, cluster: bool = False) -> redis_launch.Server:
+        """Starts `redis-server *args` in root/name; returns once it answers."""
+        s = redis_launch.start_redis(self.root / name, args, cluster=cluster)
+        self.started.append(s)
+        return s
 
     def stop_all(self) -> None:
-        for p in self.procs.values():
-            p.kill()
-        for p in self.procs.values():
-            p.wait()
+        for s in self.started:
+            s.kill()
+
+    def logs(self) -> list[tuple[str, str]]:
+        """(name, last lines of its log) of every server started so far."""
+        return [(f"{s.dir.name} (:{s.port}) {s.log}", s.log_tail(200)) for s in self.started]
+
+
+DATA = ("--save", "", "--appendonly", "no")
 
 
 def cli(port: int, *args: str) -> str:
@@ -92,21 +66,20 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     s.stop_all()
 
 
+@pytest.fixture(autouse=True)
+def _server_logs_on_failure(request: pytest.FixtureRequest, servers: Servers) -> None:
+    """A failing test's report shows the logs of this module's servers."""
+    request.node.stash[SERVER_LOGS] = servers.logs
+
+
 @pytest.fixture(scope="module")
 def cluster(servers: Servers) -> list[str]:
     """A 3-master Redis Cluster; its node URLs."""
-    taken: set[int] = set()
-    ports = [free_cluster_port(taken) for _ in range(3)]
-    for p in ports:
-        servers.start(
-            p,
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            f"nodes-{p}.conf",
-            "--cluster-node-timeout",
-            "1000",
-        )
+    nodes = [
+        servers.start(f"node{i}", *DATA, "--cluster-node-timeout", "1000", cluster=True)
+        for i in range(3)
+    ]
+    ports = [n.port for n in nodes]
     out = subprocess.run(
         ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports)]
         + ["--cluster-replicas", "0", "--cluster-yes"],
@@ -169,22 +142,23 @@ def test_drivers_and_batch_reads_on_a_cluster(cluster: list[str]) -> None:
 
 
 def test_the_store_follows_a_sentinel_failover(servers: Servers) -> None:
-    master, replica, sentinel = free_port(), free_port(), free_port()
-    servers.start(master)
-    servers.start(replica, "--replicaof", "127.0.0.1", str(master))
+    master_server = servers.start("master", *DATA)
+    master = master_server.port
+    replica = servers.start("replica", *DATA, "--replicaof", "127.0.0.1", str(master)).port
     eventually(
         "the replica to sync",
         lambda: "master_link_status:up" in cli(replica, "INFO", "replication"),
         within=10,
     )
-    servers.start(
-        sentinel,
-        sentinel=[
-            f"sentinel monitor main 127.0.0.1 {master} 1",
-            "sentinel down-after-milliseconds main 1000",
-            "sentinel failover-timeout main 5000",
-        ],
+    # A sentinel rewrites its config file, so it gets one of its own in its directory.
+    conf = servers.root / "sentinel" / "sentinel.conf"
+    conf.parent.mkdir()
+    conf.write_text(
+        f"sentinel monitor main 127.0.0.1 {master} 1\n"
+        "sentinel down-after-milliseconds main 1000\n"
+        "sentinel failover-timeout main 5000\n"
     )
+    sentinel = servers.start("sentinel", str(conf), "--sentinel").port
     url = f"redis://127.0.0.1:{sentinel}"
     kw: dict[str, Any] = dict(key_prefix=_prefix(), connect_timeout=1, command_timeout=1)
     store = blocking.Store.connect_sentinel([url], "main", **kw)
@@ -196,7 +170,7 @@ def test_the_store_follows_a_sentinel_failover(servers: Servers) -> None:
     store.set_link(NS, "before", SVC, 1, -1)
     eventually("the replica has the link", lambda: "keys=" in cli(replica, "INFO", "keyspace"))
 
-    servers.kill(master)
+    master_server.kill()
     killed = time.monotonic()
     errors: dict[str, int] = {}
     while True:
