@@ -42,6 +42,11 @@ pub struct BaseConfig {
     /// While the store cannot be reached, a cached link that expired at most this long ago is
     /// still served (stale-if-error; seconds, ≥ 0; 0 turns it off). Default 60.
     pub serve_stale_seconds: f64,
+    /// Slow start: for this long after a gateway first sees a pod become routable (started,
+    /// restarted, un-drained), the pod is a candidate for a new user only with a probability
+    /// that ramps from 0 to 1, so gateways do not all send it every new user until their next
+    /// refresh (seconds, 0 to one day; 0 turns it off). `None` = one update period.
+    pub slow_start_seconds: Option<f64>,
 }
 
 impl Default for BaseConfig {
@@ -57,6 +62,7 @@ impl Default for BaseConfig {
             cache_capacity: 100_000,
             drain_seconds: 0.0,
             serve_stale_seconds: 60.0,
+            slow_start_seconds: None,
         }
     }
 }
@@ -104,6 +110,7 @@ impl BaseConfig {
         for (name, v) in [
             ("drain_seconds", self.drain_seconds),
             ("serve_stale_seconds", self.serve_stale_seconds),
+            ("slow_start_seconds", self.slow_start_seconds.unwrap_or(0.0)),
         ] {
             if !(0.0..=MAX_SECONDS).contains(&v) {
                 return Err(Error::invalid_config(
@@ -125,6 +132,14 @@ impl BaseConfig {
         match self.stale_after_seconds {
             Some(s) => Duration::from_secs_f64(s),
             None => self.period() * 3,
+        }
+    }
+
+    /// The slow-start window: `slow_start_seconds`, or one period.
+    pub fn slow_start(&self) -> Duration {
+        match self.slow_start_seconds {
+            Some(s) => Duration::from_secs_f64(s),
+            None => self.period(),
         }
     }
 

@@ -42,6 +42,8 @@ pub(crate) struct PodView {
     pub state: PodState,
     alive_until: Instant,
     placed: AtomicU32,
+    /// Slow start: the pod became routable in this view at `.0` and is warm at `.1`.
+    ramp: Option<(Instant, Instant)>,
 }
 
 impl PodView {
@@ -73,6 +75,7 @@ impl Snapshot {
                     state,
                     alive_until: read_at + Duration::from_millis(stale_ms.saturating_sub(age)),
                     placed: AtomicU32::new(0),
+                    ramp: None,
                 }
             })
             .collect();
@@ -88,7 +91,11 @@ impl Snapshot {
             now_ms: self.store_now_ms,
             pods: self.pods.iter().map(|p| p.state).collect(),
         };
-        Snapshot::new(states, stale_after, now)
+        let mut snap = Snapshot::new(states, stale_after, now);
+        for (p, o) in snap.pods.iter_mut().zip(&self.pods) {
+            p.ramp = o.ramp;
+        }
+        snap
     }
 
     fn pod(&self, pod: u32) -> Option<&PodView> {
@@ -165,14 +172,30 @@ impl ServiceView {
         ticket: u64,
         states: PodStates,
         stale_after: Duration,
+        slow_start: Duration,
     ) -> Option<Vec<RoutingStateChange>> {
         let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
         if ticket < applied.ticket {
             return None;
         }
-        let states = keep_vanished(states, &self.snapshot.load());
+        let old = self.snapshot.load();
+        let states = keep_vanished(states, &old);
         let now = Instant::now();
-        let new = Snapshot::new(states, stale_after, now);
+        let mut new = Snapshot::new(states, stale_after, now);
+        // Slow start: a pod that turned routable since the last read ramps up from now; one
+        // that was routable keeps its ramp; the first read of a service starts every pod warm.
+        let first = applied.ticket == 0;
+        for p in &mut new.pods {
+            if p.effective(now) != Some(RoutingState::Ready) || first || slow_start.is_zero() {
+                continue;
+            }
+            let was = applied.last_seen.get(&p.state.pod_index) == Some(&RoutingState::Ready);
+            p.ramp = if was {
+                old.pod(p.state.pod_index).and_then(|o| o.ramp)
+            } else {
+                Some((now, now + slow_start))
+            };
+        }
         let changes = diff(&self.name, &mut applied.last_seen, &new, now);
         applied.ticket = ticket;
         self.snapshot.store(Arc::new(new));
@@ -181,10 +204,27 @@ impl ServiceView {
 
     fn candidates(&self, snap: &Snapshot, load_range: u32) -> Vec<Candidate> {
         let now = Instant::now();
-        let routable = snap
-            .pods
-            .iter()
-            .filter(|p| p.effective(now) == Some(RoutingState::Ready))
+        let routable = || {
+            snap.pods
+                .iter()
+                .filter(move |p| p.effective(now) == Some(RoutingState::Ready))
+        };
+        // Slow start: a warming pod is a candidate with probability (time since it turned
+        // routable) / window. If that leaves nobody, every routable pod is a candidate.
+        let warm = |p: &&PodView| match p.ramp {
+            Some((from, until)) if now < until => {
+                let r = now.saturating_duration_since(from).as_secs_f64()
+                    / until.saturating_duration_since(from).as_secs_f64();
+                fastrand::f64() < r
+            }
+            _ => true,
+        };
+        let mut kept: Vec<&PodView> = routable().filter(warm).collect();
+        if kept.is_empty() {
+            kept = routable().collect();
+        }
+        let routable = kept
+            .into_iter()
             .map(|p| Candidate {
                 pod_index: p.state.pod_index,
                 load: p.state.load,
@@ -269,7 +309,12 @@ impl RouteInfo {
             if !view.loaded.load(Ordering::Acquire) {
                 let ticket = view.tickets.fetch_add(1, Ordering::AcqRel) + 1;
                 let states = self.store.pod_states(&self.namespace, service).await?;
-                let _ = view.apply(ticket, states, self.config.stale_after());
+                let _ = view.apply(
+                    ticket,
+                    states,
+                    self.config.stale_after(),
+                    self.config.slow_start(),
+                );
                 view.loaded.store(true, Ordering::Release);
             }
         }
@@ -351,7 +396,12 @@ impl RouteInfo {
             }
             Err(e) => return Err(e),
         };
-        let Some(changes) = view.apply(ticket, states, self.config.stale_after()) else {
+        let Some(changes) = view.apply(
+            ticket,
+            states,
+            self.config.stale_after(),
+            self.config.slow_start(),
+        ) else {
             return Ok(()); // a newer read is in force already
         };
         if !changes.is_empty() {

@@ -20,8 +20,8 @@ use stateful_route::keys::KeySpace;
 use stateful_route::store::{LinkClaim, LinkRef, MemoryBackend, RawPodStates};
 use stateful_route::testkit::{client, eventually, fast_config, pod};
 use stateful_route::{
-    BaseConfig, Error, ErrorKind, Link, LinkTtl, Result, RoutingState, ServerDriver, ServerInfo,
-    Store, StoreBackend, TrySetOutcome,
+    BaseConfig, ClientDriver, Error, ErrorKind, Link, LinkTtl, Result, RoutingState, ServerDriver,
+    ServerInfo, Store, StoreBackend, TrySetOutcome,
 };
 use tokio::sync::{oneshot, Notify};
 
@@ -834,4 +834,62 @@ async fn the_memory_store_reclaims_expired_keys_a_few_per_write() {
     // 1 001 links + their user hashes remain; every expired key is gone.
     assert_eq!(keys, 2 * 1001, "expired keys left: {}", keys - 2 * 1001);
     assert_eq!(pending, 0);
+}
+
+// ------------------------------------------------------------------ 15. herd after a pod joins
+
+/// Users placed on a pod that joins 3 warm pods, by 4 gateways, during the first period after
+/// the gateways see it (placements spread over that period).
+async fn herd_on_a_joining_pod(slow_start_seconds: Option<f64>) -> (u32, u32) {
+    let store = Store::memory();
+    let cfg = BaseConfig {
+        service_state_update_period_seconds: 30.0,
+        slow_start_seconds,
+        ..fast_config()
+    };
+    let mut pods = Vec::new();
+    for i in 0..3 {
+        pods.push(pod(&store, i, 300, &cfg).await);
+    }
+    let gateways: Vec<ClientDriver> = (0..4).map(|_| client(&store, &cfg)).collect();
+    for g in &gateways {
+        assert_eq!(g.routable_pods(SVC).await.unwrap(), vec![0, 1, 2]);
+    }
+    pods.push(pod(&store, 3, 0, &cfg).await);
+    for g in &gateways {
+        g.refresh_service(SVC).await.unwrap();
+    }
+    // 800 new users over one "period" of 1 s (the ramp's window below is 1 s too).
+    let start = Instant::now();
+    let (mut on_new, mut total) = (0, 0);
+    for i in 0..800u32 {
+        let due = start + Duration::from_millis(i as u64 * 1000 / 800);
+        tokio::time::sleep_until(due.into()).await;
+        let g = &gateways[(i % 4) as usize];
+        if g.compute_linked_pod(NS, &format!("u{i}"), SVC)
+            .await
+            .unwrap()
+            == 3
+        {
+            on_new += 1;
+        }
+        total += 1;
+    }
+    (on_new, total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_pod_ramps_up_instead_of_taking_every_new_user() {
+    let (off, total) = herd_on_a_joining_pod(Some(0.0)).await;
+    let (on, _) = herd_on_a_joining_pod(Some(1.0)).await;
+    eprintln!(
+        "[hardening] users placed on a joining pod in its first period (4 gateways, 3 warm \
+         pods at load 300, {total} users): slow start off {off}, on (1 s ramp) {on}"
+    );
+    // Without a ramp p2c sends the idle pod every user whose pair contains it until each
+    // gateway's own count reaches the others' load: about half of all users. With a linear
+    // ramp over the period it gets about half of that.
+    assert!(off >= total * 2 / 5, "off: {off} of {total}");
+    assert!(on * 10 <= off * 7, "on {on} vs off {off}");
+    assert!(on > 0, "a warming pod must still get some users");
 }

@@ -181,6 +181,7 @@ impl sr_base_config {
             cache_capacity: self.cache_capacity,
             drain_seconds: self.drain_seconds,
             serve_stale_seconds: self.serve_stale_seconds,
+            ..BaseConfig::default()
         })
     }
 }
