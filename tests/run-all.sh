@@ -12,6 +12,7 @@ trap 'tests/redis-server.sh stop "$state"' EXIT
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 suites=(rust)
+[ -x tests/readme-check.sh ] && suites+=(readme)
 [ -x python/test.sh ] && suites+=(python)
 [ -x node/test.sh ] && suites+=(node)
 [ -x bindings/c/test.sh ] && suites+=(c)
@@ -26,6 +27,7 @@ for s in "${suites[@]}"; do
       cargo build --locked -p stateful-route-c
       cargo test --locked -p stateful-route -p stateful-route-c
       ;;
+    readme) tests/readme-check.sh ;;
     python) python/test.sh ;;
     node) node/test.sh ;;
     c) bindings/c/test.sh ;;
