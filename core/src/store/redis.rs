@@ -240,7 +240,10 @@ impl RedisBackend {
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.command_timeout))
-            .set_number_of_retries(2)
+            // No retries inside one reconnect: a refused or dropped connection fails the
+            // calls waiting on it at once (STORE_UNAVAILABLE, as README promises) instead of
+            // outlasting their deadline in a backoff (TIMEOUT); the next call reconnects.
+            .set_number_of_retries(0)
             .set_max_delay(Duration::from_secs(2));
         let con = runtime::handle()
             .spawn(ConnectionManager::new_with_config(client, cfg))
