@@ -7,6 +7,9 @@
 //! - [`Mode::Blackhole`]: accepts, but forwards nothing: open connections stall (bytes are
 //!   held, as a partitioned network holds them; they flow again when the mode changes) and new
 //!   connections are never connected upstream while it lasts.
+//! - [`Mode::DropNextScriptReply`]: forwards as `Pass`, but the first connection that sends an
+//!   `EVALSHA` has that request delivered and its reply dropped with the connection (the
+//!   client cannot know whether the script ran); then the mode is `Pass` again.
 //!
 //! The proxy runs on the tokio runtime that starts it and stops when dropped.
 #![allow(dead_code)]
@@ -27,6 +30,7 @@ pub enum Mode {
     Latency(Duration),
     Drop,
     Blackhole,
+    DropNextScriptReply,
 }
 
 /// A running proxy on `127.0.0.1:<port>` forwarding to `upstream`.
@@ -46,8 +50,7 @@ impl Proxy {
         let m = mode.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let rx = m.subscribe();
-                tokio::spawn(connection(client, upstream, rx));
+                tokio::spawn(connection(client, upstream, m.clone()));
             }
         });
         Proxy { port, mode, accept }
@@ -77,9 +80,13 @@ impl Drop for Proxy {
 }
 
 /// One proxied connection: lives until either side closes or the mode becomes `Drop`.
-async fn connection(client: TcpStream, upstream: SocketAddr, mut rx: watch::Receiver<Mode>) {
+async fn connection(client: TcpStream, upstream: SocketAddr, tx: Arc<watch::Sender<Mode>>) {
+    let mut rx = tx.subscribe();
     let wanted = rx.wait_for(|m| *m != Mode::Blackhole).await.map(|m| *m);
-    if !matches!(wanted, Ok(Mode::Pass | Mode::Latency(_))) {
+    if !matches!(
+        wanted,
+        Ok(Mode::Pass | Mode::Latency(_) | Mode::DropNextScriptReply)
+    ) {
         return; // Drop (or proxy gone): close at once
     }
     let Ok(server) = TcpStream::connect(upstream).await else {
@@ -90,18 +97,43 @@ async fn connection(client: TcpStream, upstream: SocketAddr, mut rx: watch::Rece
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     let mut dropped = rx.clone();
+    // For DropNextScriptReply: NORMAL, then HOLD (replies wait) once the request side sends
+    // the doomed script, then DOOMED (the connection closes, the reply never sent).
+    let doom = Arc::new(watch::channel(NORMAL).0);
+    let mut doomed = doom.subscribe();
     tokio::select! {
-        _ = async { tokio::join!(pump(cr, sw, rx.clone()), pump(sr, cw, rx.clone())) } => {}
+        _ = async {
+            tokio::join!(
+                pump(cr, sw, rx.clone(), Side::Request(tx.clone()), doom.clone()),
+                pump(sr, cw, rx.clone(), Side::Reply, doom.clone())
+            )
+        } => {}
         _ = dropped.wait_for(|m| *m == Mode::Drop) => {}
+        _ = doomed.wait_for(|d| *d == DOOMED) => {}
     }
 }
 
+const NORMAL: u8 = 0;
+const HOLD: u8 = 1;
+const DOOMED: u8 = 2;
+
+enum Side {
+    /// Client to server; the mode's sender, to end `DropNextScriptReply` after one use.
+    Request(Arc<watch::Sender<Mode>>),
+    /// Server to client.
+    Reply,
+}
+
 /// Copies one direction, applying the mode to each chunk.
+/// `doom`: the connection's state for `DropNextScriptReply` (see `connection`).
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut rx: watch::Receiver<Mode>,
+    side: Side,
+    doom: Arc<watch::Sender<u8>>,
 ) {
+    let mut doom_rx = doom.subscribe();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
@@ -116,7 +148,37 @@ async fn pump(
         match mode {
             Mode::Drop => break,
             Mode::Latency(d) => tokio::time::sleep(d).await,
-            Mode::Pass | Mode::Blackhole => {}
+            Mode::Pass | Mode::Blackhole | Mode::DropNextScriptReply => {}
+        }
+        match &side {
+            Side::Request(tx)
+                if mode == Mode::DropNextScriptReply
+                    && buf[..n]
+                        .windows(7)
+                        .any(|w| w.eq_ignore_ascii_case(b"EVALSHA")) =>
+            {
+                // Only the first such request: back to Pass for everyone else.
+                let mine = tx.send_if_modified(|m| {
+                    let was = *m == Mode::DropNextScriptReply;
+                    if was {
+                        *m = Mode::Pass;
+                    }
+                    was
+                });
+                if mine {
+                    doom.send_replace(HOLD); // replies wait from now on
+                    let _ = to.write_all(&buf[..n]).await;
+                    // Redis runs the script in well under this; then the connection goes.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    doom.send_replace(DOOMED);
+                    break;
+                }
+            }
+            Side::Reply => match doom_rx.wait_for(|d| *d != HOLD).await {
+                Ok(d) if *d == NORMAL => {}
+                _ => break,
+            },
+            Side::Request(_) => {}
         }
         if to.write_all(&buf[..n]).await.is_err() {
             break;
