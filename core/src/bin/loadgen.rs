@@ -174,6 +174,7 @@ async fn gateway(opts: &HashMap<String, String>) {
     let answers: Arc<Vec<AtomicU32>> = Arc::new((0..users).map(|_| AtomicU32::new(NONE)).collect());
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
     let divergent = Arc::new(AtomicU64::new(0));
     let rss_mid = Arc::new(AtomicU64::new(0));
     let client = Arc::new(client);
@@ -181,11 +182,12 @@ async fn gateway(opts: &HashMap<String, String>) {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, answers, next, errors, divergent, rss_mid, service) = (
+        let (client, answers, next, errors, done, divergent, rss_mid, service) = (
             client.clone(),
             answers.clone(),
             next.clone(),
             errors.clone(),
+            done.clone(),
             divergent.clone(),
             rss_mid.clone(),
             service.clone(),
@@ -206,6 +208,7 @@ async fn gateway(opts: &HashMap<String, String>) {
                 let _ = write!(uid, "user-{u}");
                 match client.compute_linked_pod("", &uid, &service).await {
                     Ok(pod) => {
+                        done.fetch_add(1, Ordering::Relaxed);
                         let slot = &answers[u as usize];
                         if let Err(first) =
                             slot.compare_exchange(NONE, pod, Ordering::Relaxed, Ordering::Relaxed)
@@ -243,8 +246,9 @@ async fn gateway(opts: &HashMap<String, String>) {
         out.flush().unwrap();
     }
     println!(
-        "computes={total} seconds={secs:.3} per_second={:.0} errors={} divergent={} rss_kb_start={rss_start} rss_kb_mid={} rss_kb_end={rss_end} cache_len={}",
-        total as f64 / secs,
+        "computes={} planned={total} seconds={secs:.3} per_second={:.0} errors={} divergent={} rss_kb_start={rss_start} rss_kb_mid={} rss_kb_end={rss_end} cache_len={}",
+        done.load(Ordering::Relaxed),
+        done.load(Ordering::Relaxed) as f64 / secs,
         errors.load(Ordering::Relaxed),
         divergent.load(Ordering::Relaxed),
         rss_mid.load(Ordering::Relaxed),
