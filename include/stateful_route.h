@@ -286,6 +286,13 @@ typedef struct sr_base_config {
    * expired at most this long ago (seconds, finite, >= 0; 0 turns it off). Default 60.
    */
   double serve_stale_seconds;
+  /**
+   * Slow start: for this long after a gateway first sees a pod become routable (started,
+   * restarted, un-drained), the pod is a candidate for a new user only with a probability
+   * that ramps from 0 to 1 (seconds, at most 86400). 0 = one update period (the default);
+   * a negative value turns slow start off; NaN and +infinity are `SR_INVALID_CONFIG`.
+   */
+  double slow_start_seconds;
 } sr_base_config;
 
 /**
@@ -951,7 +958,8 @@ enum sr_status sr_client_remove_routing_state_listener(const struct sr_client_dr
 
 /**
  * Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
- * P2C, load factor 1.25, no policy, cache 100000, drain 0, serve stale 60).
+ * P2C, load factor 1.25, no policy, cache 100000, drain 0, serve stale 60, slow start 0 = one
+ * period).
  *
  * Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
  */

@@ -32,6 +32,7 @@ echo "--- C test under ASan + UBSan"
 state=$(mktemp -d)
 cleanup() {
   "$root/tests/redis-server.sh" stop "$state/single"
+  "$root/tests/redis-server.sh" stop "$state/fault"
   "$root/bindings/c/tests/redis-cluster.sh" stop "$state/cluster"
   rm -rf "$state"
 }
@@ -39,6 +40,12 @@ trap cleanup EXIT
 if [ -z "${STATEFUL_ROUTE_TEST_REDIS:-}" ]; then
   eval "$(tests/redis-server.sh start "$state/single")"
 fi
+# A server of the test's own, which it stops (SIGSTOP), kills and starts again on its port.
+fault=$(tests/redis-server.sh start "$state/fault")
+STATEFUL_ROUTE_TEST_REDIS_FAULT=$(eval "$fault"; echo "$STATEFUL_ROUTE_TEST_REDIS")
+STATEFUL_ROUTE_TEST_REDIS_FAULT_PID=$(eval "$fault"; echo "$STATEFUL_ROUTE_TEST_REDIS_PID")
+export STATEFUL_ROUTE_TEST_REDIS_FAULT STATEFUL_ROUTE_TEST_REDIS_FAULT_PID
+export STATEFUL_ROUTE_TEST_REDIS_FAULT_DIR="$state/fault"
 if [ -z "${STATEFUL_ROUTE_TEST_REDIS_CLUSTER:-}" ]; then
   eval "$(bindings/c/tests/redis-cluster.sh start "$state/cluster")"
 fi

@@ -45,6 +45,7 @@ func srGoLog(h C.uintptr_t, r *C.sr_log_record) {
 //export srGoRelease
 func srGoRelease(h C.uintptr_t) {
 	cgo.Handle(h).Delete()
+	released.callbacks.Add(1)
 }
 
 //export srGoPlace

@@ -41,8 +41,15 @@ import (
 	"context"
 	"runtime"
 	"runtime/cgo"
+	"sync/atomic"
 	"unsafe"
 )
+
+// released counts the library handles freed by their cleanups and the callback handles the
+// library released (srGoRelease), so that the tests can see the garbage collector free them.
+var released struct {
+	clients, servers, stores, callbacks atomic.Int64
+}
 
 // cstr is a Go string lent to C for one call (pointer + length, no copy, no NUL).
 type cstr struct {

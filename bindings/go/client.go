@@ -39,7 +39,10 @@ func NewClientDriver(store *Store, info ServerInfo, config *BaseConfig) (*Client
 		return nil, err
 	}
 	c := &ClientDriver{ptr: ptr}
-	runtime.AddCleanup(c, func(p *C.sr_client_driver) { C.sr_client_free(p) }, ptr)
+	runtime.AddCleanup(c, func(p *C.sr_client_driver) {
+		C.sr_client_free(p)
+		released.clients.Add(1)
+	}, ptr)
 	return c, nil
 }
 

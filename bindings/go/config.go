@@ -41,6 +41,11 @@ type BaseConfig struct {
 	// (ErrStoreUnavailable, ErrTimeout), a client driver still answers with a cached link to an
 	// alive pod that expired at most this long ago. 0 = 60; negative turns it off.
 	ServeStaleSeconds float64
+	// SlowStartSeconds: for this long after a gateway first sees a pod become routable
+	// (started, restarted, un-drained), the pod is a candidate for a new user only with a
+	// probability that ramps from 0 to 1, so gateways do not all send it every new user until
+	// their next refresh (at most 86400). 0 = one update period; negative turns slow start off.
+	SlowStartSeconds float64
 }
 
 // Placement names a built-in placement policy.
@@ -74,6 +79,7 @@ func DefaultBaseConfig() BaseConfig {
 		CacheCapacity:                   int64(c.cache_capacity),
 		DrainSeconds:                    float64(c.drain_seconds),
 		ServeStaleSeconds:               float64(c.serve_stale_seconds),
+		SlowStartSeconds:                float64(c.slow_start_seconds),
 	}
 }
 
@@ -144,6 +150,9 @@ func (b *BaseConfig) toC() (c C.sr_base_config, release func(), err error) {
 	case b.ServeStaleSeconds != 0: // > 0, or NaN, which the library refuses
 		c.serve_stale_seconds = C.double(b.ServeStaleSeconds)
 	}
+	// The C field has the same meaning (0 = one period, negative = off); NaN and +Inf reach
+	// the library's validation as they are.
+	c.slow_start_seconds = C.double(b.SlowStartSeconds)
 	return c, release, nil
 }
 

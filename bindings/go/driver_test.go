@@ -50,8 +50,8 @@ func TestComputeLinkedPodIsSticky(t *testing.T) {
 		if err := c.SetCache(bg, ns, "u1", "room", 0); err != nil {
 			t.Fatal(err)
 		}
-		if c.CacheLen() < 1 {
-			t.Fatal("cache is empty")
+		if n := c.CacheLen(); n != 1 {
+			t.Fatalf("cache holds %d links, want 1 (u1)", n)
 		}
 		l = must(c.SetLinkedPodIfAbsent(bg, ns, "u2", "room", 0, -1))(t)
 		if l.PodIndex != 0 || !l.Persistent {
@@ -292,10 +292,22 @@ func (r recorder) Handle(_ context.Context, rec slog.Record) error {
 func (r recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
 func (r recorder) WithGroup(string) slog.Handler      { return r }
 
-// Handles dropped without Close are freed by their cleanups, while other goroutines work.
+// Handles dropped without Close are freed by their cleanups, while other goroutines work: the
+// library frees every dropped client driver (sr_client_free ran) and releases the routing-state
+// callback registered on it (its release callback ran), and a dropped store and server driver
+// are freed too.
 func TestHandlesAreReleasedByTheGarbageCollector(t *testing.T) {
 	bothStores(t, func(t *testing.T, s *Store) {
 		startPod(t, s, "gc", 0, 0)
+		clients0, callbacks0 := released.clients.Load(), released.callbacks.Load()
+		servers0, stores0 := released.servers.Load(), released.stores.Load()
+		func() { // a server driver and a store of their own, dropped without Close
+			store := MemoryStore()
+			d := must(NewServerDriver(store, ServerInfo{Namespace: ns, ServiceName: "gc-dropped"}, fastConfig()))(t)
+			if err := d.Start(bg); err != nil {
+				t.Fatal(err)
+			}
+		}()
 		var wg sync.WaitGroup
 		for g := range 8 {
 			wg.Add(1)
@@ -321,6 +333,20 @@ func TestHandlesAreReleasedByTheGarbageCollector(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		runtime.GC()
+		const dropped = 8 * 20
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			runtime.GC()
+			clients, callbacks := released.clients.Load()-clients0, released.callbacks.Load()-callbacks0
+			servers, stores := released.servers.Load()-servers0, released.stores.Load()-stores0
+			if clients >= dropped && callbacks >= dropped && servers >= 1 && stores >= 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("released after 10 s: %d of %d client drivers, %d of %d callbacks, %d server drivers, %d stores",
+					clients, dropped, callbacks, dropped, servers, stores)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	})
 }

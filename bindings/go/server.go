@@ -35,7 +35,10 @@ func NewServerDriver(store *Store, info ServerInfo, config *BaseConfig) (*Server
 		return nil, err
 	}
 	s := &ServerDriver{ptr: ptr}
-	runtime.AddCleanup(s, func(p *C.sr_server_driver) { C.sr_server_free(p) }, ptr)
+	runtime.AddCleanup(s, func(p *C.sr_server_driver) {
+		C.sr_server_free(p)
+		released.servers.Add(1)
+	}, ptr)
 	return s, nil
 }
 

@@ -20,7 +20,10 @@ type Store struct {
 
 func newStore(ptr *C.sr_store) *Store {
 	s := &Store{ptr: ptr}
-	runtime.AddCleanup(s, func(p *C.sr_store) { C.sr_store_free(p) }, ptr)
+	runtime.AddCleanup(s, func(p *C.sr_store) {
+		C.sr_store_free(p)
+		released.stores.Add(1)
+	}, ptr)
 	return s
 }
 

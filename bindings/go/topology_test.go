@@ -356,7 +356,10 @@ func TestServeStaleWhileTheStoreIsDown(t *testing.T) {
 		}
 	}
 	server.Kill()
-	time.Sleep(1500 * time.Millisecond) // the cached links expire (1 s)
+	poll(t, 5*time.Second, "the cached links to expire (1 s)", func() bool {
+		return must(serving.GetLinkedInCache(bg, ns, "u1", "room"))(t) == -1 &&
+			must(strict.GetLinkedInCache(bg, ns, "u1", "room"))(t) == -1
+	})
 	if pod, err := serving.ComputeLinkedPod(bg, ns, "u1", "room"); err != nil || pod != 0 {
 		t.Fatalf("stale-if-error: got %d, %v", pod, err)
 	}

@@ -110,6 +110,11 @@ pub struct sr_base_config {
     /// `SR_TIMEOUT`), a client driver still answers with a cached link to an alive pod that
     /// expired at most this long ago (seconds, finite, >= 0; 0 turns it off). Default 60.
     pub serve_stale_seconds: f64,
+    /// Slow start: for this long after a gateway first sees a pod become routable (started,
+    /// restarted, un-drained), the pod is a candidate for a new user only with a probability
+    /// that ramps from 0 to 1 (seconds, at most 86400). 0 = one update period (the default);
+    /// a negative value turns slow start off; NaN and +infinity are `SR_INVALID_CONFIG`.
+    pub slow_start_seconds: f64,
 }
 
 impl From<&BaseConfig> for sr_base_config {
@@ -139,6 +144,12 @@ impl From<&BaseConfig> for sr_base_config {
             cache_capacity: c.cache_capacity,
             drain_seconds: c.drain_seconds,
             serve_stale_seconds: c.serve_stale_seconds,
+            slow_start_seconds: match c.slow_start_seconds {
+                None => 0.0,
+                // Off (0 in the core) is a negative value here: 0 means the default.
+                Some(s) if s <= 0.0 => -1.0,
+                Some(s) => s,
+            },
         }
     }
 }
@@ -181,7 +192,15 @@ impl sr_base_config {
             cache_capacity: self.cache_capacity,
             drain_seconds: self.drain_seconds,
             serve_stale_seconds: self.serve_stale_seconds,
-            ..BaseConfig::default()
+            // 0 = the default (one period), negative = off; anything else (NaN included) goes
+            // to the core's validation as it is.
+            slow_start_seconds: if self.slow_start_seconds == 0.0 {
+                None
+            } else if self.slow_start_seconds < 0.0 {
+                Some(0.0)
+            } else {
+                Some(self.slow_start_seconds)
+            },
         })
     }
 }
@@ -336,7 +355,8 @@ impl From<TrySetOutcome> for sr_try_set_outcome {
 }
 
 /// Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
-/// P2C, load factor 1.25, no policy, cache 100000, drain 0, serve stale 60).
+/// P2C, load factor 1.25, no policy, cache 100000, drain 0, serve stale 60, slow start 0 = one
+/// period).
 ///
 /// Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
 #[no_mangle]
@@ -371,5 +391,47 @@ pub unsafe extern "C" fn sr_store_config_default(config: *mut sr_store_config) -
             });
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_slow_start(v: f64) -> Result<BaseConfig> {
+        let mut c = sr_base_config::from(&BaseConfig::default());
+        c.slow_start_seconds = v;
+        // SAFETY: no placement policy.
+        let core = unsafe { c.to_core() }?;
+        core.validate()?;
+        Ok(core)
+    }
+
+    #[test]
+    fn slow_start_zero_is_the_default_and_negative_is_off() {
+        assert_eq!(
+            sr_base_config::from(&BaseConfig::default()).slow_start_seconds,
+            0.0
+        );
+        assert_eq!(with_slow_start(0.0).unwrap().slow_start_seconds, None);
+        assert_eq!(with_slow_start(-0.0).unwrap().slow_start_seconds, None);
+        assert_eq!(with_slow_start(-1.0).unwrap().slow_start_seconds, Some(0.0));
+        assert_eq!(
+            with_slow_start(f64::NEG_INFINITY)
+                .unwrap()
+                .slow_start_seconds,
+            Some(0.0)
+        );
+        assert_eq!(with_slow_start(2.5).unwrap().slow_start_seconds, Some(2.5));
+        let off = BaseConfig {
+            slow_start_seconds: Some(0.0),
+            ..BaseConfig::default()
+        };
+        assert!(sr_base_config::from(&off).slow_start_seconds < 0.0);
+        for bad in [f64::NAN, f64::INFINITY, 86_400.5] {
+            let e = with_slow_start(bad).unwrap_err();
+            assert_eq!(e.kind(), sr_core::ErrorKind::InvalidConfig);
+            assert!(e.to_string().contains("slow_start_seconds"), "{e}");
+        }
     }
 }

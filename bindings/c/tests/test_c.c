@@ -1,6 +1,7 @@
 /*
  * The C API's test program, built with AddressSanitizer and UBSan by bindings/c/test.sh.
- * Runs against the in-memory store and a real redis-server ($STATEFUL_ROUTE_TEST_REDIS):
+ * Runs against the in-memory store and a real redis-server ($STATEFUL_ROUTE_TEST_REDIS), and
+ * stops, kills and restarts a redis-server of its own ($STATEFUL_ROUTE_TEST_REDIS_FAULT):
  * the normal flow, every status code, NULL pointers, invalid UTF-8, callbacks from runtime
  * threads, many threads computing one new user, and freeing everything (LeakSanitizer fails
  * the run on any leak). The link operations, the normal flow and a batch read across many
@@ -11,14 +12,22 @@
 #include "stateful_route.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S(s) (s), strlen(s)
@@ -167,7 +176,7 @@ static void test_flow(sr_store *store) {
   CHECK(pod == 0);
   uint64_t n = 0;
   OK(sr_client_cache_len(c, &n, err_out));
-  CHECK(n >= 1);
+  CHECK(n == 1); /* u1 only */
   OK(sr_client_cache_expired(c, S(NS), S("u1"), S(SVC), &pod, err_out));
   CHECK(pod == 0);
   OK(sr_client_get_linked_in_cache(c, S(NS), S("u1"), S(SVC), &pod, err_out));
@@ -1019,6 +1028,832 @@ static void test_topology_config(void) {
   sr_store_free(mem);
 }
 
+/* ---- the shared link-operation vectors (tests/vectors/links.json) ---- */
+
+/* A small JSON reader, enough for the vector file: objects, arrays, strings (with escapes),
+ * numbers, true, false, null. */
+typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
+typedef struct jv {
+  jtype t;
+  double num;
+  char *str; /* J_STR: the bytes, NUL-terminated; len bytes (may contain NUL via \u0000) */
+  size_t len;
+  struct jv *items; /* J_ARR / J_OBJ: n values */
+  char **keys;      /* J_OBJ: n keys */
+  size_t n;
+} jv;
+
+static void jv_free(jv *v) {
+  if (v->t == J_STR) free(v->str);
+  for (size_t i = 0; i < v->n; i++) {
+    jv_free(&v->items[i]);
+    if (v->keys) free(v->keys[i]);
+  }
+  free(v->items);
+  free(v->keys);
+  memset(v, 0, sizeof *v);
+}
+
+static const char *j_ws(const char *p) {
+  while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++;
+  return p;
+}
+
+static const char *j_parse(const char *p, jv *out);
+
+static const char *j_string(const char *p, char **s, size_t *len) {
+  if (*p != '"') return NULL;
+  p++;
+  size_t cap = 16, n = 0;
+  char *b = malloc(cap);
+  while (*p != '"') {
+    if (*p == '\0') {
+      free(b);
+      return NULL;
+    }
+    unsigned c = (unsigned char)*p++;
+    if (c == '\\') {
+      char e = *p++;
+      switch (e) {
+        case 'n': c = '\n'; break;
+        case 't': c = '\t'; break;
+        case 'r': c = '\r'; break;
+        case 'b': c = '\b'; break;
+        case 'f': c = '\f'; break;
+        case 'u': {
+          unsigned u = 0;
+          for (int i = 0; i < 4; i++) {
+            char h = *p++;
+            u = u * 16 + (unsigned)(h >= 'a' ? h - 'a' + 10 : h >= 'A' ? h - 'A' + 10 : h - '0');
+          }
+          if (u >= 0x80) { /* BMP only (the file has no surrogates) */
+            if (n + 3 >= cap) b = realloc(b, cap *= 2);
+            if (u < 0x800) {
+              b[n++] = (char)(0xc0 | (u >> 6));
+            } else {
+              b[n++] = (char)(0xe0 | (u >> 12));
+              b[n++] = (char)(0x80 | ((u >> 6) & 0x3f));
+            }
+            c = 0x80 | (u & 0x3f);
+          } else {
+            c = u;
+          }
+          break;
+        }
+        default: c = (unsigned char)e; /* \" \\ \/ */
+      }
+    }
+    if (n + 1 >= cap) b = realloc(b, cap *= 2);
+    b[n++] = (char)c;
+  }
+  b[n] = '\0';
+  *s = b;
+  *len = n;
+  return p + 1;
+}
+
+static const char *j_parse(const char *p, jv *out) {
+  memset(out, 0, sizeof *out);
+  p = j_ws(p);
+  if (*p == '{' || *p == '[') {
+    int obj = *p == '{';
+    out->t = obj ? J_OBJ : J_ARR;
+    p = j_ws(p + 1);
+    if (*p == (obj ? '}' : ']')) return p + 1;
+    for (;;) {
+      out->items = realloc(out->items, (out->n + 1) * sizeof *out->items);
+      if (obj) {
+        out->keys = realloc(out->keys, (out->n + 1) * sizeof *out->keys);
+        size_t kl;
+        p = j_string(j_ws(p), &out->keys[out->n], &kl);
+        if (p == NULL) return NULL;
+        p = j_ws(p);
+        if (*p++ != ':') return NULL;
+      }
+      p = j_parse(p, &out->items[out->n]);
+      out->n++;
+      if (p == NULL) return NULL;
+      p = j_ws(p);
+      if (*p == ',') {
+        p++;
+        continue;
+      }
+      if (*p == (obj ? '}' : ']')) return p + 1;
+      return NULL;
+    }
+  }
+  if (*p == '"') {
+    out->t = J_STR;
+    return j_string(p, &out->str, &out->len);
+  }
+  if (strncmp(p, "true", 4) == 0 || strncmp(p, "false", 5) == 0) {
+    out->t = J_BOOL;
+    out->num = *p == 't';
+    return p + (*p == 't' ? 4 : 5);
+  }
+  if (strncmp(p, "null", 4) == 0) {
+    out->t = J_NULL;
+    return p + 4;
+  }
+  char *end;
+  out->t = J_NUM;
+  out->num = strtod(p, &end);
+  return end == p ? NULL : end;
+}
+
+static const jv *j_get(const jv *obj, const char *key) {
+  if (obj == NULL || obj->t != J_OBJ) return NULL;
+  for (size_t i = 0; i < obj->n; i++)
+    if (strcmp(obj->keys[i], key) == 0) return &obj->items[i];
+  return NULL;
+}
+
+/* Equal as JSON values (object keys in any order; a missing value is null). */
+static int j_equal(const jv *a, const jv *b) {
+  static const jv null_value = {J_NULL, 0, NULL, 0, NULL, NULL, 0};
+  if (a == NULL) a = &null_value;
+  if (b == NULL) b = &null_value;
+  if (a->t != b->t) return 0;
+  switch (a->t) {
+    case J_NULL: return 1;
+    case J_BOOL:
+    case J_NUM: return a->num == b->num;
+    case J_STR: return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    case J_ARR:
+      if (a->n != b->n) return 0;
+      for (size_t i = 0; i < a->n; i++)
+        if (!j_equal(&a->items[i], &b->items[i])) return 0;
+      return 1;
+    case J_OBJ:
+      if (a->n != b->n) return 0;
+      for (size_t i = 0; i < a->n; i++)
+        if (!j_equal(&a->items[i], j_get(b, a->keys[i]))) return 0;
+      return 1;
+  }
+  return 0;
+}
+
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc((size_t)n + 1);
+  size_t got = fread(b, 1, (size_t)n, f);
+  fclose(f);
+  b[got] = '\0';
+  return b;
+}
+
+/* Appends a JSON string (the vector file's uids need only \" \\ and control escapes). */
+static void json_str(char *buf, size_t cap, const char *s, size_t len) {
+  size_t n = strlen(buf);
+  n += (size_t)snprintf(buf + n, cap - n, "\"");
+  for (size_t i = 0; i < len && n + 8 < cap; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      n += (size_t)snprintf(buf + n, cap - n, "\\%c", c);
+    } else if (c < 0x20) {
+      n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", c);
+    } else {
+      buf[n++] = (char)c;
+      buf[n] = '\0';
+    }
+  }
+  snprintf(buf + n, cap - n, "\"");
+}
+
+static void json_link(char *got, size_t cap, sr_link l) {
+  if (l.pod_index < 0) {
+    snprintf(got, cap, "{\"pod\": null}");
+  } else if (l.persistent) {
+    snprintf(got, cap, "{\"pod\": %lld, \"persistent\": true, \"ttl\": null}", (long long)l.pod_index);
+  } else {
+    snprintf(got, cap, "{\"pod\": %lld, \"persistent\": false, \"ttl\": %.17g}", (long long)l.pod_index,
+             l.ttl_seconds);
+  }
+}
+
+/* Runs one step; returns 1 if it ran (whatever its outcome), 0 on an unknown op. */
+static int run_vector_step(sr_store *store, const char *default_ns, const jv *step, const char *at) {
+  const jv *op = j_get(step, "op"), *expect = j_get(step, "expect");
+  const jv *nsv = j_get(step, "namespace"), *uidv = j_get(step, "uid"), *svcv = j_get(step, "service");
+  const char *ns = nsv ? nsv->str : default_ns;
+  size_t ns_len = nsv ? nsv->len : strlen(default_ns);
+  const char *uid = uidv ? uidv->str : "";
+  size_t uid_len = uidv ? uidv->len : 0;
+  const char *svc = svcv ? svcv->str : "";
+  size_t svc_len = svcv ? svcv->len : 0;
+  const jv *podv = j_get(step, "pod"), *ttlv = j_get(step, "ttl"), *delayv = j_get(step, "delay");
+  int64_t pod = podv ? (int64_t)podv->num : 0, ttl = ttlv ? (int64_t)ttlv->num : 0;
+  int64_t delay = delayv ? (int64_t)delayv->num : 0;
+  char got[4096] = "";
+  sr_error *err = NULL;
+  sr_status st;
+  if (op == NULL || op->t != J_STR || expect == NULL) return 0;
+  const char *o = op->str;
+  if (strcmp(o, "set_link") == 0) {
+    int64_t prev = -2;
+    st = sr_store_set_link(store, ns, ns_len, uid, uid_len, svc, svc_len, pod, ttl, &prev, &err);
+    if (prev == -1)
+      snprintf(got, sizeof got, "{\"previous\": null}");
+    else
+      snprintf(got, sizeof got, "{\"previous\": %lld}", (long long)prev);
+  } else if (strcmp(o, "set_link_if_absent") == 0) {
+    sr_link l = {-1, false, -1};
+    st = sr_store_set_link_if_absent(store, ns, ns_len, uid, uid_len, svc, svc_len, pod, ttl, &l, &err);
+    json_link(got, sizeof got, l);
+  } else if (strcmp(o, "try_set_link") == 0) {
+    sr_try_set_outcome t = {false, -1, -1};
+    st = sr_store_try_set_link(store, ns, ns_len, uid, uid_len, svc, svc_len, pod, ttl, &t, &err);
+    if (t.previous < 0)
+      snprintf(got, sizeof got, "{\"accepted\": %s, \"owner\": %lld, \"previous\": null}",
+               t.accepted ? "true" : "false", (long long)t.owner);
+    else
+      snprintf(got, sizeof got, "{\"accepted\": %s, \"owner\": %lld, \"previous\": %lld}",
+               t.accepted ? "true" : "false", (long long)t.owner, (long long)t.previous);
+  } else if (strcmp(o, "remove_link") == 0 || strcmp(o, "remove_link_if") == 0) {
+    bool removed = false;
+    if (o[11] == '\0')
+      st = sr_store_remove_link(store, ns, ns_len, uid, uid_len, svc, svc_len, delay, &removed, &err);
+    else
+      st = sr_store_remove_link_if(store, ns, ns_len, uid, uid_len, svc, svc_len, pod, delay, &removed, &err);
+    snprintf(got, sizeof got, "{\"removed\": %s}", removed ? "true" : "false");
+  } else if (strcmp(o, "get_link") == 0) {
+    sr_link l = {-1, false, -1};
+    st = sr_store_get_link(store, ns, ns_len, uid, uid_len, svc, svc_len, &l, &err);
+    json_link(got, sizeof got, l);
+  } else if (strcmp(o, "get_link_if_persist") == 0) {
+    int64_t p = -2;
+    st = sr_store_get_link_if_persist(store, ns, ns_len, uid, uid_len, svc, svc_len, &p, &err);
+    if (p < 0)
+      snprintf(got, sizeof got, "{\"pod\": null}");
+    else
+      snprintf(got, sizeof got, "{\"pod\": %lld}", (long long)p);
+  } else if (strcmp(o, "get_link_services") == 0) {
+    sr_service_links links = {NULL, 0};
+    st = sr_store_get_link_services(store, ns, ns_len, uid, uid_len, &links, &err);
+    snprintf(got, sizeof got, "{\"services\": {");
+    for (size_t i = 0; i < links.len; i++) {
+      if (i) strncat(got, ", ", sizeof got - strlen(got) - 1);
+      json_str(got, sizeof got, links.links[i].service, strlen(links.links[i].service));
+      size_t n = strlen(got);
+      snprintf(got + n, sizeof got - n, ": %lld", (long long)links.links[i].pod_index);
+    }
+    strncat(got, "}}", sizeof got - strlen(got) - 1);
+    sr_service_links_free(&links);
+  } else if (strcmp(o, "batch_get_links") == 0) {
+    const jv *uids = j_get(step, "uids");
+    size_t n = uids ? uids->n : 0;
+    sr_str *arr = calloc(n + 1, sizeof *arr);
+    for (size_t i = 0; i < n; i++) {
+      arr[i].ptr = uids->items[i].str;
+      arr[i].len = uids->items[i].len;
+    }
+    sr_pod_list pods = {NULL, 0};
+    st = sr_store_batch_get_links(store, ns, ns_len, arr, n, svc, svc_len, &pods, &err);
+    /* {"pods": {"<pod>": [uids with that pod, in input order], ...}} */
+    snprintf(got, sizeof got, "{\"pods\": {");
+    int first = 1;
+    for (size_t i = 0; st == SR_OK && i < pods.len; i++) {
+      int seen = 0;
+      for (size_t j = 0; j < i; j++) seen |= pods.pods[j] == pods.pods[i];
+      if (pods.pods[i] < 0 || seen) continue;
+      size_t m = strlen(got);
+      snprintf(got + m, sizeof got - m, "%s\"%lld\": [", first ? "" : ", ", (long long)pods.pods[i]);
+      first = 0;
+      int first_uid = 1;
+      for (size_t j = i; j < pods.len; j++) {
+        if (pods.pods[j] != pods.pods[i]) continue;
+        if (!first_uid) strncat(got, ", ", sizeof got - strlen(got) - 1);
+        first_uid = 0;
+        json_str(got, sizeof got, arr[j].ptr, arr[j].len);
+      }
+      strncat(got, "]", sizeof got - strlen(got) - 1);
+    }
+    strncat(got, "}}", sizeof got - strlen(got) - 1);
+    CHECK(st != SR_OK || pods.len == n);
+    sr_pod_list_free(&pods);
+    free(arr);
+  } else {
+    fprintf(stderr, "%s: unknown op %s\n", at, o);
+    return 0;
+  }
+  const jv *want_error = j_get(expect, "error");
+  if (want_error != NULL) {
+    checks++;
+    if (st == SR_OK || strcmp(sr_status_name(st), want_error->str) != 0 || sr_error_code(err) != st) {
+      failures++;
+      fprintf(stderr, "%s: want %s, got %s (%s)\n", at, want_error->str, sr_status_name(st), sr_error_message(err));
+    }
+    sr_error_free(err);
+    return 1;
+  }
+  checks++;
+  if (st != SR_OK) {
+    failures++;
+    fprintf(stderr, "%s: unexpected %s\n", at, sr_error_message(err));
+    sr_error_free(err);
+    return 1;
+  }
+  jv g;
+  if (j_parse(got, &g) == NULL) {
+    checks++;
+    failures++;
+    fprintf(stderr, "%s: the test made bad JSON: %s\n", at, got);
+    jv_free(&g);
+    return 1;
+  }
+  for (size_t i = 0; i < expect->n; i++) {
+    const char *k = expect->keys[i];
+    const jv *want = &expect->items[i];
+    checks++;
+    if (strcmp(k, "ttl_min") == 0 || strcmp(k, "ttl_max") == 0) {
+      const jv *t = j_get(&g, "ttl");
+      int bad = t == NULL || t->t != J_NUM || (k[4] == 'm' && k[5] == 'i' ? t->num < want->num : t->num > want->num);
+      if (bad) {
+        failures++;
+        fprintf(stderr, "%s: ttl breaks %s %g: %s\n", at, k, want->num, got);
+      }
+    } else if (!j_equal(j_get(&g, k), want)) {
+      failures++;
+      fprintf(stderr, "%s: field %s differs: got %s\n", at, k, got);
+    }
+  }
+  jv_free(&g);
+  return 1;
+}
+
+/* The file has 11 cases and 83 steps (update these when vectors are added). */
+#define VECTOR_CASES 11
+#define VECTOR_STEPS 83
+
+static void test_vectors(sr_store *store) {
+  where = "vectors";
+  const char *path = getenv("STATEFUL_ROUTE_VECTORS");
+  if (path == NULL || path[0] == '\0') path = "tests/vectors/links.json";
+  char *text = read_file(path);
+  CHECK(text != NULL);
+  if (text == NULL) {
+    fprintf(stderr, "cannot read %s (run from the repository root or set STATEFUL_ROUTE_VECTORS)\n", path);
+    return;
+  }
+  size_t ops = 0;
+  for (const char *p = text; (p = strstr(p, "\"op\":")) != NULL; p++) ops++;
+  jv doc;
+  const char *end = j_parse(text, &doc);
+  CHECK(end != NULL && *j_ws(end) == '\0');
+  const jv *cases = j_get(&doc, "cases"), *nsv = j_get(&doc, "namespace");
+  CHECK(cases != NULL && cases->t == J_ARR && nsv != NULL && nsv->t == J_STR);
+  size_t steps = 0;
+  for (size_t c = 0; cases != NULL && nsv != NULL && c < cases->n; c++) {
+    const jv *name = j_get(&cases->items[c], "name"), *list = j_get(&cases->items[c], "steps");
+    for (size_t i = 0; list != NULL && i < list->n; i++) {
+      char at[512];
+      snprintf(at, sizeof at, "[vectors] %s / step %zu", name ? name->str : "?", i);
+      steps += (size_t)run_vector_step(store, nsv->str, &list->items[i], at);
+    }
+  }
+  CHECK(steps == ops); /* every step of the file ran */
+  CHECK(cases != NULL && cases->n == VECTOR_CASES);
+  CHECK(steps == VECTOR_STEPS);
+  if (steps != VECTOR_STEPS) fprintf(stderr, "[vectors] %zu steps ran, want %d\n", steps, VECTOR_STEPS);
+  jv_free(&doc);
+  free(text);
+}
+
+/* ---- config edge values (issue item 8) ---- */
+
+/* Polls (bounded, 5 s) until `reader` sees pod 0 of `svc` published after `after_ms`; 0 if never. */
+static uint64_t wait_pod_state(sr_client_driver *reader, const char *svc, uint64_t after_ms, int64_t *load,
+                               sr_routing_state *rs) {
+  for (int i = 0; i < 250; i++) {
+    sr_pod_state_list states = {NULL, 0};
+    if (sr_client_refresh_service(reader, S(svc), NULL) == SR_OK &&
+        sr_client_pod_states(reader, S(svc), &states, NULL) == SR_OK && states.len == 1 &&
+        states.states[0].pod_index == 0 && states.states[0].update_ms > after_ms) {
+      uint64_t ms = states.states[0].update_ms;
+      *load = states.states[0].load;
+      *rs = states.states[0].routing_state;
+      sr_pod_state_list_free(&states);
+      return ms;
+    }
+    sr_pod_state_list_free(&states);
+    usleep(20000);
+  }
+  return 0;
+}
+
+enum edge_field { E_PERIOD, E_CPU, E_STALE, E_DRAIN, E_SERVE_STALE, E_SLOW_START, E_LOAD_FACTOR, E_FIELDS };
+
+static const char *const edge_names[E_FIELDS] = {
+    "service_state_update_period_seconds", "cpu_factor", "stale_after_seconds", "drain_seconds",
+    "serve_stale_seconds", "slow_start_seconds", "load_factor"};
+
+/* Whether the C API accepts v in field f (pinned: 0 means the default for the stale window,
+ * slow start and the load factor; a negative slow start turns it off). NaN: never. */
+static int edge_accepts(enum edge_field f, double v) {
+  switch (f) {
+    case E_PERIOD: return v >= 0.001 && v <= 86400;
+    case E_CPU: return v >= 0 && v <= 1;
+    case E_STALE: return v == 0 || (v >= 0.001 && v <= 86400);
+    case E_DRAIN:
+    case E_SERVE_STALE: return v >= 0 && v <= 86400;
+    case E_SLOW_START: return v <= 86400;
+    case E_LOAD_FACTOR: return v == 0 || (v >= 1 && v <= DBL_MAX);
+    default: return 0;
+  }
+}
+
+static void test_config_edges(void) {
+  where = "config edges";
+  const double values[] = {NAN, INFINITY, -INFINITY, 5e-324, 1e-300, -0.0, 0.0, 1e300, DBL_MAX, -1, 0.5};
+  sr_store *store = new_store(0);
+  sr_client_driver *reader = new_client(store);
+  int seq = 0, accepted = 0, rejected = 0;
+  for (int f = 0; f < E_FIELDS; f++) {
+    for (size_t k = 0; k < sizeof values / sizeof *values; k++) {
+      double v = values[k];
+      char svc[32], at[96];
+      snprintf(svc, sizeof svc, "edge-%d", seq++);
+      snprintf(at, sizeof at, "config edges %s=%g", edge_names[f], v);
+      where = at;
+      sr_base_config cfg = fast_config();
+      switch ((enum edge_field)f) {
+        case E_PERIOD: cfg.service_state_update_period_seconds = v; break;
+        case E_CPU: cfg.cpu_factor = v; break;
+        case E_STALE: cfg.stale_after_seconds = v; break;
+        case E_DRAIN: cfg.drain_seconds = v; break;
+        case E_SERVE_STALE: cfg.serve_stale_seconds = v; break;
+        case E_SLOW_START: cfg.slow_start_seconds = v; break;
+        case E_LOAD_FACTOR:
+          cfg.placement = SR_PLACEMENT_RENDEZVOUS;
+          cfg.placement_load_factor = v;
+          break;
+        default: break;
+      }
+      sr_server_info me = info(NS, svc, 0), gw = info(NS, "gateway", 0);
+      sr_server_driver *server = NULL;
+      sr_client_driver *client = NULL;
+      sr_error *se = NULL, *ce = NULL;
+      sr_status ss = sr_server_new(store, &me, &cfg, &server, &se);
+      sr_status cs = sr_client_new(store, &gw, &cfg, &client, &ce);
+      if (!edge_accepts((enum edge_field)f, v)) {
+        rejected++;
+        CHECK(ss == SR_INVALID_CONFIG && cs == SR_INVALID_CONFIG && server == NULL && client == NULL);
+        CHECK(se != NULL && strstr(sr_error_message(se), edge_names[f]) != NULL);
+        CHECK(ce != NULL && strstr(sr_error_message(ce), edge_names[f]) != NULL);
+        if (ss != SR_INVALID_CONFIG || se == NULL || strstr(sr_error_message(se), edge_names[f]) == NULL)
+          fprintf(stderr, "  [%s] got %s: %s\n", at, sr_status_name(ss), sr_error_message(se));
+        sr_error_free(se);
+        sr_error_free(ce);
+        sr_server_free(server);
+        sr_client_free(client);
+        continue;
+      }
+      accepted++;
+      CHECK(ss == SR_OK && cs == SR_OK);
+      if (ss != SR_OK || cs != SR_OK) {
+        fprintf(stderr, "  [%s] refused: %s / %s\n", at, sr_error_message(se), sr_error_message(ce));
+        sr_error_free(se);
+        sr_error_free(ce);
+        sr_server_free(server);
+        sr_client_free(client);
+        continue;
+      }
+      OK(sr_server_set_load_state(server, 7, err_out));
+      OK(sr_server_start(server, err_out));
+      int64_t load = -1;
+      sr_routing_state rs = SR_ROUTING_NOT_ALIVE;
+      uint64_t first = wait_pod_state(reader, svc, 0, &load, &rs);
+      /* weighted load = round(cpu_factor x CPU% + (1 - cpu_factor) x 7) */
+      CHECK(first > 0 && rs == SR_ROUTING_READY);
+      if (cfg.cpu_factor < 0.01) {
+        CHECK(load == 7);
+      } else {
+        CHECK(load >= (int64_t)floor((1 - cfg.cpu_factor) * 7) && load <= (int64_t)ceil(cfg.cpu_factor * 100 + 7));
+      }
+      /* it keeps publishing (every accepted period is at most 0.5 s) */
+      CHECK(wait_pod_state(reader, svc, first, &load, &rs) > first);
+      OK(sr_client_init(client, err_out));
+      int64_t pod = -2;
+      OK(sr_client_compute_linked_pod(client, S(NS), S("edge-user"), S(svc), &pod, err_out));
+      CHECK(pod == 0);
+      sr_client_free(client);
+      OK(sr_server_stop(server, err_out));
+      sr_server_free(server);
+    }
+  }
+  where = "config edges";
+  CHECK(accepted + rejected == E_FIELDS * 11);
+  CHECK(accepted == 1 + 5 + 3 + 5 + 5 + 7 + 4); /* as edge_accepts counts them */
+  sr_client_free(reader);
+  sr_store_free(store);
+}
+
+/* ---- slow_start_seconds: 0 = one period, negative = off, NaN and +inf rejected ---- */
+
+static void test_slow_start_config(void) {
+  where = "slow start config";
+  sr_base_config cfg;
+  sr_base_config_default(&cfg);
+  CHECK(cfg.slow_start_seconds == 0.0);
+  sr_store *mem = new_store(0);
+  sr_server_info gw = info(NS, "gateway", 0);
+  const double ok_values[] = {0.0, -1.0, 2.5, 86400};
+  for (size_t i = 0; i < sizeof ok_values / sizeof *ok_values; i++) {
+    cfg.slow_start_seconds = ok_values[i];
+    sr_client_driver *c = NULL;
+    OK(sr_client_new(mem, &gw, &cfg, &c, err_out));
+    CHECK(c != NULL);
+    sr_client_free(c);
+  }
+  const double bad_values[] = {NAN, INFINITY, 86400.5};
+  for (size_t i = 0; i < sizeof bad_values / sizeof *bad_values; i++) {
+    cfg.slow_start_seconds = bad_values[i];
+    sr_client_driver *c = NULL;
+    sr_error *e = NULL;
+    CHECK(sr_client_new(mem, &gw, &cfg, &c, &e) == SR_INVALID_CONFIG && c == NULL);
+    CHECK(e != NULL && strstr(sr_error_message(e), "slow_start_seconds") != NULL);
+    sr_error_free(e);
+  }
+  sr_store_free(mem);
+}
+
+/* ---- staleness: a pod publishing every 30 s with stale_after 1 s goes not-alive ---- */
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_staleness(sr_store *store) {
+  where = "staleness";
+  sr_base_config cfg;
+  sr_base_config_default(&cfg);
+  cfg.service_state_update_period_seconds = 30;
+  cfg.stale_after_seconds = 1;
+  cfg.cpu_factor = 0;
+  sr_server_info me = info(NS, "quiet", 0), gw = info(NS, "gateway", 0);
+  sr_server_driver *s = NULL;
+  sr_client_driver *c = NULL;
+  OK(sr_server_new(store, &me, &cfg, &s, err_out));
+  OK(sr_client_new(store, &gw, &cfg, &c, err_out));
+  OK(sr_client_init(c, err_out));
+  double started = now_seconds();
+  OK(sr_server_start(s, err_out));
+  bool alive = false;
+  OK(sr_client_is_pod_alive(c, S("quiet"), 0, &alive, err_out));
+  CHECK(alive);
+  double stale_at = -1;
+  while (now_seconds() - started < 5) { /* polled, bounded */
+    if (sr_client_is_pod_alive(c, S("quiet"), 0, &alive, NULL) == SR_OK && !alive) {
+      stale_at = now_seconds() - started;
+      break;
+    }
+    usleep(20000);
+  }
+  CHECK(stale_at >= 0.9 && stale_at < 5);
+  if (stale_at < 0.9) fprintf(stderr, "  [staleness] not alive after %.3f s (stale_after 1 s)\n", stale_at);
+  sr_pod_list pods;
+  OK(sr_client_alive_pods(c, S("quiet"), &pods, err_out));
+  CHECK(pods.len == 0);
+  sr_pod_list_free(&pods);
+  int64_t pod = -2;
+  EXPECT(SR_NO_AVAILABLE_POD, sr_client_compute_linked_pod(c, S(NS), S("late"), S("quiet"), &pod, err_out));
+  CHECK(pod == -2);
+  sr_client_free(c);
+  OK(sr_server_stop(s, err_out));
+  sr_server_free(s);
+}
+
+/* ---- the cache-vs-TTL rule: TTL 3 s, cache 1 s (margin 2 s) ---- */
+
+static void test_cache_ttl(sr_store *store) {
+  where = "cache vs ttl";
+  sr_server_driver *p0 = start_pod(store, "ttl", 0, 0);
+  sr_base_config cfg = fast_config();
+  cfg.temp_link_info_cache_time_seconds = 3;
+  cfg.user_link_info_cache_time_seconds = 1;
+  sr_server_info gw = info(NS, "gateway", 0);
+  sr_client_driver *c = NULL;
+  OK(sr_client_new(store, &gw, &cfg, &c, err_out));
+  OK(sr_client_init(c, err_out));
+  double start = now_seconds();
+  int64_t pod = -2;
+  OK(sr_client_compute_linked_pod(c, S(NS), S("t1"), S("ttl"), &pod, err_out));
+  CHECK(pod == 0);
+  sr_link l;
+  OK(sr_store_get_link(store, S(NS), S("t1"), S("ttl"), &l, err_out));
+  CHECK(l.pod_index == 0 && !l.persistent && l.ttl_seconds > 2 && l.ttl_seconds <= 3);
+  OK(sr_client_get_linked_in_cache(c, S(NS), S("t1"), S("ttl"), &pod, err_out));
+  CHECK(pod == 0);
+  double left = -1;
+  while (now_seconds() - start < 4) { /* polled, bounded */
+    if (sr_client_get_linked_in_cache(c, S(NS), S("t1"), S("ttl"), &pod, NULL) == SR_OK && pod == -1) {
+      left = now_seconds() - start;
+      break;
+    }
+    usleep(10000);
+  }
+  CHECK(left >= 0.95 && left <= 2.0);
+  if (left < 0.95 || left > 2.0) fprintf(stderr, "  [cache vs ttl] left the cache after %.3f s\n", left);
+  /* the store still holds it: the cache dropped it before the store forgets it */
+  OK(sr_store_get_link(store, S(NS), S("t1"), S("ttl"), &l, err_out));
+  CHECK(l.pod_index == 0 && l.ttl_seconds > 0);
+  sr_client_free(c);
+  OK(sr_server_stop(p0, err_out));
+  sr_server_free(p0);
+}
+
+/* ---- store faults on a redis-server of the test's own ($STATEFUL_ROUTE_TEST_REDIS_FAULT) ---- */
+
+/* bindings/c/test.sh starts it with tests/redis-server.sh (URL, PID, DIR in the environment);
+ * this test stops it (SIGSTOP/SIGCONT), kills it (SIGKILL) and starts it again on the same
+ * port, holding the port's lease (tests/PORTS.md) from the kill on. */
+static const char *fault_url, *fault_dir;
+static pid_t fault_pid;
+
+#define FAULT_TIMEOUT_MS 300
+#define FAULT_SLACK 1.0 /* seconds a failing call may take beyond its deadline on a busy machine */
+
+static int url_port(const char *url) { return atoi(strrchr(strstr(url, "://") + 3, ':') + 1); }
+
+/* The process_id the server on port reports (INFO server), or -1. */
+static long server_pid(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  struct timeval tv = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) return close(fd), -1;
+  static const char cmd[] = "INFO server\r\n";
+  char reply[16384];
+  size_t n = 0;
+  if (write(fd, cmd, sizeof cmd - 1) != (ssize_t)(sizeof cmd - 1)) return close(fd), -1;
+  while (n < sizeof reply - 1) {
+    ssize_t r = read(fd, reply + n, sizeof reply - 1 - n);
+    if (r <= 0) break;
+    n += (size_t)r;
+    reply[n] = '\0';
+    if (strstr(reply, "process_id:") != NULL && strstr(strstr(reply, "process_id:"), "\r\n") != NULL) break;
+  }
+  close(fd);
+  reply[n] = '\0';
+  const char *p = strstr(reply, "process_id:");
+  return p ? atol(p + strlen("process_id:")) : -1;
+}
+
+/* Expects `call` to fail with exactly `want` within the command timeout (plus slack). */
+#define EXPECT_FAST(want, call)                                                           \
+  do {                                                                                    \
+    double t0_ = now_seconds();                                                           \
+    EXPECT(want, call);                                                                   \
+    double took_ = now_seconds() - t0_;                                                   \
+    CHECK(took_ <= FAULT_TIMEOUT_MS / 1000.0 + FAULT_SLACK);                              \
+    if ((want) == SR_TIMEOUT) CHECK(took_ >= FAULT_TIMEOUT_MS / 1000.0 - 0.05);           \
+    if (took_ > FAULT_TIMEOUT_MS / 1000.0 + FAULT_SLACK) fprintf(stderr, "  took %.3f s\n", took_); \
+  } while (0)
+
+/* Polls (bounded) until a new user is routed to pod 0; the seconds it took, or -1. */
+static double until_routed(sr_client_driver *c, const char *uid, double within) {
+  double t0 = now_seconds();
+  while (now_seconds() - t0 < within) {
+    int64_t pod = -2;
+    if (sr_client_compute_linked_pod(c, S(NS), S(uid), S("fault"), &pod, NULL) == SR_OK && pod == 0)
+      return now_seconds() - t0;
+    usleep(20000);
+  }
+  return -1;
+}
+
+static sr_store *fault_store(void) {
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "ctf%d-%d", (int)getpid(), prefix_seq++);
+  sr_store_config sc;
+  sr_store_config_default(&sc);
+  sc.key_prefix = prefix;
+  sc.key_prefix_len = strlen(prefix);
+  sc.connect_timeout_ms = FAULT_TIMEOUT_MS;
+  sc.command_timeout_ms = FAULT_TIMEOUT_MS;
+  sr_store *store = NULL;
+  OK(sr_store_connect(S(fault_url), &sc, &store, err_out));
+  return store;
+}
+
+/* Stale-if-error: with the store stopped, a cached link whose entry expired is still served;
+ * a new user fails with TIMEOUT. */
+static void test_serve_stale_stopped(void) {
+  where = "stale if error";
+  sr_store *store = fault_store();
+  if (store == NULL) return;
+  sr_server_driver *p0 = start_pod(store, "fault", 0, 0);
+  sr_base_config cfg = fast_config();
+  cfg.user_link_info_cache_time_seconds = 1; /* margin 299 s: the serve-stale window is 60 s */
+  sr_server_info gw = info(NS, "gateway", 0);
+  sr_client_driver *c = NULL;
+  OK(sr_client_new(store, &gw, &cfg, &c, err_out));
+  OK(sr_client_init(c, err_out));
+  int64_t pod = -2;
+  OK(sr_client_compute_linked_pod(c, S(NS), S("u1"), S("fault"), &pod, err_out));
+  CHECK(pod == 0);
+  CHECK(kill(fault_pid, SIGSTOP) == 0);
+  double t0 = now_seconds();
+  while (now_seconds() - t0 < 5) { /* the 1 s cache entry expires */
+    if (sr_client_get_linked_in_cache(c, S(NS), S("u1"), S("fault"), &pod, NULL) == SR_OK && pod == -1) break;
+    usleep(20000);
+  }
+  CHECK(pod == -1);
+  pod = -2;
+  double t1 = now_seconds();
+  OK(sr_client_compute_linked_pod(c, S(NS), S("u1"), S("fault"), &pod, err_out));
+  CHECK(pod == 0);
+  CHECK(now_seconds() - t1 <= FAULT_TIMEOUT_MS / 1000.0 + FAULT_SLACK);
+  pod = -2;
+  EXPECT_FAST(SR_TIMEOUT, sr_client_compute_linked_pod(c, S(NS), S("u2"), S("fault"), &pod, err_out));
+  CHECK(pod == -2);
+  CHECK(kill(fault_pid, SIGCONT) == 0);
+  CHECK(until_routed(c, "u2", 5) >= 0);
+  sr_client_free(c);
+  OK(sr_server_stop(p0, err_out));
+  sr_server_free(p0);
+  sr_store_free(store);
+}
+
+/* SIGSTOP: TIMEOUT within command_timeout; SIGCONT: routed again. SIGKILL: STORE_UNAVAILABLE;
+ * started again (empty) on the same port: routed again within a bounded time. */
+static void test_store_faults(void) {
+  where = "store faults";
+  sr_store *store = fault_store();
+  if (store == NULL) return;
+  sr_server_driver *p0 = start_pod(store, "fault", 0, 0);
+  sr_client_driver *c = new_client(store);
+  int64_t pod = -2, prev = -2;
+  OK(sr_client_compute_linked_pod(c, S(NS), S("warm"), S("fault"), &pod, err_out));
+  CHECK(pod == 0);
+
+  CHECK(kill(fault_pid, SIGSTOP) == 0);
+  EXPECT_FAST(SR_TIMEOUT, sr_client_compute_linked_pod(c, S(NS), S("new-stopped"), S("fault"), &pod, err_out));
+  EXPECT_FAST(SR_TIMEOUT, sr_store_set_link(store, S(NS), S("set-stopped"), S("fault"), 0, -1, &prev, err_out));
+  pod = -2;
+  OK(sr_client_compute_linked_pod(c, S(NS), S("warm"), S("fault"), &pod, err_out)); /* a cache hit */
+  CHECK(pod == 0);
+  CHECK(kill(fault_pid, SIGCONT) == 0);
+  CHECK(until_routed(c, "new-continued", 5) >= 0);
+
+  /* Kill it, holding its port's lease from then on (the lock frees when the server dies). */
+  int port = url_port(fault_url);
+  const char *tmp = getenv("TMPDIR");
+  char lock[512], pidfile[512];
+  snprintf(lock, sizeof lock, "%s/stateful-route-ports/%d.lock", tmp && tmp[0] ? tmp : "/tmp", port);
+  int lock_fd = open(lock, O_RDONLY | O_CREAT | O_CLOEXEC, 0666);
+  CHECK(lock_fd >= 0);
+  CHECK(kill(fault_pid, SIGKILL) == 0);
+  CHECK(flock(lock_fd, LOCK_EX) == 0); /* returns once the killed server has exited */
+  snprintf(pidfile, sizeof pidfile, "%s/redis.pid", fault_dir);
+  unlink(pidfile); /* test.sh's cleanup must not signal a reused pid */
+  EXPECT_FAST(SR_STORE_UNAVAILABLE,
+              sr_client_compute_linked_pod(c, S(NS), S("new-killed"), S("fault"), &pod, err_out));
+  EXPECT_FAST(SR_STORE_UNAVAILABLE, sr_store_set_link(store, S(NS), S("set-killed"), S("fault"), 0, -1, &prev, err_out));
+
+  /* Start it again on the same port (its own dir and log), wait for its own process id. */
+  char port_s[16], log[512];
+  snprintf(port_s, sizeof port_s, "%d", port);
+  snprintf(log, sizeof log, "%s/redis.log", fault_dir);
+  pid_t child = fork();
+  if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* it dies with the test */
+    execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--dir", fault_dir, "--logfile",
+           log, "--save", "", "--appendonly", "no", (char *)NULL);
+    _exit(127);
+  }
+  CHECK(child > 0);
+  double t0 = now_seconds();
+  while (now_seconds() - t0 < 10 && server_pid(port) != (long)child) usleep(20000);
+  CHECK(server_pid(port) == (long)child);
+  double took = until_routed(c, "new-restarted", 10);
+  CHECK(took >= 0);
+  fprintf(stderr, "  [store faults] routed again %.3f s after the restart\n", took);
+  sr_link l;
+  OK(sr_store_get_link(store, S(NS), S("new-restarted"), S("fault"), &l, err_out));
+  CHECK(l.pod_index == 0 && !l.persistent);
+
+  sr_client_free(c);
+  OK(sr_server_stop(p0, err_out));
+  sr_server_free(p0);
+  sr_store_free(store);
+  if (child > 0) {
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+  }
+  close(lock_fd);
+}
+
 int main(void) {
   redis_url = getenv("STATEFUL_ROUTE_TEST_REDIS");
   if (redis_url == NULL || redis_url[0] == '\0') {
@@ -1030,6 +1865,16 @@ int main(void) {
     fprintf(stderr, "STATEFUL_ROUTE_TEST_REDIS_CLUSTER is not set (bindings/c/test.sh starts a cluster)\n");
     return 2;
   }
+  fault_url = getenv("STATEFUL_ROUTE_TEST_REDIS_FAULT");
+  fault_dir = getenv("STATEFUL_ROUTE_TEST_REDIS_FAULT_DIR");
+  const char *fault_pid_s = getenv("STATEFUL_ROUTE_TEST_REDIS_FAULT_PID");
+  if (fault_url == NULL || fault_dir == NULL || fault_pid_s == NULL || atol(fault_pid_s) <= 0) {
+    fprintf(stderr,
+            "STATEFUL_ROUTE_TEST_REDIS_FAULT, _PID and _DIR are not set (bindings/c/test.sh starts a redis-server "
+            "of the test's own, which it stops and kills)\n");
+    return 2;
+  }
+  fault_pid = (pid_t)atol(fault_pid_s);
   CHECK(strcmp(sr_status_name(SR_OK), "OK") == 0);
   CHECK(strcmp(sr_status_name(SR_INTERNAL), "INTERNAL") == 0);
   CHECK(strcmp(sr_status_name(99), "UNKNOWN") == 0);
@@ -1037,7 +1882,7 @@ int main(void) {
   for (int redis = 0; redis <= 1; redis++) {
     const char *kind = redis ? "redis" : "memory";
     void (*tests[])(sr_store *) = {test_flow, test_store_links, test_errors, test_drain, test_callbacks, test_threads,
-                                     test_extensions};
+                                     test_extensions, test_vectors, test_staleness, test_cache_ttl};
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
       sr_store *store = new_store(redis);
       int before = failures;
@@ -1046,8 +1891,14 @@ int main(void) {
       fprintf(stderr, "%-6s %-14s %s\n", kind, where, failures == before ? "ok" : "FAILED");
     }
   }
-  test_redis_failures();
-  fprintf(stderr, "%-6s %-14s %s\n", "redis", where, failures ? "see above" : "ok");
+  {
+    void (*tests[])(void) = {test_redis_failures, test_serve_stale_stopped, test_store_faults};
+    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
+      int before = failures;
+      tests[i]();
+      fprintf(stderr, "%-6s %-14s %s\n", "redis", where, failures == before ? "ok" : "FAILED");
+    }
+  }
   {
     void (*tests[])(sr_store *) = {test_store_links, test_flow, test_cluster_batch};
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
@@ -1059,9 +1910,12 @@ int main(void) {
     }
   }
   {
-    int before = failures;
-    test_topology_config();
-    fprintf(stderr, "%-6s %-14s %s\n", "-", where, failures == before ? "ok" : "FAILED");
+    void (*tests[])(void) = {test_topology_config, test_slow_start_config, test_config_edges};
+    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
+      int before = failures;
+      tests[i]();
+      fprintf(stderr, "%-6s %-14s %s\n", "-", where, failures == before ? "ok" : "FAILED");
+    }
   }
   printf("%d passed, %d failed\n", checks - failures, failures);
   return failures ? 1 : 0;
