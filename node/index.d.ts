@@ -276,6 +276,12 @@ export interface BaseConfig {
    * still served (seconds, >= 0; 0 turns it off). Default 60.
    */
   serveStaleSeconds?: number
+  /**
+   * Slow start: for this long after a gateway first sees a pod become routable, the pod is a
+   * candidate for a new user only with a probability ramping from 0 to 1 (seconds, 0 to one
+   * day; 0 turns it off). Default: one period.
+   */
+  slowStartSeconds?: number
 }
 
 /**

@@ -48,7 +48,9 @@ for (const kind of h.STORES) {
       assert.equal(await c.getLinkedPodInCacheOrIfPersist(ns, 'nobody', SVC), null)
       await c.setCache(ns, 'u9', SVC, 0)
       assert.equal(c.getLinkedInCache(ns, 'u9', SVC), 0)
-      assert.ok(c.cacheLen() >= 0)
+      // Cached: u1 (getLinkedPod after cacheExpired) and u9 (setCache); 'nobody' was never found.
+      assert.equal(c.getLinkedInCache(ns, 'u1', SVC), 0)
+      assert.equal(c.cacheLen(), 2)
     })
 
     it('spreads new users over the routable pods and reads pod states', async () => {
@@ -218,6 +220,24 @@ for (const kind of h.STORES) {
         { serveStaleSeconds: 5 },
       )
       assert.equal(cfg.config.serveStaleSeconds, 5)
+      // Slow start: one period by default (read back as the window in force), 0 turns it off.
+      assert.equal(c.config.slowStartSeconds, FAST.serviceStateUpdatePeriodSeconds)
+      const info = { namespace: ns, serviceName: 'g', podIndex: 0 }
+      assert.equal(
+        new sr.ClientDriver(store, info, { slowStartSeconds: 2.5 }).config.slowStartSeconds,
+        2.5,
+      )
+      assert.equal(
+        new sr.ServerDriver(store, info, { slowStartSeconds: 0 }).config.slowStartSeconds,
+        0,
+      )
+      for (const v of [-1, 86_400.5, NaN, Infinity]) {
+        throwsWith(
+          () => new sr.ClientDriver(store, info, { slowStartSeconds: v }),
+          'INVALID_CONFIG',
+          /slow_start_seconds/,
+        )
+      }
       await store.publishPodState(ns, 'other', 3, 10, sr.RoutingState.Ready, 7)
       assert.deepEqual(
         (await store.podStates(ns, 'other')).map((s) => [
@@ -229,6 +249,29 @@ for (const kind of h.STORES) {
         [[3, 10, 7, 'READY']],
       )
     })
+
+    for (const [slowStart, min, max] of [
+      [0, 15, 45],
+      [86_400, 0, 3],
+    ]) {
+      it(`slowStartSeconds ${slowStart} reaches placement: a pod that just turned routable takes ${min}..${max} of 60 new users`, async () => {
+        // The gateway reads the service with pod 0 only, then sees pod 1 turn routable: with
+        // slow start off pod 1 takes about half at once; ramping over a day, (almost) none in
+        // the first seconds (each placement includes it with probability elapsed / 86 400).
+        const { store } = await kind.make()
+        const ns = unique('ns')
+        const quiet = { serviceStateUpdatePeriodSeconds: 30, cpuFactor: 0 }
+        track(...(await startPods(store, ns, SVC, [0], quiet)))
+        const [c] = track(newClient(store, ns, { ...quiet, slowStartSeconds: slowStart }))
+        assert.deepEqual(await c.routablePods(SVC), [0], 'the first read: pod 0 only')
+        track(...(await startPods(store, ns, SVC, [1], quiet)))
+        await c.refreshService(SVC)
+        assert.deepEqual(await c.routablePods(SVC), [0, 1])
+        const placed = [0, 0]
+        for (let i = 0; i < 60; i++) placed[await c.computeLinkedPod(ns, `ss${i}`, SVC)]++
+        assert.ok(placed[1] >= min && placed[1] <= max, `${placed}`)
+      })
+    }
 
     it('error codes: POD_UNAVAILABLE, NAMESPACE_NOT_LOCAL, CLOSED, INVALID_CONFIG, INVALID_ARGUMENT', async () => {
       const { store } = await kind.make()

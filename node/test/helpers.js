@@ -3,10 +3,13 @@
 // with a deadline (never a sleep as synchronisation), and raw Redis access via redis-cli.
 
 const assert = require('node:assert/strict')
-const { execFileSync } = require('node:child_process')
+const { execFileSync, spawn } = require('node:child_process')
 const { randomBytes } = require('node:crypto')
 const fs = require('node:fs')
+const net = require('node:net')
+const os = require('node:os')
 const path = require('node:path')
+const readline = require('node:readline')
 const sr = require('stateful-route')
 
 const REDIS_URL = process.env.STATEFUL_ROUTE_TEST_REDIS
@@ -120,6 +123,104 @@ function vectorsPath() {
   return path.join(pkg, '..', 'tests', 'vectors', 'links.json')
 }
 
+// The lease holder of ownRedis(): a Python process that starts redis-server with
+// tests/redis_launch.py (tests/PORTS.md) and keeps the port's lease for its whole life, so that
+// a restart after SIGKILL gets the same port back. Commands on stdin, one a line: `restart`
+// (a fresh, empty server on the same port); EOF kills the server and exits. After the start
+// and after each restart it prints {"port", "pid", "log"} as one JSON line.
+const LEASE_HOLDER = `
+import json, pathlib, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+import redis_launch
+DATA = ["--save", "", "--appendonly", "no"]
+s = redis_launch.start_redis(sys.argv[2], DATA)
+proc = s.proc
+def tell():
+    print(json.dumps({"port": s.port, "pid": proc.pid, "log": str(s.log)}), flush=True)
+tell()
+for line in sys.stdin:
+    if line.strip() != "restart":
+        continue
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    proc = subprocess.Popen(
+        ["redis-server", *DATA, "--port", str(s.port), "--bind", "127.0.0.1",
+         "--dir", str(s.dir), "--logfile", str(s.log)],
+        cwd=s.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while redis_launch.server_pid(s.port) != proc.pid:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit("the restarted redis-server did not answer: " + redis_launch.tail(s.log))
+        time.sleep(0.02)
+    tell()
+if proc.poll() is None:
+    proc.kill()
+proc.wait()
+`
+
+/** Whether something accepts connections on 127.0.0.1:`port`. */
+function accepts(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1')
+    sock.once('connect', () => (sock.destroy(), resolve(true)))
+    sock.once('error', () => resolve(false))
+  })
+}
+
+/**
+ * A redis-server of one test's own on a leased port (see LEASE_HOLDER). Returns
+ * { url, port, pid, signal(sig), kill(), restart(), close(), log() }: `kill` is SIGKILL and
+ * waits until the port refuses connections; `restart` starts an empty server on the same port.
+ */
+async function ownRedis() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sr-node-redis-'))
+  const tests = path.dirname(path.dirname(vectorsPath()))
+  const holder = spawn('python3', ['-c', LEASE_HOLDER, tests, dir], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const lines = readline.createInterface({ input: holder.stdout })[Symbol.asyncIterator]()
+  const next = async (what) => {
+    const { value, done } = await lines.next()
+    if (done) assert.fail(`the redis lease holder exited before ${what}`)
+    return JSON.parse(value)
+  }
+  let server = await next('the start')
+  const r = {
+    url: `redis://127.0.0.1:${server.port}`,
+    port: server.port,
+    get pid() {
+      return server.pid
+    },
+    stopped: false,
+    signal(sig) {
+      process.kill(server.pid, sig)
+      r.stopped = sig === 'SIGSTOP'
+    },
+    async kill() {
+      process.kill(server.pid, 'SIGKILL')
+      r.stopped = false
+      await until(async () => !(await accepts(server.port)), 'the killed redis-server gone')
+    },
+    async restart() {
+      holder.stdin.write('restart\n')
+      server = await next('the restart')
+      assert.equal(server.port, r.port)
+    },
+    log() {
+      return fs.existsSync(server.log) ? fs.readFileSync(server.log, 'utf8') : ''
+    },
+    async close() {
+      if (r.stopped) r.signal('SIGCONT')
+      const exited = new Promise((resolve) => holder.once('exit', resolve))
+      holder.stdin.end()
+      if (holder.exitCode === null) await exited
+      fs.rmSync(dir, { recursive: true, force: true })
+    },
+  }
+  return r
+}
+
 module.exports = {
   sr,
   REDIS_URL,
@@ -134,4 +235,6 @@ module.exports = {
   startPods,
   newClient,
   vectorsPath,
+  ownRedis,
+  accepts,
 }

@@ -188,12 +188,31 @@ describe('process lifecycle', () => {
       'the "pod stopped" record',
     )
     await until(() => records.find((r) => r.level === 'DEBUG'), 'a debug record')
-    // Only `warn` and above after this.
-    sr.setLogger((r) => records.push(r), 'warn')
-    records.length = 0
-    const [p2] = await startPods(store, ns, 'room', [1], FAST)
-    await p2.stop()
-    assert.ok(!records.some((r) => r.level === 'INFO' || r.level === 'DEBUG'))
+    // Only `warn` and above after this. The records go to a new array: the debug logger's
+    // queue may still hold records for the old one.
+    const warned = []
+    sr.setLogger((r) => warned.push(r), 'warn')
+    const [p2] = await startPods(store, ns, 'room', [1], FAST) // "pod started": INFO
+    await p2.stop() // "pod stopped": INFO
+    // Then a WARN: a pod-state field nobody can parse, skipped with a warning. Records reach
+    // the callback in the order they were logged, so once this one has arrived, an INFO or
+    // DEBUG record logged before it would have arrived too.
+    const prefix = unique('nl')
+    const redis = await sr.Store.connect(h.REDIS_URL, { keyPrefix: prefix })
+    h.redisCli('HSET', `${prefix}:{${ns}:state:room}`, '7', 'garbage')
+    assert.deepEqual(await redis.podStates(ns, 'room'), [])
+    const warning = await until(
+      () => warned.find((r) => r.message.startsWith('skipping unparsable pod state')),
+      'the WARN record of the unparsable pod state',
+    )
+    assert.equal(warning.level, 'WARN')
+    assert.deepEqual(
+      warned.filter((r) => r.level !== 'WARN' && r.level !== 'ERROR'),
+      [],
+      'records below warn were forwarded',
+    )
+    assert.ok(!warned.some((r) => r.message.startsWith('pod st')))
+    h.redisCli('DEL', `${prefix}:{${ns}:state:room}`)
     assert.equal(sr.setLogger(null), true)
   })
 

@@ -20,7 +20,11 @@ import {
 } from 'stateful-route'
 
 function client0(store: Store, info: ServerInfo): ClientDriver {
-  return new ClientDriver(store, info, { serveStaleSeconds: 30, placement: 'weighted' })
+  return new ClientDriver(store, info, {
+    serveStaleSeconds: 30,
+    slowStartSeconds: 0,
+    placement: 'weighted',
+  })
 }
 
 export async function example(url: string | undefined): Promise<number> {

@@ -88,6 +88,7 @@ class BaseConfig:
         drain_seconds: Optional[float] = None,
         serve_stale_seconds: Optional[float] = None,
         placement_load_factor: Optional[float] = None,
+        slow_start_seconds: Optional[float] = None,
     ) -> Self: ...
     @property
     def service_state_update_period_seconds(self) -> float: ...
@@ -111,6 +112,8 @@ class BaseConfig:
     def placement_load_factor(self) -> Optional[float]: ...
     @property
     def serve_stale_seconds(self) -> float: ...
+    @property
+    def slow_start_seconds(self) -> Optional[float]: ...
 
 @final
 class Candidate:

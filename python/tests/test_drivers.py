@@ -254,7 +254,11 @@ def test_server_link_operations(env: Env) -> None:
         assert store.get_link(NS, "w", SVC) is None, "answered from the cache"
         s.set_linked_pod(NS, "x", SVC, 2)
         assert c.batch_get_linked_pod(NS, ["w", "x", "y"], SVC) == {2: ["x"]}
-        assert c.cache_len() >= 1
+        # Cached: v (set_linked_pod_if_absent; its removal by the pod does not reach this
+        # gateway's cache, which keeps it for its cache time) and w (set_cache). Not u (expired
+        # above), not x or y (a batch read does not cache).
+        assert [c.get_linked_in_cache(NS, u, SVC) for u in "uvwxy"] == [None, 2, 2, None, None]
+        assert c.cache_len() == 2
         assert c.is_workload_ready(SVC) is False, "only pod 0 keeps the workload state"
         c.set_workload_state("chat", "READY")
         assert c.batch_get_workload_state(["chat", "none"]) == ["READY", None]
@@ -287,20 +291,33 @@ def test_context_managers_start_and_stop(env: Env) -> None:
 
 
 def test_blocking_listener_runs_on_a_library_thread(env: Env) -> None:
+    """Registered outside any event loop, a listener runs on a library thread (README
+    "Threads"), never on the thread that registered it (which also made the change)."""
     store = env.store()
     cfg = fast_config()
-    seen: list[sr.RoutingStateChange] = []
+    seen: list[tuple[sr.RoutingStateChange, int, str]] = []
+    caller = threading.get_ident()
     with (
         blocking.ServerDriver(store, info(0), cfg) as p0,
         blocking.ClientDriver(store, info(0), cfg) as c,
     ):
         assert c.compute_linked_pod(NS, "u", SVC) == 0
-        lid = c.on_routing_state_changed(seen.append)
+        lid = c.on_routing_state_changed(
+            lambda ch: seen.append((ch, threading.get_ident(), threading.current_thread().name))
+        )
         p0.set_routing_state("DENY_NEW_CALL")
-        eventually("a change reported", lambda: any(ch.pod_index == 0 for ch in seen))
+        eventually("a change reported", lambda: any(ch.pod_index == 0 for ch, _, _ in seen))
         assert c.remove_routing_state_listener(lid) is True
         assert c.remove_routing_state_listener(lid) is False
-        assert "DENY_NEW_CALL" in repr(seen[-1])
+        change, thread, name = seen[-1]
+        assert "DENY_NEW_CALL" in repr(change)
+        assert (change.pod_index, change.old, change.new) == (
+            0,
+            sr.RoutingState.READY,
+            sr.RoutingState.DENY_NEW_CALL,
+        )
+        assert thread != caller, f"the listener ran on the caller's thread ({name})"
+        assert all(t != caller for _, t, _ in seen)
 
 
 def test_core_log_events_reach_python_logging(env: Env) -> None:

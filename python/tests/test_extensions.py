@@ -404,6 +404,59 @@ def test_new_config_keywords() -> None:
             sr.BaseConfig(**kw)  # type: ignore[arg-type]
 
 
+def test_slow_start_seconds_keyword() -> None:
+    d = sr.BaseConfig()
+    assert d.slow_start_seconds is None, "None: one update period"
+    assert "slow_start_seconds=None" in repr(d)
+    c = sr.BaseConfig(slow_start_seconds=2.5)
+    assert c.slow_start_seconds == 2.5 and "slow_start_seconds=2.5" in repr(c)
+    assert sr.BaseConfig(slow_start_seconds=0).slow_start_seconds == 0.0
+    assert sr.BaseConfig(slow_start_seconds=86_400).slow_start_seconds == 86_400.0
+    store = sr.Store.memory()
+    i = sr.ServerInfo(namespace="ns", service_name="room", pod_index=0)
+    assert sr.ClientDriver(store, i, c).config.slow_start_seconds == 2.5
+    assert blocking.ServerDriver(store, i, c).config.slow_start_seconds == 2.5
+    for v in (-1, 86_400.5, float("nan"), float("inf"), "1", True):
+        with pytest.raises(sr.InvalidConfigError) as e:
+            sr.BaseConfig(slow_start_seconds=v)  # type: ignore[arg-type]
+        assert "slow_start_seconds" in str(e.value) and e.value.code == "INVALID_CONFIG"
+
+
+@pytest.mark.parametrize("slow_start,pod1_min,pod1_max", [(0, 15, 45), (86_400, 0, 3)])
+def test_slow_start_seconds_reaches_placement(
+    slow_start: float, pod1_min: int, pod1_max: int
+) -> None:
+    """A gateway sees pod 1 turn routable after its first read of the service: with slow start
+    off pod 1 takes about half of 60 new users at once; ramping over a day it takes (almost)
+    none in the first seconds (each placement includes it with probability elapsed / 86 400)."""
+    store = blocking.Store.memory()
+    quiet = sr.BaseConfig(service_state_update_period_seconds=30, cpu_factor=0)
+    cfg = sr.BaseConfig(
+        service_state_update_period_seconds=30, cpu_factor=0, slow_start_seconds=slow_start
+    )
+    svc = "room"
+    p0 = blocking.ServerDriver(
+        store, sr.ServerInfo(namespace="ns", service_name=svc, pod_index=0), quiet
+    )
+    p1 = blocking.ServerDriver(
+        store, sr.ServerInfo(namespace="ns", service_name=svc, pod_index=1), quiet
+    )
+    p0.start()
+    with blocking.ClientDriver(
+        store, sr.ServerInfo(namespace="ns", service_name="gw", pod_index=0), cfg
+    ) as c:
+        assert c.routable_pods(svc) == [0], "the first read: pod 0 only"
+        p1.start()
+        c.refresh_service(svc)
+        assert c.routable_pods(svc) == [0, 1]
+        placed = [0, 0]
+        for n in range(60):
+            placed[c.compute_linked_pod("ns", f"u{n}", svc)] += 1
+        assert pod1_min <= placed[1] <= pod1_max, placed
+    p0.stop()
+    p1.stop()
+
+
 def test_store_tls_ca_keyword_is_checked(redis_url: str) -> None:
     with pytest.raises(sr.InvalidConfigError, match="tls_ca_cert_pem"):
         blocking.Store.connect(redis_url, tls_ca_cert_pem=5)  # type: ignore[arg-type]

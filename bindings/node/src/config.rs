@@ -163,6 +163,10 @@ pub struct BaseConfig {
     /// While the store cannot be reached, a cached link that expired at most this long ago is
     /// still served (seconds, >= 0; 0 turns it off). Default 60.
     pub serve_stale_seconds: Option<f64>,
+    /// Slow start: for this long after a gateway first sees a pod become routable, the pod is a
+    /// candidate for a new user only with a probability ramping from 0 to 1 (seconds, 0 to one
+    /// day; 0 turns it off). Default: one period.
+    pub slow_start_seconds: Option<f64>,
 }
 
 /// The built-in placement policy called `name`.
@@ -215,6 +219,9 @@ impl BaseConfig {
         if let Some(v) = self.serve_stale_seconds {
             c.serve_stale_seconds = v;
         }
+        if let Some(v) = self.slow_start_seconds {
+            c.slow_start_seconds = Some(v);
+        }
         Ok(c)
     }
 
@@ -231,6 +238,7 @@ impl BaseConfig {
             cache_capacity: Some(c.cache_capacity as f64),
             drain_seconds: Some(c.drain_seconds),
             serve_stale_seconds: Some(c.serve_stale_seconds),
+            slow_start_seconds: Some(c.slow_start().as_secs_f64()),
         }
     }
 }

@@ -74,6 +74,7 @@ impl BaseConfig {
         drain_seconds = None,
         serve_stale_seconds = None,
         placement_load_factor = None,
+        slow_start_seconds = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -88,6 +89,7 @@ impl BaseConfig {
         drain_seconds: Option<&Bound<'_, PyAny>>,
         serve_stale_seconds: Option<&Bound<'_, PyAny>>,
         placement_load_factor: Option<&Bound<'_, PyAny>>,
+        slow_start_seconds: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let d = core::BaseConfig::default();
         let placement = match placement {
@@ -145,6 +147,12 @@ impl BaseConfig {
             serve_stale_seconds,
             cache_capacity: args::config_uint(cache_capacity, "cache_capacity", d.cache_capacity)?,
             drain_seconds: args::config_float(drain_seconds, "drain_seconds", d.drain_seconds)?,
+            slow_start_seconds: match slow_start_seconds {
+                Some(o) if !o.is_none() => {
+                    Some(args::config_float(Some(o), "slow_start_seconds", 0.0)?)
+                }
+                _ => None,
+            },
             ..core::BaseConfig::default()
         };
         inner.validate().or_raise()?;
@@ -201,6 +209,11 @@ impl BaseConfig {
     fn drain_seconds(&self) -> f64 {
         self.inner.drain_seconds
     }
+    /// The slow-start window in seconds; `None` = one update period, 0 = off.
+    #[getter]
+    fn slow_start_seconds(&self) -> Option<f64> {
+        self.inner.slow_start_seconds
+    }
 
     fn __repr__(&self) -> String {
         let c = &self.inner;
@@ -208,7 +221,7 @@ impl BaseConfig {
             "BaseConfig(service_state_update_period_seconds={}, cpu_factor={}, \
              temp_link_info_cache_time_seconds={}, user_link_info_cache_time_seconds={}, \
              stale_after_seconds={}, load_range={}, placement={:?}, cache_capacity={}, drain_seconds={}, \
-             serve_stale_seconds={})",
+             serve_stale_seconds={}, slow_start_seconds={})",
             c.service_state_update_period_seconds,
             c.cpu_factor,
             c.temp_link_info_cache_time_seconds,
@@ -219,6 +232,7 @@ impl BaseConfig {
             c.cache_capacity,
             c.drain_seconds,
             c.serve_stale_seconds,
+            c.slow_start_seconds.map_or("None".to_string(), |s| s.to_string()),
         )
     }
 }
