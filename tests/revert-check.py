@@ -24,6 +24,7 @@ M = [
  ("12 one resolution per failure", "core/src/store/redis.rs", "if failed.is_none_or(|f| !Arc::ptr_eq(f, &current)) {", "if false && failed.is_none_or(|f| !Arc::ptr_eq(f, &current)) {", "sentinel_connection_failures", "sentinel"),
  ("faults: dropped connection is STORE_UNAVAILABLE", "core/src/store/redis.rs", ".set_number_of_retries(0)", ".set_number_of_retries(2)", "dropped_connections_are_store_unavailable_then_reconnect", "faults"),
  ("15 slow start", "core/src/route_info.rs", "            Some((from, until)) if now < until => {", "            Some((from, until)) if false && now < until => {", "a_joining_pod_ramps_up_instead_of_taking_every_new_user"),
+ ("4 empty restart after an outage", "core/src/route_info.rs", "        for pod in vanished {", "        for pod in Vec::<u32>::new() {", "pods_stay_alive_across_an_outage_and_an_empty_restart"),
  ("13 incremental sweep", "core/src/store/memory.rs", "        for _ in 0..SWEEP_PER_WRITE {", "        for _ in 0..usize::MAX {", "the_memory_store_reclaims_expired_keys_a_few_per_write"),
 ]
 only = sys.argv[1:]

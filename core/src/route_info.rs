@@ -179,9 +179,22 @@ impl ServiceView {
             return None;
         }
         let old = self.snapshot.load();
-        let states = keep_vanished(states, &old);
+        let (states, vanished) = keep_vanished(states, &old);
         let now = Instant::now();
         let mut new = Snapshot::new(states, stale_after, now);
+        // A vanished pod keeps the liveness deadline it had, not one recomputed from its old
+        // publish time: that would drop the freeze of an outage (Redis restarted empty after
+        // more than `stale_after`) and declare every pod dead until it republishes.
+        for pod in vanished {
+            if let (Some(i), Some(o)) = (
+                new.pods
+                    .binary_search_by_key(&pod, |p| p.state.pod_index)
+                    .ok(),
+                old.pod(pod),
+            ) {
+                new.pods[i].alive_until = o.alive_until;
+            }
+        }
         // Slow start: a pod that turned routable since the last read ramps up from now; one
         // that was routable keeps its ramp; the first read of a service starts every pod warm.
         let first = applied.ticket == 0;
@@ -618,11 +631,12 @@ impl RouteInfo {
     }
 }
 
-/// Pods of `previous` missing from `states` keep their last known state, so they age out after
-/// `stale_after` like any silent pod. A state does not vanish in normal operation (pods publish
-/// `SHUTDOWN`, they never delete); it does when Redis restarts empty, and then a pod must not
-/// look dead (and lose its cached users) just because it has not republished yet.
-fn keep_vanished(mut states: PodStates, previous: &Snapshot) -> PodStates {
+/// Pods of `previous` missing from `states` keep their last known state (and, in `apply`, their
+/// liveness deadline), so they age out like any silent pod. A state does not vanish in normal
+/// operation (pods publish `SHUTDOWN`, they never delete); it does when Redis restarts empty,
+/// and then a pod must not look dead (and lose its cached users) just because it has not
+/// republished yet. Returns the states and the indices of the vanished pods.
+fn keep_vanished(mut states: PodStates, previous: &Snapshot) -> (PodStates, Vec<u32>) {
     let missing: Vec<PodState> = previous
         .pods
         .iter()
@@ -634,11 +648,12 @@ fn keep_vanished(mut states: PodStates, previous: &Snapshot) -> PodStates {
         })
         .map(|p| p.state)
         .collect();
+    let vanished = missing.iter().map(|p| p.pod_index).collect();
     if !missing.is_empty() {
         states.pods.extend(missing);
         states.pods.sort_by_key(|p| p.pod_index);
     }
-    states
+    (states, vanished)
 }
 
 /// A placement counted against a pod of one snapshot until the store says whether it created

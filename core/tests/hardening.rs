@@ -36,6 +36,8 @@ const SVC: &str = "room";
 struct Gated {
     inner: Arc<MemoryBackend>,
     states_error: Mutex<Option<ErrorKind>>,
+    /// Pod-state reads find nothing (a Redis restarted empty, before the pods republish).
+    states_empty: AtomicBool,
     /// The next pod-state read takes its answer, then waits for this before returning it.
     hold_states: Mutex<Option<oneshot::Receiver<()>>>,
     states_taken: Notify,
@@ -51,6 +53,7 @@ impl Gated {
         Arc::new(Gated {
             inner: Arc::new(MemoryBackend::new(KeySpace::new("sf"))),
             states_error: Mutex::default(),
+            states_empty: AtomicBool::new(false),
             hold_states: Mutex::default(),
             states_taken: Notify::new(),
             hold_placements: AtomicBool::new(false),
@@ -140,7 +143,12 @@ impl StoreBackend for Gated {
         if let Some(kind) = *self.states_error.lock().unwrap() {
             return Err(Error::new(kind, "pod states refused"));
         }
-        let answer = self.inner.pod_states(namespace, service).await;
+        let mut answer = self.inner.pod_states(namespace, service).await;
+        if self.states_empty.load(Ordering::SeqCst) {
+            if let Ok(a) = &mut answer {
+                a.fields.clear();
+            }
+        }
         let hold = self.hold_states.lock().unwrap().take();
         if let Some(hold) = hold {
             self.states_taken.notify_one();
@@ -418,6 +426,40 @@ async fn liveness_freezes_only_when_the_store_is_unreachable() {
             "{kind:?}: pods were declared dead while the store could not be read"
         );
     }
+}
+
+/// Redis unreachable for longer than `stale_after`, then back but empty (restarted without
+/// persistence), read by a gateway before any pod republished: the pods must still be alive.
+/// They vanished from the store, not from the fleet; liveness froze during the outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_stay_alive_across_an_outage_and_an_empty_restart() {
+    let gated = Gated::new();
+    let store = Store::from_shared(gated.clone());
+    let cfg = BaseConfig {
+        service_state_update_period_seconds: 30.0,
+        stale_after_seconds: Some(0.4),
+        ..fast_config()
+    };
+    let _pods = [pod(&store, 0, 0, &cfg).await, pod(&store, 1, 0, &cfg).await];
+    let c = client(&store, &cfg);
+    assert_eq!(c.alive_pods(SVC).await.unwrap(), vec![0, 1]);
+    *gated.states_error.lock().unwrap() = Some(ErrorKind::StoreUnavailable);
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_millis(1000) {
+        assert!(c.refresh_service(SVC).await.is_err());
+        assert_eq!(c.alive_pods(SVC).await.unwrap(), vec![0, 1], "frozen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Back, empty.
+    gated.states_empty.store(true, Ordering::SeqCst);
+    *gated.states_error.lock().unwrap() = None;
+    c.refresh_service(SVC).await.unwrap();
+    assert_eq!(
+        c.alive_pods(SVC).await.unwrap(),
+        vec![0, 1],
+        "an empty store read right after an outage declared every pod dead"
+    );
+    assert!(c.compute_linked_pod(NS, "new", SVC).await.is_ok());
 }
 
 // ------------------------------------------------------------------ 5. cancelled computes
