@@ -15,6 +15,7 @@ M = [
  ("5 cancelled single-flight", "core/src/client.rs", "if (self.flight.initialized() || last)", "if (self.flight.initialized() || (last && false))", "cancelled_computes_leave_no_single_flight_entries"),
  ("6 refresh ordering", "core/src/route_info.rs", "        if ticket < applied.ticket {\n            return None;", "        if false {\n            return None;", "an_older_refresh_never_replaces_a_newer_snapshot"),
  ("7 failed first publish", "core/src/server.rs", "            if s.phase == Phase::Running {\n                s.phase = Phase::New;", "            if true {\n                s.phase = Phase::New;", "a_failed_first_publish_does_not_reopen_a_stopped_driver"),
+ ("7 tick vs stop workload write", "core/src/server.rs", "        if let Err(e) = self.publish_with_workload().await {", "        let _ = self.publish().await;\n        if let Err(e) = self.publish_workload(\"READY\").await {", "concurrent_start_and_stop_end_shut_down"),
  ("8 config bounds", "core/src/config.rs", "        if !(MIN_SECONDS..=MAX_SECONDS).contains(&p) {", "        if !(p > 0.0 && p <= MAX_SECONDS) {", "float_config_fields_are_bounded"),
  ("9 view eviction", "core/src/route_info.rs", "        self.evict_idle();\n", "", "views_of_unused_services_are_evicted"),
  ("10 delayed remove (memory)", "core/src/store/memory.rs", "            let at = e.expires_ms.map_or(at, |t| t.min(at));\n", "", "a_delayed_remove_never_lengthens_a_link_memory"),
