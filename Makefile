@@ -1,5 +1,5 @@
 # Every target is what CI runs too (.ci/run calls `make ci`).
-.PHONY: help demo test test-rust bench fmt fmt-check lint header check-generated ci
+.PHONY: help demo test test-rust bench dist dist-check fmt fmt-check lint header check-generated ci
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -15,6 +15,12 @@ test-rust:       ## only the Rust core's tests
 
 bench:           ## the core's benchmarks (criterion + Redis throughput); figures go into BENCHMARKS.md
 	tests/bench.sh
+
+dist:            ## release artifacts into target/dist/: wheel, sdist, npm tarball, C package, Go library
+	tests/dist.sh
+
+dist-check:      ## make dist, then install each artifact with no Rust toolchain on PATH and run a scenario
+	tests/dist-check.sh
 
 fmt:             ## format everything
 	cargo fmt --all

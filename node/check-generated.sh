@@ -8,7 +8,7 @@ root=$(dirname "$here")
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-STATEFUL_ROUTE_NODE_OUT_DIR="$out" node "$here/install.js" >&2
+STATEFUL_ROUTE_NODE_FROM_SOURCE=1 STATEFUL_ROUTE_NODE_OUT_DIR="$out" node "$here/install.js" >&2
 if ! diff -u "$here/index.d.ts" "$out/index.d.ts"; then
   echo "node/index.d.ts is out of date: run (cd node && node install.js) and commit it" >&2
   exit 1

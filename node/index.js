@@ -1,7 +1,7 @@
 'use strict'
 /**
- * stateful-route for Node: the native addon (the Rust core through napi-rs, built by
- * `npm install`) plus the two things that belong on the JS side:
+ * stateful-route for Node: the native addon (the Rust core through napi-rs: the prebuilt one
+ * for this platform from a release tarball, else the one `npm install` built from source) plus the two things that belong on the JS side:
  *
  * - `ClientDriver#computeLinkedPod` probes the core's cache synchronously first; a hit
  *   resolves with `Promise.resolve(pod)` and never crosses to the core's runtime threads, a
@@ -14,7 +14,13 @@
  * describes it.
  */
 
-const native = require('./stateful-route.node')
+const fs = require('node:fs')
+const platform = require('./platform.js')
+
+// A source build (a checkout) wins over a prebuilt addon: install.js made it for this machine.
+const native = require(
+  fs.existsSync(platform.sourceBuildPath) ? platform.sourceBuildPath : platform.prebuiltPath(),
+)
 
 const CODES = new Set(native.errorCodes())
 

@@ -1,7 +1,11 @@
 'use strict'
-// `npm install <repo>/node` runs this: it builds the native addon (stateful-route.node) from
-// the Rust sources of the same checkout (../bindings/node) with the napi CLI, in release mode,
-// and regenerates index.d.ts. npm links a local directory instead of copying it and does not
+// `npm install` runs this. From a release tarball (tests/dist.sh) that carries a prebuilt addon
+// for this platform (npm/<triple>/, see platform.js) it checks that the addon loads and stops:
+// no Rust toolchain needed. Otherwise (`npm install <repo>/node`, or a platform with no
+// prebuilt addon) it builds the native addon (stateful-route.node) from the Rust sources of the
+// same checkout (../bindings/node) with the napi CLI, in release mode, and regenerates
+// index.d.ts. It prints which of the two it did. STATEFUL_ROUTE_NODE_FROM_SOURCE=1 forces a
+// source build. npm links a local directory instead of copying it and does not
 // install a linked package's dependencies, so the napi CLI is installed here first if missing.
 // Set STATEFUL_ROUTE_NODE_PROFILE=debug for a faster, unoptimised build.
 
@@ -9,8 +13,11 @@ const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 
+const platform = require('./platform.js')
+
 const here = __dirname
 const manifest = path.join(here, '..', 'bindings', 'node', 'Cargo.toml')
+const triple = platform.triple()
 
 function run(cmd, args) {
   const r = spawnSync(cmd, args, { cwd: here, stdio: 'inherit' })
@@ -27,13 +34,26 @@ function napiCli() {
   }
 }
 
+const prebuilt = platform.prebuiltPath()
+if (process.env.STATEFUL_ROUTE_NODE_FROM_SOURCE !== '1' && fs.existsSync(prebuilt)) {
+  try {
+    require(prebuilt)
+    console.log(`stateful-route: using the prebuilt addon for ${triple} (no build)`)
+    process.exit(0)
+  } catch (err) {
+    console.log(`stateful-route: the prebuilt addon for ${triple} does not load: ${err.message}`)
+  }
+}
+
 if (!fs.existsSync(manifest)) {
   console.error(
-    `stateful-route: ${manifest} is missing. Install from a checkout of the repository ` +
-      '(npm install <repo>/node), which builds the addon from its Rust sources.',
+    `stateful-route: no prebuilt addon fits ${triple} and ${manifest} is missing. Install from ` +
+      'a checkout of the repository (npm install <repo>/node), which builds the addon from its ' +
+      'Rust sources.',
   )
   process.exit(1)
 }
+console.log(`stateful-route: building the addon for ${triple} from source (needs a Rust toolchain)`)
 
 if (!napiCli()) {
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'

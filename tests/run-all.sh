@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test suite: Rust core, then each binding whose test script exists.
+# Runs every test suite: Rust core, then each binding whose test script exists, then the
+# release artifacts (`make dist`) installed without a Rust toolchain (dist-check).
 # Installs what is missing (redis-server), starts one redis-server on a free loopback port
 # for the suites that take STATEFUL_ROUTE_TEST_REDIS, and stops it at the end.
 set -euo pipefail
@@ -17,6 +18,7 @@ suites=(rust)
 [ -x node/test.sh ] && suites+=(node)
 [ -x bindings/c/test.sh ] && suites+=(c)
 [ -x bindings/go/test.sh ] && suites+=(go)
+[ -x tests/dist-check.sh ] && suites+=(dist-check)
 only=${STATEFUL_ROUTE_SUITES:-}
 for s in "${suites[@]}"; do
   if [ -n "$only" ] && [[ " $only " != *" $s "* ]]; then continue; fi
@@ -32,5 +34,7 @@ for s in "${suites[@]}"; do
     node) node/test.sh ;;
     c) bindings/c/test.sh ;;
     go) bindings/go/test.sh ;;
+    # Last: `make dist` reuses the release build the suites above made.
+    dist-check) tests/dist-check.sh ;;
   esac
 done

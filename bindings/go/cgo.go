@@ -10,15 +10,20 @@
 //
 // # Linking
 //
-// The package links the static library built by cargo from the repository root:
+// The package links the static library libstateful_route.a. In a checkout it is the one cargo
+// builds from the repository root:
 //
 //	cargo build --release --locked -p stateful-route-c   # target/release/libstateful_route.a
 //
-// with the flags below (a service that vendors the library elsewhere adds its directory with
-// CGO_LDFLAGS="-L/path"):
+// A release of the module carries a prebuilt copy per GOOS_GOARCH under lib/ (made by
+// `make dist`: lib/linux_amd64/libstateful_route.a and lib/include/stateful_route.h), so a
+// service builds with `CGO_ENABLED=1 go build` and no Rust toolchain. The flags below search
+// target/release first, then lib/<GOOS>_<GOARCH> (a service that vendors the library elsewhere
+// adds its directory with CGO_LDFLAGS="-L/path"):
 //
-//	#cgo CFLAGS: -I${SRCDIR}/../../include
+//	#cgo CFLAGS: -I${SRCDIR}/../../include -I${SRCDIR}/lib/include
 //	#cgo LDFLAGS: -L${SRCDIR}/../../target/release -l:libstateful_route.a -lm -ldl -lpthread
+//	#cgo linux,amd64 LDFLAGS: -L${SRCDIR}/lib/linux_amd64
 //
 // # Concurrency and lifetime
 //
@@ -28,8 +33,9 @@
 // work deterministically. No Go pointer is kept by the library: callbacks are cgo.Handles.
 package statefulroute
 
-// #cgo CFLAGS: -I${SRCDIR}/../../include
+// #cgo CFLAGS: -I${SRCDIR}/../../include -I${SRCDIR}/lib/include
 // #cgo LDFLAGS: -L${SRCDIR}/../../target/release -l:libstateful_route.a -lm -ldl -lpthread
+// #cgo linux,amd64 LDFLAGS: -L${SRCDIR}/lib/linux_amd64
 // #include "stateful_route.h"
 // static void sr_go_noop(void) {}
 // int64_t sr_go_bench_compute_hits(const sr_client_driver *c, const char *uid, size_t uid_len, const char *svc, size_t svc_len, int64_t n);

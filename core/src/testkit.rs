@@ -26,8 +26,9 @@ use crate::{
     ServerInfo, Store,
 };
 
-/// The shared link-operation vectors (`tests/vectors/links.json`), as every binding reads them.
-pub const LINK_VECTORS: &str = include_str!("../../tests/vectors/links.json");
+/// The shared link-operation vectors (`tests/vectors/links.json`, linked as `core/vectors/` so
+/// that the published crate carries them), as every binding reads them.
+pub const LINK_VECTORS: &str = include_str!("../vectors/links.json");
 
 const NS: &str = "default";
 const SVC: &str = "room";

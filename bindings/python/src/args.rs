@@ -5,6 +5,8 @@
 //! argument, raised before anything reaches the store. The identifier *rules* (SPEC §2) are the
 //! core's: this file checks only Python types and ranges that Rust types cannot hold.
 
+use std::borrow::Cow;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
 use stateful_route::ident;
@@ -18,12 +20,13 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".to_string())
 }
 
-/// A `str` argument, borrowed.
+/// A `str` argument: borrowed, except with the `abi3` feature (the shipped wheel), whose limited
+/// API of CPython 3.9 has no borrowed UTF-8 view, so it is copied.
 #[inline]
-pub fn text<'a>(obj: &'a Bound<'_, PyAny>, field: &str) -> PyResult<&'a str> {
+pub fn text<'a>(obj: &'a Bound<'_, PyAny>, field: &str) -> PyResult<Cow<'a, str>> {
     match obj.cast::<PyString>() {
         Ok(s) => s
-            .to_str()
+            .to_cow()
             .map_err(|_| invalid_argument(field, "is not valid UTF-8 (it holds a lone surrogate)")),
         Err(_) => Err(invalid_argument(
             field,
@@ -96,7 +99,7 @@ pub fn texts(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<String>> {
     let mut out = Vec::new();
     for item in items {
         let item = item?;
-        out.push(text(&item, field)?.to_owned());
+        out.push(text(&item, field)?.into_owned());
     }
     Ok(out)
 }

@@ -6,6 +6,7 @@
 //! already-done awaitable for asyncio), without touching the runtime. Only a miss goes to the
 //! runtime (`compute_linked_pod_uncached`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -50,7 +51,7 @@ fn link_args<'a>(
     namespace: &'a Bound<'_, PyAny>,
     uid: &'a Bound<'_, PyAny>,
     service: &'a Bound<'_, PyAny>,
-) -> PyResult<(&'a str, &'a str, &'a str)> {
+) -> PyResult<(Cow<'a, str>, Cow<'a, str>, Cow<'a, str>)> {
     Ok((
         args::text(namespace, "namespace")?,
         args::text(uid, "uid")?,
@@ -58,8 +59,8 @@ fn link_args<'a>(
     ))
 }
 
-fn owned((a, b, c): (&str, &str, &str)) -> (String, String, String) {
-    (a.to_owned(), b.to_owned(), c.to_owned())
+fn owned((a, b, c): (Cow<'_, str>, Cow<'_, str>, Cow<'_, str>)) -> (String, String, String) {
+    (a.into_owned(), b.into_owned(), c.into_owned())
 }
 
 macro_rules! client_class {
@@ -105,7 +106,7 @@ macro_rules! client_class {
             ) -> PyResult<Bound<'py, PyAny>> {
                 check_not_forked()?;
                 let ids = link_args(namespace, uid, service)?;
-                if let Some(pod) = self.inner.compute_cached(ids.0, ids.1, ids.2).or_raise()? {
+                if let Some(pod) = self.inner.compute_cached(&ids.0, &ids.1, &ids.2).or_raise()? {
                     return <$bridge>::ready(py, PyInt::new(py, pod).into_any());
                 }
                 let (ns, uid, svc) = owned(ids);
@@ -123,7 +124,7 @@ macro_rules! client_class {
             ) -> PyResult<Option<u32>> {
                 check_not_forked()?;
                 let (ns, uid, svc) = link_args(namespace, uid, service)?;
-                self.inner.compute_cached(ns, uid, svc).or_raise()
+                self.inner.compute_cached(&ns, &uid, &svc).or_raise()
             }
 
             /// The store half of `compute_linked_pod`, after a cache miss.
@@ -187,7 +188,7 @@ macro_rules! client_class {
             ) -> PyResult<Option<u32>> {
                 check_not_forked()?;
                 let (ns, uid, svc) = link_args(namespace, uid, service)?;
-                self.inner.get_linked_in_cache(ns, uid, svc).or_raise()
+                self.inner.get_linked_in_cache(&ns, &uid, &svc).or_raise()
             }
 
             /// `CacheExpired`: drops the cached link and returns what it held (not awaitable).
@@ -199,7 +200,7 @@ macro_rules! client_class {
             ) -> PyResult<Option<u32>> {
                 check_not_forked()?;
                 let (ns, uid, svc) = link_args(namespace, uid, service)?;
-                self.inner.cache_expired(ns, uid, svc).or_raise()
+                self.inner.cache_expired(&ns, &uid, &svc).or_raise()
             }
 
             /// `SetCache`: caches `pod` for `uid`.
@@ -224,8 +225,8 @@ macro_rules! client_class {
                 namespace: &Bound<'py, PyAny>,
                 uid: &Bound<'py, PyAny>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let ns = args::text(namespace, "namespace")?.to_owned();
-                let uid = args::text(uid, "uid")?.to_owned();
+                let ns = args::text(namespace, "namespace")?.into_owned();
+                let uid = args::text(uid, "uid")?.into_owned();
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.get_link_service(&ns, &uid).await })
             }
@@ -238,9 +239,9 @@ macro_rules! client_class {
                 uids: &Bound<'py, PyAny>,
                 service: &Bound<'py, PyAny>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let ns = args::text(namespace, "namespace")?.to_owned();
+                let ns = args::text(namespace, "namespace")?.into_owned();
                 let uids = args::texts(uids, "uids")?;
-                let svc = args::text(service, "service")?.to_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.batch_get_linked_pod(&ns, &uids, &svc).await })
             }
@@ -272,21 +273,21 @@ macro_rules! client_class {
 
             /// Alive pods of `service`, sorted.
             fn alive_pods<'py>(&self, py: Python<'py>, service: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let svc = args::text(service, "service")?.to_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.alive_pods(&svc).await })
             }
 
             /// Routable (alive and `READY`) pods of `service`, sorted.
             fn routable_pods<'py>(&self, py: Python<'py>, service: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let svc = args::text(service, "service")?.to_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.routable_pods(&svc).await })
             }
 
             /// Whether `pod` of `service` is alive.
             fn is_pod_alive<'py>(&self, py: Python<'py>, service: &Bound<'py, PyAny>, pod: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let svc = args::text(service, "service")?.to_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let pod = args::pod(pod, "pod")?;
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.is_pod_alive(&svc, pod).await })
@@ -294,7 +295,7 @@ macro_rules! client_class {
 
             /// Whether `pod` of `service` is routable.
             fn is_pod_routable<'py>(&self, py: Python<'py>, service: &Bound<'py, PyAny>, pod: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let svc = args::text(service, "service")?.to_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let pod = args::pod(pod, "pod")?;
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.is_pod_routable(&svc, pod).await })
@@ -302,14 +303,14 @@ macro_rules! client_class {
 
             /// The pod a new user of `service` would get now.
             fn best_pod<'py>(&self, py: Python<'py>, service: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let svc = args::text(service, "service")?.to_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.best_pod(&svc).await })
             }
 
             /// Pod states of `service` as of the last snapshot.
             fn pod_states<'py>(&self, py: Python<'py>, service: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let svc = args::text(service, "service")?.to_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move {
                     Ok(d.pod_states(&svc).await?.into_iter().map(PodState::from).collect::<Vec<_>>())
@@ -318,22 +319,22 @@ macro_rules! client_class {
 
             /// Re-reads `service`'s pod states now.
             fn refresh_service<'py>(&self, py: Python<'py>, service: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let svc = args::text(service, "service")?.to_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.refresh_service(&svc).await })
             }
 
             /// Workload state of `service` (`None` if unset).
             fn get_workload_state<'py>(&self, py: Python<'py>, service: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let svc = args::text(service, "service")?.to_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.get_workload_state(&svc).await })
             }
 
             /// Sets the workload state of `service` (a word of `[A-Za-z0-9_-]`).
             fn set_workload_state<'py>(&self, py: Python<'py>, service: &Bound<'py, PyAny>, state: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let svc = args::text(service, "service")?.to_owned();
-                let state = args::text(state, "state")?.to_owned();
+                let svc = args::text(service, "service")?.into_owned();
+                let state = args::text(state, "state")?.into_owned();
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.set_workload_state(&svc, &state).await })
             }
@@ -347,22 +348,22 @@ macro_rules! client_class {
 
             /// Whether `service`'s workload state is `READY`.
             fn is_workload_ready<'py>(&self, py: Python<'py>, service: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let svc = args::text(service, "service")?.to_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.is_workload_ready(&svc).await })
             }
 
             /// Makes `tag` stand for `service`.
             fn set_global_service_name_tag<'py>(&self, py: Python<'py>, tag: &Bound<'py, PyAny>, service: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let tag = args::text(tag, "tag")?.to_owned();
-                let svc = args::text(service, "service")?.to_owned();
+                let tag = args::text(tag, "tag")?.into_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.set_global_service_name_tag(&tag, &svc).await })
             }
 
             /// The service `tag` stands for, or `None`.
             fn get_service_name_by_tag<'py>(&self, py: Python<'py>, tag: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-                let tag = args::text(tag, "tag")?.to_owned();
+                let tag = args::text(tag, "tag")?.into_owned();
                 let d = self.inner.clone();
                 <$bridge>::run(py, async move { d.get_service_name_by_tag(&tag).await })
             }
@@ -397,7 +398,7 @@ macro_rules! client_class {
             ) -> PyResult<()> {
                 let svc = args::text(service, "service")?;
                 let p = extend::placement_arg(placement, load_factor, "placement", "load_factor", &|f, r| invalid_argument(f, r))?;
-                self.inner.set_service_placement(svc, p).or_raise()
+                self.inner.set_service_placement(&svc, p).or_raise()
             }
 
             /// Removes a listener; whether it was registered.

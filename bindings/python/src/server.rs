@@ -23,9 +23,9 @@ fn link_args(
     service: &Bound<'_, PyAny>,
 ) -> PyResult<(String, String, String)> {
     Ok((
-        args::text(namespace, "namespace")?.to_owned(),
-        args::text(uid, "uid")?.to_owned(),
-        args::text(service, "service")?.to_owned(),
+        args::text(namespace, "namespace")?.into_owned(),
+        args::text(uid, "uid")?.into_owned(),
+        args::text(service, "service")?.into_owned(),
     ))
 }
 
@@ -98,7 +98,7 @@ macro_rules! server_class {
             fn set_load_signal(&self, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
                 check_not_forked()?;
                 let name = args::text(name, "name")?;
-                self.inner.set_load_signal(name, args::number(value, "value")?).or_raise()
+                self.inner.set_load_signal(&name, args::number(value, "value")?).or_raise()
             }
 
             /// Sets this pod's placement weight for `"weighted"` placement (an int >= 0;

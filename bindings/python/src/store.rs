@@ -117,7 +117,7 @@ macro_rules! store_class {
                 command_timeout: Option<&Bound<'py, PyAny>>,
                 tls_ca_cert_pem: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let url = args::text(url, "url")?.to_owned();
+                let url = args::text(url, "url")?.into_owned();
                 let config = store_config(key_prefix, connect_timeout, command_timeout, tls_ca_cert_pem)?;
                 <$bridge>::run(py, async move {
                     let inner = core::Store::redis_with(&url, &config).await?;
@@ -163,7 +163,7 @@ macro_rules! store_class {
                 tls_ca_cert_pem: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyAny>> {
                 let urls = args::texts(sentinel_urls, "sentinel_urls")?;
-                let master = args::text(master_name, "master_name")?.to_owned();
+                let master = args::text(master_name, "master_name")?.into_owned();
                 let config = store_config(key_prefix, connect_timeout, command_timeout, tls_ca_cert_pem)?;
                 <$bridge>::run(py, async move {
                     let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
@@ -292,8 +292,8 @@ macro_rules! store_class {
                 namespace: &Bound<'py, PyAny>,
                 uid: &Bound<'py, PyAny>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let ns = args::text(namespace, "namespace")?.to_owned();
-                let uid = args::text(uid, "uid")?.to_owned();
+                let ns = args::text(namespace, "namespace")?.into_owned();
+                let uid = args::text(uid, "uid")?.into_owned();
                 let s = self.inner.clone();
                 <$bridge>::run(py, async move { s.get_link_services(&ns, &uid).await })
             }
@@ -306,9 +306,9 @@ macro_rules! store_class {
                 uids: &Bound<'py, PyAny>,
                 service: &Bound<'py, PyAny>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let ns = args::text(namespace, "namespace")?.to_owned();
+                let ns = args::text(namespace, "namespace")?.into_owned();
                 let uids = args::texts(uids, "uids")?;
-                let svc = args::text(service, "service")?.to_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let s = self.inner.clone();
                 <$bridge>::run(py, async move { s.batch_get_links(&ns, &uids, &svc).await })
             }
@@ -320,8 +320,8 @@ macro_rules! store_class {
                 namespace: &Bound<'py, PyAny>,
                 service: &Bound<'py, PyAny>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let ns = args::text(namespace, "namespace")?.to_owned();
-                let svc = args::text(service, "service")?.to_owned();
+                let ns = args::text(namespace, "namespace")?.into_owned();
+                let svc = args::text(service, "service")?.into_owned();
                 let s = self.inner.clone();
                 <$bridge>::run(py, async move {
                     let states = s.pod_states(&ns, &svc).await?;
@@ -352,9 +352,9 @@ fn strings(
     service: &Bound<'_, PyAny>,
 ) -> PyResult<(String, String, String)> {
     Ok((
-        args::text(namespace, "namespace")?.to_owned(),
-        args::text(uid, "uid")?.to_owned(),
-        args::text(service, "service")?.to_owned(),
+        args::text(namespace, "namespace")?.into_owned(),
+        args::text(uid, "uid")?.into_owned(),
+        args::text(service, "service")?.into_owned(),
     ))
 }
 

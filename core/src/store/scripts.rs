@@ -1,13 +1,13 @@
 //! The Lua scripts of the Redis store: one per link operation, each single-slot.
 //!
-//! KEYS[1] is always the link key `P:{ns:lk:uid}svc` and KEYS[2] the user's hash
+//! `KEYS[1]` is always the link key `P:{ns:lk:uid}svc` and `KEYS[2]` the user's hash
 //! `P:{ns:lk:uid}`: both share the hash tag, so each script touches one slot. A Lua `false`
 //! inside a returned table reaches us as nil. The memory store implements the same steps in
 //! `memory.rs`; the behaviour suite holds both to the same vectors.
 
 /// Shared body: read the link, failing (before anything is written) on a value that is not a
 /// canonical pod index, as the memory store and the Rust parsers do; and write the link
-/// (ARGV[1] service, ARGV[2] pod, ARGV[3] ttl: -1 or seconds).
+/// (`ARGV[1]` service, `ARGV[2]` pod, `ARGV[3]` ttl: -1 or seconds).
 macro_rules! write_link {
     () => {
         r#"
@@ -72,7 +72,7 @@ return {1, ARGV[2], cur}
 "#
 );
 
-/// ARGV[4] = expected pod. Replaces a temporary link to it; returns {pod, pttl, written 0/1} in
+/// `ARGV[4]` = expected pod. Replaces a temporary link to it; returns {pod, pttl, written 0/1} in
 /// force.
 pub const REPLACE_TEMPORARY_LINK: &str = concat!(
     write_link!(),
@@ -92,7 +92,7 @@ return {ARGV[2], ttl * 1000, 1}
 "#
 );
 
-/// ARGV[1] service, ARGV[2] delay seconds (0 = now), ARGV[3] expected pod or "" for any.
+/// `ARGV[1]` service, `ARGV[2]` delay seconds (0 = now), `ARGV[3]` expected pod or "" for any.
 /// Returns 1 if removed. A delayed remove never lengthens a link (`EXPIRE … LT`, written out
 /// so that it works before Redis 7).
 pub const REMOVE_LINK: &str = concat!(
@@ -123,7 +123,7 @@ if not cur then return false end
 return {cur, redis.call('PTTL', KEYS[1])}
 "#;
 
-/// KEYS[1] the state hash; ARGV[1] pod, ARGV[2] load, ARGV[3] routing word, ARGV[4] `""` or
+/// `KEYS[1]` the state hash; `ARGV[1]` pod, `ARGV[2]` load, `ARGV[3]` routing word, `ARGV[4]` `""` or
 /// `-<weight>` for a weight other than the default.
 /// Stamps the value with the server's clock; returns the stamp in ms.
 pub const PUBLISH_POD_STATE: &str = r#"
@@ -133,7 +133,7 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '-' .. string.format('%.0f', ms)
 return ms
 "#;
 
-/// KEYS[1] the state hash. Returns {now_ms, field, value, field, value, ...}.
+/// `KEYS[1]` the state hash. Returns {now_ms, field, value, field, value, ...}.
 pub const POD_STATES: &str = r#"
 local t = redis.call('TIME')
 local out = redis.call('HGETALL', KEYS[1])
