@@ -97,8 +97,9 @@ async fn connection(client: TcpStream, upstream: SocketAddr, tx: Arc<watch::Send
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     let mut dropped = rx.clone();
-    // For DropNextScriptReply: NORMAL, then HOLD (replies wait) once the request side sends
-    // the doomed script, then DOOMED (the connection closes, the reply never sent).
+    // For DropNextScriptReply: NORMAL, then HOLD once the request side sends the doomed script,
+    // then DOOMED when its reply comes back from Redis (so the script certainly ran): the
+    // connection closes and the reply is never sent.
     let doom = Arc::new(watch::channel(NORMAL).0);
     let mut doomed = doom.subscribe();
     tokio::select! {
@@ -166,19 +167,14 @@ async fn pump(
                     was
                 });
                 if mine {
-                    doom.send_replace(HOLD); // replies wait from now on
-                    let _ = to.write_all(&buf[..n]).await;
-                    // Redis runs the script in well under this; then the connection goes.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    doom.send_replace(DOOMED);
-                    break;
+                    doom.send_replace(HOLD); // the next reply is this script's: drop it
                 }
             }
-            Side::Reply => match doom_rx.wait_for(|d| *d != HOLD).await {
-                Ok(d) if *d == NORMAL => {}
-                _ => break,
-            },
-            Side::Request(_) => {}
+            Side::Reply if *doom_rx.borrow_and_update() == HOLD => {
+                doom.send_replace(DOOMED); // the reply arrived: the script ran
+                break;
+            }
+            _ => {}
         }
         if to.write_all(&buf[..n]).await.is_err() {
             break;
