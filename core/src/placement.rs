@@ -20,7 +20,7 @@ pub struct Candidate {
     /// New users this driver placed on it since the snapshot was read.
     pub placed: u32,
     /// Its routing state (always `READY` for candidates today).
-    pub routing: RoutingState,
+    pub routing_state: RoutingState,
     /// How old its published state was when the snapshot was read, in ms.
     pub age_ms: u64,
     /// The placement weight the pod publishes (default 100; a canary might publish 10).
@@ -112,6 +112,45 @@ impl Placement {
             }),
             "weighted" => Some(Placement::Weighted),
             _ => None,
+        }
+    }
+
+    /// The built-in names, in the order every binding lists them.
+    pub const NAMES: [&'static str; 5] = ["p2c", "random", "round_robin", "rendezvous", "weighted"];
+
+    /// The policy a binding's setting names: a built-in `name` and rendezvous's `load_factor`,
+    /// where `0` means the default bound (and is the only value other policies take).
+    /// `INVALID_CONFIG` for an unknown name, a factor given to another policy, or a factor
+    /// below 1. Every binding parses its placement setting here.
+    pub fn from_setting(name: &str, load_factor: f64) -> Result<Placement> {
+        let placement = Self::from_name(name).ok_or_else(|| {
+            Error::invalid_config(
+                "placement",
+                format!("{name:?} is not one of {}", Self::NAMES.join(", ")),
+            )
+        })?;
+        let placement = match placement {
+            _ if load_factor == 0.0 => placement,
+            Placement::Rendezvous { .. } => Placement::Rendezvous { load_factor },
+            other => {
+                return Err(Error::invalid_config(
+                    "placement_load_factor",
+                    format!(
+                        "{load_factor}: only \"rendezvous\" takes a load factor, not {:?}",
+                        other.name()
+                    ),
+                ))
+            }
+        };
+        placement.validate()?;
+        Ok(placement)
+    }
+
+    /// Rendezvous's bound, `0` for every other policy (the inverse of [`Placement::from_setting`]).
+    pub fn load_factor(&self) -> f64 {
+        match self {
+            Placement::Rendezvous { load_factor } => *load_factor,
+            _ => 0.0,
         }
     }
 
@@ -286,11 +325,38 @@ mod tests {
                 pod_index: i as u32,
                 load: *l,
                 placed: 0,
-                routing: RoutingState::Ready,
+                routing_state: RoutingState::Ready,
                 age_ms: 0,
                 weight: 100,
             })
             .collect()
+    }
+
+    #[test]
+    fn settings_parse_once_for_every_binding() {
+        for name in Placement::NAMES {
+            let p = Placement::from_setting(name, 0.0).unwrap();
+            assert_eq!(p.name(), name);
+            let want = if name == "rendezvous" {
+                Placement::DEFAULT_LOAD_FACTOR
+            } else {
+                0.0
+            };
+            assert_eq!(p.load_factor(), want);
+        }
+        let r = Placement::from_setting("rendezvous", 2.0).unwrap();
+        assert_eq!(r.load_factor(), 2.0);
+        let bad = |name: &str, f: f64| {
+            let e = Placement::from_setting(name, f).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{name} {f}");
+            e.message().to_string()
+        };
+        assert!(bad("fastest", 0.0).contains("\"fastest\" is not one of p2c, random"));
+        assert!(bad("p2c", 1.5).contains("only \"rendezvous\" takes a load factor"));
+        assert!(bad("rendezvous", 0.5).contains("must be >= 1"));
+        bad("rendezvous", -1.0);
+        bad("rendezvous", f64::NAN);
+        bad("random", f64::NAN);
     }
 
     fn pick(p: &Placement, c: &[Candidate], r: &PlacementRequest<'_>) -> usize {

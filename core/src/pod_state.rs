@@ -16,7 +16,7 @@ pub struct PodState {
     /// When it was published, in milliseconds since the Unix epoch on the store's clock.
     pub update_ms: u64,
     /// Its routing state.
-    pub routing: RoutingState,
+    pub routing_state: RoutingState,
     /// Its placement weight for [`Placement::Weighted`](crate::Placement::Weighted) (default 100).
     pub weight: u32,
 }
@@ -69,7 +69,7 @@ pub fn parse(field: &str, value: &str) -> Result<PodState> {
         pod_index,
         load,
         update_ms,
-        routing,
+        routing_state: routing,
         weight,
     })
 }
@@ -113,14 +113,17 @@ mod tests {
         assert_eq!(v, "120-1700000000123-DENY_NEW_CALL");
         let s = parse("3", &v).unwrap();
         assert_eq!(
-            (s.pod_index, s.load, s.update_ms, s.routing),
+            (s.pod_index, s.load, s.update_ms, s.routing_state),
             (3, 120, 1_700_000_000_123, RoutingState::DenyNewCall)
         );
     }
 
     #[test]
     fn old_two_part_form_is_ready() {
-        assert_eq!(parse("0", "7-99").unwrap().routing, RoutingState::Ready);
+        assert_eq!(
+            parse("0", "7-99").unwrap().routing_state,
+            RoutingState::Ready
+        );
     }
 
     #[test]

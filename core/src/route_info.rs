@@ -48,11 +48,11 @@ pub(crate) struct PodView {
 
 impl PodView {
     fn is_alive(&self, now: Instant) -> bool {
-        self.state.routing != RoutingState::Shutdown && now < self.alive_until
+        self.state.routing_state != RoutingState::Shutdown && now < self.alive_until
     }
 
     fn effective(&self, now: Instant) -> Option<RoutingState> {
-        self.is_alive(now).then_some(self.state.routing)
+        self.is_alive(now).then_some(self.state.routing_state)
     }
 }
 
@@ -242,7 +242,7 @@ impl ServiceView {
                 pod_index: p.state.pod_index,
                 load: p.state.load,
                 placed: p.placed.load(Ordering::Relaxed),
-                routing: p.state.routing,
+                routing_state: p.state.routing_state,
                 age_ms: snap.store_now_ms.saturating_sub(p.state.update_ms),
                 weight: p.state.weight,
             })

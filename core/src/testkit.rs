@@ -318,7 +318,7 @@ async fn draining_keeps_users_and_takes_no_new_ones(store: Store) {
         .unwrap();
     // Published at once: a fresh read sees it without waiting for a period.
     let states = store.pod_states(NS, SVC).await.unwrap();
-    assert_eq!(states.pods[0].routing, RoutingState::DenyNewCall);
+    assert_eq!(states.pods[0].routing_state, RoutingState::DenyNewCall);
     c.refresh_service(SVC).await.unwrap();
     assert_eq!(c.routable_pods(SVC).await.unwrap(), vec![1]);
     assert_eq!(c.alive_pods(SVC).await.unwrap(), vec![0, 1]);
@@ -372,7 +372,7 @@ async fn shutdown_moves_temporary_links_and_reports_persistent_ones(store: Store
     p0.stop().await.unwrap();
     p0.stop().await.unwrap(); // idempotent
     assert_eq!(
-        store.pod_states(NS, SVC).await.unwrap().pods[0].routing,
+        store.pod_states(NS, SVC).await.unwrap().pods[0].routing_state,
         RoutingState::Shutdown
     );
     assert_eq!(

@@ -373,7 +373,7 @@ async fn non_canonical_values(kind: Kind) {
     let pods: Vec<(u32, RoutingState)> = states
         .pods
         .iter()
-        .map(|p| (p.pod_index, p.routing))
+        .map(|p| (p.pod_index, p.routing_state))
         .collect();
     assert_eq!(pods, vec![(3, RoutingState::Ready)], "{kind:?}");
 }
@@ -607,7 +607,11 @@ async fn concurrent_start_and_stop_end_shut_down() {
         let states = fx.store.pod_states(NS, &service).await.unwrap();
         if started_ok.is_ok() {
             assert_eq!(workload.as_deref(), Some("SHUTDOWN"), "{service}");
-            assert_eq!(states.pods[0].routing, RoutingState::Shutdown, "{service}");
+            assert_eq!(
+                states.pods[0].routing_state,
+                RoutingState::Shutdown,
+                "{service}"
+            );
         } else {
             assert_eq!(
                 workload, None,

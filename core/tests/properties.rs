@@ -230,7 +230,7 @@ fn state_values_parse_without_panics_and_round_trip() {
                 let v = format_value(load, ms, r, weight);
                 let s = parse("7", &v).unwrap();
                 prop_assert_eq!(
-                    (s.pod_index, s.load, s.update_ms, s.routing, s.weight),
+                    (s.pod_index, s.load, s.update_ms, s.routing_state, s.weight),
                     (7, load, ms, r, weight)
                 );
                 // Arbitrary input: an error or a state, never a panic; a parsed state
@@ -238,9 +238,11 @@ fn state_values_parse_without_panics_and_round_trip() {
                 for f in [field.as_str(), "3"] {
                     match parse(f, &raw) {
                         Ok(s) => {
-                            let again =
-                                parse(f, &format_value(s.load, s.update_ms, s.routing, s.weight))
-                                    .unwrap();
+                            let again = parse(
+                                f,
+                                &format_value(s.load, s.update_ms, s.routing_state, s.weight),
+                            )
+                            .unwrap();
                             prop_assert_eq!(again, s);
                         }
                         Err(e) => prop_assert_eq!(e.kind(), ErrorKind::StoreError),

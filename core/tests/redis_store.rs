@@ -162,7 +162,7 @@ async fn keys_and_values_match_the_spec_layout() {
     let pods: Vec<(u32, u32, RoutingState)> = parsed
         .pods
         .iter()
-        .map(|p| (p.pod_index, p.load, p.routing))
+        .map(|p| (p.pod_index, p.load, p.routing_state))
         .collect();
     assert_eq!(
         pods,

@@ -49,7 +49,7 @@ impl From<&Candidate> for sr_candidate {
             pod_index: c.pod_index.into(),
             load: c.load,
             placed: c.placed,
-            routing: sr_routing_state::of(Some(c.routing)),
+            routing: sr_routing_state::of(Some(c.routing_state)),
             age_ms: c.age_ms,
             weight: c.weight,
         }

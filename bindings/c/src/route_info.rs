@@ -196,7 +196,7 @@ pub unsafe extern "C" fn sr_client_pod_states(
                     pod_index: p.pod_index.into(),
                     load: p.load.into(),
                     update_ms: p.update_ms,
-                    routing_state: sr_routing_state::of(Some(p.routing)),
+                    routing_state: sr_routing_state::of(Some(p.routing_state)),
                 })
                 .collect();
             let (states, len) = crate::convert::boxed_slice(states);

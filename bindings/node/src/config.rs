@@ -376,7 +376,7 @@ impl From<core::PodState> for PodState {
             pod_index: p.pod_index,
             load: p.load,
             update_ms: p.update_ms as f64,
-            routing_state: p.routing.into(),
+            routing_state: p.routing_state.into(),
             weight: p.weight,
         }
     }

@@ -69,7 +69,7 @@ impl From<&core::Candidate> for Candidate {
             pod_index: c.pod_index,
             load: c.load,
             placed: c.placed,
-            routing: c.routing.into(),
+            routing: c.routing_state.into(),
             age_ms: c.age_ms as f64,
             weight: c.weight,
         }

@@ -382,14 +382,14 @@ impl PodState {
     }
     #[getter]
     fn routing(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        routing_to_py(py, self.inner.routing).map(Bound::unbind)
+        routing_to_py(py, self.inner.routing_state).map(Bound::unbind)
     }
 
     fn __repr__(&self) -> String {
         let s = &self.inner;
         format!(
             "PodState(pod_index={}, load={}, update_ms={}, routing=RoutingState.{})",
-            s.pod_index, s.load, s.update_ms, s.routing
+            s.pod_index, s.load, s.update_ms, s.routing_state
         )
     }
 }

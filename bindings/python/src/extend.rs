@@ -52,7 +52,7 @@ impl Candidate {
     /// Its routing state (`RoutingState.READY` for every candidate today).
     #[getter]
     fn routing(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        routing_to_py(py, self.inner.routing).map(Bound::unbind)
+        routing_to_py(py, self.inner.routing_state).map(Bound::unbind)
     }
     /// How old its published state was when the snapshot was read, in ms.
     #[getter]
