@@ -1,6 +1,10 @@
 """Speed of the Python binding (issue 7 "Speed"); prints figures and ratios from one run.
 
-    python python/bench.py [--redis URL]      # needs `pip install ./python redis`
+    python/bench.sh [--redis URL] [--quick]
+
+bench.sh installs ./python built with the `bench` cargo feature (the hooks `_bench_noop`,
+`_bench_core_hits` and `_bench_core_new_users` are not in the shipped package) and redis-py into
+a venv, then runs this file. `--quick`: one round of few calls (a smoke test, not figures).
 
 Measures, each as the median of several rounds:
   1. blocking `compute_linked_pod` on a cache hit, next to a bare pyo3 call (one `str` in, an
@@ -44,6 +48,9 @@ sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _here]
 
 import stateful_route as sr
 from stateful_route import _native, blocking
+
+if not hasattr(_native, "_bench_noop"):
+    sys.exit("bench.py: stateful_route was built without the `bench` feature: run python/bench.sh")
 
 NS, SVC = "bench", "bench"
 ROUNDS = 5
@@ -320,7 +327,11 @@ def main() -> None:
     )
     ap.add_argument("--new-users", type=int, default=5000, help="new users per round")
     ap.add_argument("--hits", type=int, default=200_000, help="cache hits per round")
+    ap.add_argument("--quick", action="store_true", help="one round of 200 users, 2000 hits")
     args = ap.parse_args()
+    if args.quick:
+        global ROUNDS
+        ROUNDS, args.new_users, args.hits = 1, 200, 2000
     url, stop = redis_url(args.redis)
     try:
         asyncio.run(main_async(url, args.new_users, args.hits))

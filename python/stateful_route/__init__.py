@@ -34,26 +34,15 @@ from ._native import (
     _at_exit,
     set_log_level,
 )
-from .errors import (
-    ClosedError,
-    InternalError,
-    InvalidArgumentError,
-    InvalidConfigError,
-    NamespaceNotLocalError,
-    NoAvailablePodError,
-    PodUnavailableError,
-    StatefulRouteError,
-    StoreError,
-    StoreTimeoutError,
-    StoreUnavailableError,
-)
+from .errors import *  # noqa: F403 (the exception classes: errors.__all__)
 from .types import RoutingState
 
 atexit.register(_at_exit)
 
 
 class ClientDriver(_native.ClientDriver):
-    """The gateway side: ``ClientDriver(store, info, config=None)``; ``await init()`` first.
+    """The gateway side: ``ClientDriver(store, info, config=None)``; ``await init()`` first (or
+    ``async with``).
 
     ``compute_linked_pod`` is a coroutine: the core's synchronous cache probe answers a hit on
     the event loop's own thread; only a miss awaits the store (on the library's runtime)."""

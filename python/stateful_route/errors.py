@@ -105,3 +105,10 @@ class InternalError(StatefulRouteError):
     """A bug in stateful_route."""
 
     code = "INTERNAL"
+
+
+BY_CODE: dict[str, type[StatefulRouteError]] = {
+    c.code: c for c in StatefulRouteError.__subclasses__()
+}
+"""The exception class of each error code (``BY_CODE["TIMEOUT"] is StoreTimeoutError``): the
+library raises ``BY_CODE[code]``, so the code of every error is decided once, in the core."""

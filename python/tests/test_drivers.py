@@ -148,7 +148,7 @@ def test_draining_keeps_users_and_takes_no_new_ones(env: Env) -> None:
             await p0.set_routing_state(sr.RoutingState.DENY_NEW_CALL)
             assert p0.get_routing_state() is sr.RoutingState.DENY_NEW_CALL
             states = await store.pod_states(NS, SVC)
-            assert states[0].routing is sr.RoutingState.DENY_NEW_CALL, "published at once"
+            assert states[0].routing_state is sr.RoutingState.DENY_NEW_CALL, "published at once"
             await c.refresh_service(SVC)
             assert await c.routable_pods(SVC) == [1]
             assert await c.alive_pods(SVC) == [0, 1]
@@ -190,7 +190,7 @@ def test_shutdown_moves_temporary_links_and_reports_persistent_ones(env: Env) ->
         assert c.compute_linked_pod(NS, "owned", SVC) == 0
         p0.stop()
         p0.stop()  # idempotent
-        assert store.pod_states(NS, SVC)[0].routing is sr.RoutingState.SHUTDOWN
+        assert store.pod_states(NS, SVC)[0].routing_state is sr.RoutingState.SHUTDOWN
         assert c.get_workload_state(SVC) == "SHUTDOWN"
         c.refresh_service(SVC)
         assert c.alive_pods(SVC) == [1]
@@ -218,12 +218,12 @@ def test_drain_time_keeps_deny_new_call_until_shutdown(env: Env) -> None:
 
         async def draining() -> bool:
             states = await store.pod_states(NS, SVC)
-            return states[0].routing is sr.RoutingState.DENY_NEW_CALL
+            return states[0].routing_state is sr.RoutingState.DENY_NEW_CALL
 
         await aeventually("DENY_NEW_CALL while draining", draining)
         assert not stopping.done()
         await stopping
-        assert (await store.pod_states(NS, SVC))[0].routing is sr.RoutingState.SHUTDOWN
+        assert (await store.pod_states(NS, SVC))[0].routing_state is sr.RoutingState.SHUTDOWN
 
     asyncio.run(main())
 
@@ -280,14 +280,14 @@ def test_context_managers_start_and_stop(env: Env) -> None:
                 assert await client.compute_linked_pod(NS, "u", SVC) == 0
             with pytest.raises(sr.ClosedError):
                 await client.compute_linked_pod(NS, "u", SVC)
-        assert (await store.pod_states(NS, SVC))[0].routing is sr.RoutingState.SHUTDOWN
+        assert (await store.pod_states(NS, SVC))[0].routing_state is sr.RoutingState.SHUTDOWN
         assert await store.get_link(NS, "u", SVC) is not None
 
     asyncio.run(main())
     store = env.store()
     with blocking.ServerDriver(store, info(1, "chat"), fast_config()) as server:
         assert server.get_routing_state() is sr.RoutingState.READY
-    assert store.pod_states(NS, "chat")[0].routing is sr.RoutingState.SHUTDOWN
+    assert store.pod_states(NS, "chat")[0].routing_state is sr.RoutingState.SHUTDOWN
 
 
 def test_blocking_listener_runs_on_a_library_thread(env: Env) -> None:

@@ -88,7 +88,7 @@ def test_a_python_policy_decides_where_new_users_go(fleet: Any) -> None:
     candidates, request, _ = calls[0]
     assert [c.pod_index for c in candidates] == [0, 1, 2]
     c = candidates[0]
-    assert (c.load, c.weight, c.routing) == (0, 100, sr.RoutingState.READY)
+    assert (c.load, c.weight, c.routing_state) == (0, 100, sr.RoutingState.READY)
     assert c.effective_load == c.load + c.placed and c.age_ms >= 0
     assert (request.namespace, request.uid, request.service) == (NS, "u0", SVC)
     # The sequence counts this driver's placements for the service.
@@ -365,7 +365,8 @@ def test_placement_arguments_are_checked() -> None:
         gw.set_service_placement(SVC, "p2c", load_factor=2.0)
     with pytest.raises(sr.InvalidArgumentError, match="load_factor"):
         gw.set_service_placement(SVC, lambda c, r: 0, load_factor=2.0)
-    with pytest.raises(sr.InvalidConfigError, match="load_factor"):
+    # An argument of a method: even the core's range check is InvalidArgumentError here.
+    with pytest.raises(sr.InvalidArgumentError, match="load_factor"):
         gw.set_service_placement(SVC, "rendezvous", load_factor=0.5)
     with pytest.raises(sr.InvalidArgumentError, match="service"):
         gw.set_service_placement("bad service", "random")

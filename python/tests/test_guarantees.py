@@ -41,7 +41,7 @@ def test_a_pod_that_stops_publishing_stops_being_alive_after_stale_after(env: En
             c.refresh_service(SVC)
             assert c.is_pod_alive(SVC, 0) is False, "a fresh read of the old state is still stale"
             states = store.pod_states(NS, SVC)
-            assert [(s.pod_index, s.routing) for s in states] == [(0, sr.RoutingState.READY)]
+            assert [(s.pod_index, s.routing_state) for s in states] == [(0, sr.RoutingState.READY)]
             with pytest.raises(sr.NoAvailablePodError) as e:
                 c.compute_linked_pod(NS, "late", SVC)
             assert e.value.code == "NO_AVAILABLE_POD"

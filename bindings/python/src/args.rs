@@ -13,11 +13,23 @@ use stateful_route::ident;
 
 use crate::error::{invalid_argument, invalid_config, OrRaise};
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".to_string())
+/// The Python type name of `obj`, for error messages.
+pub fn type_name(obj: &Obj) -> String {
+    let name = obj.get_type().name();
+    name.map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+}
+
+/// The error for a bad value: `INVALID_CONFIG` for a config field, else `INVALID_ARGUMENT`.
+fn bad(config: bool, field: &str, why: String) -> PyErr {
+    match config {
+        true => invalid_config(field, why),
+        false => invalid_argument(field, why),
+    }
+}
+
+/// A value that was given: not absent, not `None`.
+pub fn given<'a, 'py>(obj: Option<&'a Obj<'py>>) -> Option<&'a Obj<'py>> {
+    obj.filter(|o| !o.is_none())
 }
 
 /// A `str` argument: borrowed, except with the `abi3` feature (the shipped wheel), whose limited
@@ -28,125 +40,157 @@ pub fn text<'a>(obj: &'a Bound<'_, PyAny>, field: &str) -> PyResult<Cow<'a, str>
         Ok(s) => s
             .to_cow()
             .map_err(|_| invalid_argument(field, "is not valid UTF-8 (it holds a lone surrogate)")),
-        Err(_) => Err(invalid_argument(
+        Err(_) => Err(bad(
+            false,
             field,
             format!("expected str, got {}", type_name(obj)),
         )),
     }
 }
 
-/// An `int` argument (not `bool`) that fits in an `i64`.
-pub fn int(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<i64> {
+fn int_in(obj: &Obj, field: &str, config: bool) -> PyResult<i64> {
     if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
-        return Err(invalid_argument(
+        return Err(bad(
+            config,
             field,
             format!("expected int, got {}", type_name(obj)),
         ));
     }
-    obj.extract::<i64>()
-        .map_err(|_| invalid_argument(field, format!("{} is out of range", obj)))
+    obj.extract()
+        .map_err(|_| bad(config, field, format!("{obj} is out of range")))
+}
+
+fn number_in(obj: &Obj, field: &str, config: bool) -> PyResult<f64> {
+    let number = obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>();
+    if obj.is_instance_of::<PyBool>() || !number {
+        let why = format!("expected a number, got {}", type_name(obj));
+        return Err(bad(config, field, why));
+    }
+    obj.extract()
+        .map_err(|_| bad(config, field, format!("{obj} is out of range")))
+}
+
+/// An `int` argument (not `bool`) that fits in an `i64`.
+pub fn int(obj: &Obj, field: &str) -> PyResult<i64> {
+    int_in(obj, field, false)
 }
 
 /// An optional `int`: `None` (or absent) is `default`.
-pub fn opt_int(obj: Option<&Bound<'_, PyAny>>, field: &str, default: i64) -> PyResult<i64> {
-    match obj {
-        Some(o) if !o.is_none() => int(o, field),
-        _ => Ok(default),
-    }
+pub fn opt_int(obj: Option<&Obj>, field: &str, default: i64) -> PyResult<i64> {
+    given(obj).map_or(Ok(default), |o| int(o, field))
 }
 
 /// A pod index: an `int` in 0 … 2^31−1.
 #[inline]
-pub fn pod(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u32> {
+pub fn pod(obj: &Obj, field: &str) -> PyResult<u32> {
     ident::pod_index(field, int(obj, field)?).or_raise()
 }
 
 /// A number argument (`int` or `float`, not `bool`).
-pub fn number(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<f64> {
-    if obj.is_instance_of::<PyBool>()
-        || !(obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>())
-    {
-        return Err(invalid_argument(
-            field,
-            format!("expected a number, got {}", type_name(obj)),
-        ));
-    }
-    obj.extract::<f64>()
-        .map_err(|_| invalid_argument(field, format!("{obj} is out of range")))
+pub fn number(obj: &Obj, field: &str) -> PyResult<f64> {
+    number_in(obj, field, false)
 }
 
 /// A non-negative `int` that fits in a `u32` (a load).
-pub fn count(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<u32> {
+pub fn count(obj: &Obj, field: &str) -> PyResult<u32> {
     let n = int(obj, field)?;
-    u32::try_from(n)
-        .map_err(|_| invalid_argument(field, format!("{n} must be in 0..={}", u32::MAX)))
+    u32::try_from(n).map_err(|_| bad(false, field, format!("{n} must be in 0..={}", u32::MAX)))
 }
 
 /// A sequence of `str` (a lone `str` or `bytes` is refused: it is a sequence of characters).
-pub fn texts(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<String>> {
+pub fn texts(obj: &Obj, field: &str) -> PyResult<Vec<String>> {
+    let why = "expected a sequence of str, got";
     if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
-        return Err(invalid_argument(
-            field,
-            "expected a sequence of str, got a single string",
-        ));
+        return Err(bad(false, field, format!("{why} a single string")));
     }
-    let items = obj.try_iter().map_err(|_| {
-        invalid_argument(
-            field,
-            format!("expected a sequence of str, got {}", type_name(obj)),
-        )
-    })?;
-    let mut out = Vec::new();
-    for item in items {
-        let item = item?;
-        out.push(text(&item, field)?.into_owned());
-    }
-    Ok(out)
+    let items = obj.try_iter();
+    let items = items.map_err(|_| bad(false, field, format!("{why} {}", type_name(obj))))?;
+    items
+        .map(|item| Ok(text(&item?, field)?.into_owned()))
+        .collect()
 }
 
 /// A config number (`int` or `float`, not `bool`), or the default when `None`/absent.
-pub fn config_float(obj: Option<&Bound<'_, PyAny>>, field: &str, default: f64) -> PyResult<f64> {
-    match obj {
-        None => Ok(default),
-        Some(o) if o.is_none() => Ok(default),
-        Some(o) if o.is_instance_of::<PyBool>() => {
-            Err(invalid_config(field, "expected a number, got bool"))
-        }
-        Some(o) if o.is_instance_of::<PyFloat>() || o.is_instance_of::<PyInt>() => o
-            .extract::<f64>()
-            .map_err(|_| invalid_config(field, format!("{o} is out of range"))),
-        Some(o) => Err(invalid_config(
-            field,
-            format!("expected a number, got {}", type_name(o)),
-        )),
-    }
+pub fn config_float(obj: Option<&Obj>, field: &str, default: f64) -> PyResult<f64> {
+    given(obj).map_or(Ok(default), |o| number_in(o, field, true))
 }
 
 /// A config `int` ≥ 0, or the default when `None`/absent.
-pub fn config_uint(obj: Option<&Bound<'_, PyAny>>, field: &str, default: u64) -> PyResult<u64> {
-    match obj {
-        None => Ok(default),
-        Some(o) if o.is_none() => Ok(default),
-        Some(o) if o.is_instance_of::<PyBool>() || !o.is_instance_of::<PyInt>() => Err(
-            invalid_config(field, format!("expected int, got {}", type_name(o))),
-        ),
-        Some(o) => o
-            .extract::<u64>()
-            .map_err(|_| invalid_config(field, format!("{o} must be an int >= 0"))),
+pub fn config_uint(obj: Option<&Obj>, field: &str, default: u64) -> PyResult<u64> {
+    let Some(o) = given(obj) else {
+        return Ok(default);
+    };
+    int_in(o, field, true)?;
+    o.extract()
+        .map_err(|_| bad(true, field, format!("{o} must be an int >= 0")))
+}
+
+/// A config field that a keyword argument sets (`None` or absent keeps the core's default).
+pub trait Setting {
+    /// Sets the field from `obj`, or raises `INVALID_CONFIG` naming `field`.
+    fn set(&mut self, obj: Option<&Obj>, field: &str) -> PyResult<()>;
+}
+
+impl Setting for f64 {
+    fn set(&mut self, obj: Option<&Obj>, field: &str) -> PyResult<()> {
+        *self = config_float(obj, field, *self)?;
+        Ok(())
+    }
+}
+
+impl Setting for u64 {
+    fn set(&mut self, obj: Option<&Obj>, field: &str) -> PyResult<()> {
+        *self = config_uint(obj, field, *self)?;
+        Ok(())
+    }
+}
+
+impl Setting for u32 {
+    fn set(&mut self, obj: Option<&Obj>, field: &str) -> PyResult<()> {
+        let n = config_uint(obj, field, (*self).into())?;
+        let too_large = |_| invalid_config(field, format!("{n} is too large"));
+        *self = u32::try_from(n).map_err(too_large)?;
+        Ok(())
+    }
+}
+
+impl Setting for Option<f64> {
+    fn set(&mut self, obj: Option<&Obj>, field: &str) -> PyResult<()> {
+        if let Some(o) = given(obj) {
+            *self = Some(number_in(o, field, true)?);
+        }
+        Ok(())
     }
 }
 
 /// A config `str`, or the default when `None`/absent.
-pub fn config_text(obj: Option<&Bound<'_, PyAny>>, field: &str, default: &str) -> PyResult<String> {
-    match obj {
-        None => Ok(default.to_string()),
-        Some(o) if o.is_none() => Ok(default.to_string()),
-        Some(o) => match o.cast::<PyString>() {
-            Ok(s) => Ok(s.to_cow()?.into_owned()),
-            Err(_) => Err(invalid_config(
-                field,
-                format!("expected str, got {}", type_name(o)),
-            )),
-        },
+pub fn config_text(obj: Option<&Obj>, field: &str, default: &str) -> PyResult<String> {
+    let Some(o) = given(obj) else {
+        return Ok(default.into());
+    };
+    match o.cast::<PyString>() {
+        Ok(s) => Ok(s.to_cow()?.into_owned()),
+        Err(_) => Err(bad(
+            true,
+            field,
+            format!("expected str, got {}", type_name(o)),
+        )),
     }
+}
+
+/// A Python argument (every method converts its own, to name it in errors).
+pub type Obj<'py> = Bound<'py, PyAny>;
+
+/// What a method that may wait returns: the value (blocking) or an awaitable (asyncio).
+pub type Out = PyResult<Py<PyAny>>;
+
+/// The identifiers of a link (`namespace`, `uid`, `service`), owned for a future.
+pub fn ids(namespace: &Obj, uid: &Obj, service: &Obj) -> PyResult<(String, String, String)> {
+    let ns = text(namespace, "namespace")?.into_owned();
+    Ok((ns, owned(uid, "uid")?, owned(service, "service")?))
+}
+
+/// A `str` argument, owned (for a future).
+pub fn owned(obj: &Obj, field: &str) -> PyResult<String> {
+    Ok(text(obj, field)?.into_owned())
 }

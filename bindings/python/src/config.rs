@@ -8,46 +8,60 @@
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use stateful_route as core;
-use stateful_route::placement::Placement;
 
+use crate::args::{self, Obj, Setting};
+use crate::error::{invalid_argument, OrRaise};
 use crate::extend;
-
-use crate::args;
-use crate::error::{invalid_argument, invalid_config, OrRaise};
 
 static ROUTING_STATE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
+/// A core routing state that becomes its `RoutingState` member in Python.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routing(pub core::RoutingState);
+
+impl<'py> IntoPyObject<'py> for Routing {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        routing_to_py(py, self.0)
+    }
+}
+
 /// The `RoutingState` member for a core routing state.
-pub fn routing_to_py<'py>(py: Python<'py>, r: core::RoutingState) -> PyResult<Bound<'py, PyAny>> {
+fn routing_to_py<'py>(py: Python<'py>, r: core::RoutingState) -> PyResult<Bound<'py, PyAny>> {
     let class = ROUTING_STATE.get_or_try_init(py, || {
-        py.import("stateful_route.types")?
-            .getattr("RoutingState")
-            .map(Bound::unbind)
+        let types = py.import("stateful_route.types")?;
+        types.getattr("RoutingState").map(Bound::unbind)
     })?;
     class.bind(py).getattr(r.as_str())
 }
 
+/// `Name(field=value, …)` from the getters `fields` (names split by spaces) of `obj`: the `__repr__` of every plain type (Python
+/// reprs of the values; `RoutingState.X` for a routing state).
+pub fn fields_repr(obj: &Obj, fields: &str) -> PyResult<String> {
+    let routing = routing_to_py(obj.py(), core::RoutingState::Ready)?.get_type();
+    let mut parts = Vec::new();
+    for field in fields.split_whitespace() {
+        let v = obj.getattr(field)?;
+        parts.push(match v.is_instance(&routing)? {
+            true => format!("{field}=RoutingState.{}", v.str()?),
+            false => format!("{field}={}", v.repr()?),
+        });
+    }
+    Ok(format!("{}({})", obj.get_type().name()?, parts.join(", ")))
+}
+
 /// A routing state from a `RoutingState` member or its name (`"DENY_NEW_CALL"`).
-pub fn routing_from_py(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<core::RoutingState> {
-    let bad = || {
-        invalid_argument(
-            field,
-            "expected a RoutingState (READY, DENY_NEW_CALL, SHUTDOWN)",
-        )
+pub fn routing_from_py(obj: &Obj, field: &str) -> PyResult<core::RoutingState> {
+    let class = routing_to_py(obj.py(), core::RoutingState::Ready)?.get_type();
+    let value = match obj.is_instance(&class)? {
+        true => obj.getattr("value")?,
+        false => obj.clone(),
     };
-    let value;
-    let name = match args::text(obj, field) {
-        Ok(name) => name,
-        Err(_) => {
-            let py = obj.py();
-            let class = routing_to_py(py, core::RoutingState::Ready)?.get_type();
-            if !obj.is_instance(&class)? {
-                return Err(bad());
-            }
-            value = obj.getattr("value")?;
-            args::text(&value, field).map_err(|_| bad())?
-        }
-    };
+    let why = "expected a RoutingState (READY, DENY_NEW_CALL, SHUTDOWN)";
+    let name = args::text(&value, field).map_err(|_| invalid_argument(field, why))?;
     name.parse().or_raise()
 }
 
@@ -78,85 +92,48 @@ impl BaseConfig {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        service_state_update_period_seconds: Option<&Bound<'_, PyAny>>,
-        cpu_factor: Option<&Bound<'_, PyAny>>,
-        temp_link_info_cache_time_seconds: Option<&Bound<'_, PyAny>>,
-        user_link_info_cache_time_seconds: Option<&Bound<'_, PyAny>>,
-        stale_after_seconds: Option<&Bound<'_, PyAny>>,
-        load_range: Option<&Bound<'_, PyAny>>,
-        placement: Option<&Bound<'_, PyAny>>,
-        cache_capacity: Option<&Bound<'_, PyAny>>,
-        drain_seconds: Option<&Bound<'_, PyAny>>,
-        serve_stale_seconds: Option<&Bound<'_, PyAny>>,
-        placement_load_factor: Option<&Bound<'_, PyAny>>,
-        slow_start_seconds: Option<&Bound<'_, PyAny>>,
+        service_state_update_period_seconds: Option<&Obj>,
+        cpu_factor: Option<&Obj>,
+        temp_link_info_cache_time_seconds: Option<&Obj>,
+        user_link_info_cache_time_seconds: Option<&Obj>,
+        stale_after_seconds: Option<&Obj>,
+        load_range: Option<&Obj>,
+        placement: Option<&Obj>,
+        cache_capacity: Option<&Obj>,
+        drain_seconds: Option<&Obj>,
+        serve_stale_seconds: Option<&Obj>,
+        placement_load_factor: Option<&Obj>,
+        slow_start_seconds: Option<&Obj>,
     ) -> PyResult<Self> {
-        let d = core::BaseConfig::default();
-        let placement = match placement {
-            Some(p) if !p.is_none() => extend::placement_arg(
-                p,
-                placement_load_factor,
-                "placement",
-                "placement_load_factor",
-                &|f, r| invalid_config(f, r),
-            )?,
-            _ => match placement_load_factor {
-                Some(f) if !f.is_none() => {
-                    return Err(invalid_config(
-                        "placement_load_factor",
-                        "applies to placement=\"rendezvous\" only",
-                    ))
-                }
-                _ => d.placement.clone(),
-            },
-        };
-        let serve_stale_seconds = args::config_float(
-            serve_stale_seconds,
-            "serve_stale_seconds",
-            d.serve_stale_seconds,
-        )?;
-        let load_range = args::config_uint(load_range, "load_range", d.load_range as u64)?;
-        // New core settings not exposed here keep their defaults.
-        #[allow(clippy::needless_update)]
-        let inner = core::BaseConfig {
-            service_state_update_period_seconds: args::config_float(
-                service_state_update_period_seconds,
-                "service_state_update_period_seconds",
-                d.service_state_update_period_seconds,
-            )?,
-            cpu_factor: args::config_float(cpu_factor, "cpu_factor", d.cpu_factor)?,
-            temp_link_info_cache_time_seconds: args::config_uint(
-                temp_link_info_cache_time_seconds,
-                "temp_link_info_cache_time_seconds",
-                d.temp_link_info_cache_time_seconds,
-            )?,
-            user_link_info_cache_time_seconds: args::config_uint(
-                user_link_info_cache_time_seconds,
-                "user_link_info_cache_time_seconds",
-                d.user_link_info_cache_time_seconds,
-            )?,
-            stale_after_seconds: match stale_after_seconds {
-                Some(o) if !o.is_none() => {
-                    Some(args::config_float(Some(o), "stale_after_seconds", 0.0)?)
-                }
-                _ => None,
-            },
-            load_range: u32::try_from(load_range)
-                .map_err(|_| invalid_config("load_range", format!("{load_range} is too large")))?,
-            placement,
-            serve_stale_seconds,
-            cache_capacity: args::config_uint(cache_capacity, "cache_capacity", d.cache_capacity)?,
-            drain_seconds: args::config_float(drain_seconds, "drain_seconds", d.drain_seconds)?,
-            slow_start_seconds: match slow_start_seconds {
-                Some(o) if !o.is_none() => {
-                    Some(args::config_float(Some(o), "slow_start_seconds", 0.0)?)
-                }
-                _ => None,
-            },
-            ..core::BaseConfig::default()
-        };
-        inner.validate().or_raise()?;
-        Ok(BaseConfig { inner })
+        let mut c = core::BaseConfig::default();
+        let factor_field = "placement_load_factor";
+        let factor = args::config_float(placement_load_factor, factor_field, 0.0)?;
+        c.placement = match placement {
+            Some(p) if !p.is_none() => extend::placement_arg(p, factor, factor_field),
+            _ => core::Placement::from_setting(c.placement.name(), factor),
+        }
+        .or_raise()?;
+        let period = "service_state_update_period_seconds";
+        c.service_state_update_period_seconds
+            .set(service_state_update_period_seconds, period)?;
+        c.cpu_factor.set(cpu_factor, "cpu_factor")?;
+        let temp = "temp_link_info_cache_time_seconds";
+        c.temp_link_info_cache_time_seconds
+            .set(temp_link_info_cache_time_seconds, temp)?;
+        let user = "user_link_info_cache_time_seconds";
+        c.user_link_info_cache_time_seconds
+            .set(user_link_info_cache_time_seconds, user)?;
+        c.stale_after_seconds
+            .set(stale_after_seconds, "stale_after_seconds")?;
+        c.load_range.set(load_range, "load_range")?;
+        c.cache_capacity.set(cache_capacity, "cache_capacity")?;
+        c.drain_seconds.set(drain_seconds, "drain_seconds")?;
+        c.serve_stale_seconds
+            .set(serve_stale_seconds, "serve_stale_seconds")?;
+        c.slow_start_seconds
+            .set(slow_start_seconds, "slow_start_seconds")?;
+        c.validate().or_raise()?;
+        Ok(BaseConfig { inner: c })
     }
 
     #[getter]
@@ -192,10 +169,7 @@ impl BaseConfig {
     /// The load factor of `"rendezvous"` placement, else `None`.
     #[getter]
     fn placement_load_factor(&self) -> Option<f64> {
-        match self.inner.placement {
-            Placement::Rendezvous { load_factor } => Some(load_factor),
-            _ => None,
-        }
+        Some(self.inner.placement.load_factor()).filter(|f| *f != 0.0)
     }
     #[getter]
     fn serve_stale_seconds(&self) -> f64 {
@@ -215,25 +189,20 @@ impl BaseConfig {
         self.inner.slow_start_seconds
     }
 
-    fn __repr__(&self) -> String {
-        let c = &self.inner;
-        format!(
-            "BaseConfig(service_state_update_period_seconds={}, cpu_factor={}, \
-             temp_link_info_cache_time_seconds={}, user_link_info_cache_time_seconds={}, \
-             stale_after_seconds={}, load_range={}, placement={:?}, cache_capacity={}, drain_seconds={}, \
-             serve_stale_seconds={}, slow_start_seconds={})",
-            c.service_state_update_period_seconds,
-            c.cpu_factor,
-            c.temp_link_info_cache_time_seconds,
-            c.user_link_info_cache_time_seconds,
-            c.stale_after_seconds.map_or("None".to_string(), |s| s.to_string()),
-            c.load_range,
-            c.placement.name(),
-            c.cache_capacity,
-            c.drain_seconds,
-            c.serve_stale_seconds,
-            c.slow_start_seconds.map_or("None".to_string(), |s| s.to_string()),
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        fields_repr(
+            slf,
+            "service_state_update_period_seconds cpu_factor \
+             temp_link_info_cache_time_seconds user_link_info_cache_time_seconds \
+             stale_after_seconds load_range placement placement_load_factor cache_capacity \
+             drain_seconds serve_stale_seconds slow_start_seconds",
         )
+    }
+}
+
+impl From<&core::BaseConfig> for BaseConfig {
+    fn from(c: &core::BaseConfig) -> Self {
+        BaseConfig { inner: c.clone() }
     }
 }
 
@@ -248,11 +217,7 @@ pub struct ServerInfo {
 impl ServerInfo {
     #[new]
     #[pyo3(signature = (*, namespace, service_name, pod_index))]
-    fn new(
-        namespace: &Bound<'_, PyAny>,
-        service_name: &Bound<'_, PyAny>,
-        pod_index: &Bound<'_, PyAny>,
-    ) -> PyResult<Self> {
+    fn new(namespace: &Obj, service_name: &Obj, pod_index: &Obj) -> PyResult<Self> {
         let inner = core::ServerInfo::new(
             args::text(namespace, "namespace")?,
             args::text(service_name, "service_name")?,
@@ -275,24 +240,24 @@ impl ServerInfo {
         self.inner.pod_index
     }
 
-    fn __repr__(&self) -> String {
-        let i = &self.inner;
-        format!(
-            "ServerInfo(namespace={:?}, service_name={:?}, pod_index={})",
-            i.namespace, i.service_name, i.pod_index
-        )
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        fields_repr(slf, "namespace service_name pod_index")
+    }
+}
+
+impl From<&core::ServerInfo> for ServerInfo {
+    fn from(i: &core::ServerInfo) -> Self {
+        ServerInfo { inner: i.clone() }
     }
 }
 
 /// A link as the store holds it: the pod, and the remaining TTL of a temporary link.
-#[pyclass(module = "stateful_route", name = "Link", frozen, eq)]
+#[pyclass(module = "stateful_route", name = "Link", frozen, eq, get_all)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Link {
     /// The pod the user is linked to.
-    #[pyo3(get)]
     pod_index: u32,
     /// Remaining lifetime in seconds of a temporary link; `None` for a persistent link.
-    #[pyo3(get)]
     ttl_seconds: Option<f64>,
 }
 
@@ -304,11 +269,8 @@ impl Link {
         self.ttl_seconds.is_none()
     }
 
-    fn __repr__(&self) -> String {
-        match self.ttl_seconds {
-            None => format!("Link(pod_index={}, persistent=True)", self.pod_index),
-            Some(t) => format!("Link(pod_index={}, ttl_seconds={t})", self.pod_index),
-        }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        fields_repr(slf, "pod_index ttl_seconds persistent")
     }
 }
 
@@ -322,138 +284,110 @@ impl From<core::Link> for Link {
 }
 
 /// The outcome of a try-set (SPEC §4).
-#[pyclass(module = "stateful_route", name = "TrySetOutcome", frozen, eq)]
+#[pyclass(module = "stateful_route", name = "TrySetOutcome", frozen, eq, get_all)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrySetOutcome {
     /// Whether the link now points to the requested pod.
-    #[pyo3(get)]
     accepted: bool,
     /// The pod the link points to after the call.
-    #[pyo3(get)]
     owner: u32,
     /// The pod the link pointed to before the call, or `None`.
-    #[pyo3(get)]
     previous: Option<u32>,
 }
 
 #[pymethods]
 impl TrySetOutcome {
-    fn __repr__(&self) -> String {
-        format!(
-            "TrySetOutcome(accepted={}, owner={}, previous={})",
-            if self.accepted { "True" } else { "False" },
-            self.owner,
-            self.previous.map_or("None".to_string(), |p| p.to_string())
-        )
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        fields_repr(slf, "accepted owner previous")
     }
 }
 
 impl From<core::TrySetOutcome> for TrySetOutcome {
     fn from(o: core::TrySetOutcome) -> Self {
+        let core::TrySetOutcome {
+            accepted,
+            owner,
+            previous,
+        } = o;
         TrySetOutcome {
-            accepted: o.accepted,
-            owner: o.owner,
-            previous: o.previous,
+            accepted,
+            owner,
+            previous,
         }
     }
 }
 
 /// One pod's published state (SPEC §3).
-#[pyclass(module = "stateful_route", name = "PodState", frozen, eq)]
+#[pyclass(module = "stateful_route", name = "PodState", frozen, eq, get_all)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PodState {
-    inner: core::PodState,
+    pod_index: u32,
+    load: u32,
+    /// When it was published, in ms since the Unix epoch on the store's clock.
+    update_ms: u64,
+    routing_state: Routing,
+    /// Its placement weight for `"weighted"` placement (default 100).
+    weight: u32,
 }
 
 #[pymethods]
 impl PodState {
-    #[getter]
-    fn pod_index(&self) -> u32 {
-        self.inner.pod_index
-    }
-    #[getter]
-    fn load(&self) -> u32 {
-        self.inner.load
-    }
-    /// When it was published, in ms since the Unix epoch on the store's clock.
-    #[getter]
-    fn update_ms(&self) -> u64 {
-        self.inner.update_ms
-    }
-    #[getter]
-    fn routing(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        routing_to_py(py, self.inner.routing_state).map(Bound::unbind)
-    }
-
-    fn __repr__(&self) -> String {
-        let s = &self.inner;
-        format!(
-            "PodState(pod_index={}, load={}, update_ms={}, routing=RoutingState.{})",
-            s.pod_index, s.load, s.update_ms, s.routing_state
-        )
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        fields_repr(slf, "pod_index load update_ms routing_state weight")
     }
 }
 
 impl From<core::PodState> for PodState {
-    fn from(inner: core::PodState) -> Self {
-        PodState { inner }
+    fn from(s: core::PodState) -> Self {
+        let (pod_index, load, update_ms, weight) = (s.pod_index, s.load, s.update_ms, s.weight);
+        let routing_state = Routing(s.routing_state);
+        PodState {
+            pod_index,
+            load,
+            update_ms,
+            routing_state,
+            weight,
+        }
     }
 }
 
 /// A change of a pod's routing state as a gateway saw it; `None` means "not alive".
-#[pyclass(module = "stateful_route", name = "RoutingStateChange", frozen, eq)]
+#[pyclass(
+    module = "stateful_route",
+    name = "RoutingStateChange",
+    frozen,
+    eq,
+    get_all
+)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoutingStateChange {
-    inner: core::RoutingStateChange,
+    service: String,
+    pod_index: u32,
+    old: Option<Routing>,
+    new: Option<Routing>,
 }
 
 #[pymethods]
 impl RoutingStateChange {
-    #[getter]
-    fn service(&self) -> &str {
-        &self.inner.service
-    }
-    #[getter]
-    fn pod_index(&self) -> u32 {
-        self.inner.pod_index
-    }
-    #[getter(old)]
-    fn old_state(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.inner
-            .old
-            .map(|r| routing_to_py(py, r).map(Bound::unbind))
-            .transpose()
-    }
-    #[getter(new)]
-    fn new_state(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.inner
-            .new
-            .map(|r| routing_to_py(py, r).map(Bound::unbind))
-            .transpose()
-    }
-
-    fn __repr__(&self) -> String {
-        let name = |r: Option<core::RoutingState>| {
-            r.map_or("None".to_string(), |r| format!("RoutingState.{r}"))
-        };
-        format!(
-            "RoutingStateChange(service={:?}, pod_index={}, old={}, new={})",
-            self.inner.service,
-            self.inner.pod_index,
-            name(self.inner.old),
-            name(self.inner.new)
-        )
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        fields_repr(slf, "service pod_index old new")
     }
 }
 
 impl From<core::RoutingStateChange> for RoutingStateChange {
-    fn from(inner: core::RoutingStateChange) -> Self {
-        RoutingStateChange { inner }
+    fn from(c: core::RoutingStateChange) -> Self {
+        let (old, new) = (c.old.map(Routing), c.new.map(Routing));
+        RoutingStateChange {
+            service: c.service,
+            pod_index: c.pod_index,
+            old,
+            new,
+        }
     }
 }
 
 /// `config` argument of the driver constructors: a `BaseConfig` or `None` (defaults).
-pub fn config_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<core::BaseConfig> {
+pub fn config_arg(obj: Option<&Obj>) -> PyResult<core::BaseConfig> {
     match obj {
         None => Ok(core::BaseConfig::default()),
         Some(o) if o.is_none() => Ok(core::BaseConfig::default()),
@@ -465,7 +399,7 @@ pub fn config_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<core::BaseConfig> 
 }
 
 /// `info` argument of the driver constructors.
-pub fn info_arg(obj: &Bound<'_, PyAny>) -> PyResult<core::ServerInfo> {
+pub fn info_arg(obj: &Obj) -> PyResult<core::ServerInfo> {
     obj.cast::<ServerInfo>()
         .map(|i| i.get().inner.clone())
         .map_err(|_| invalid_argument("info", "expected a ServerInfo"))

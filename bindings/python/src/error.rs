@@ -3,49 +3,41 @@
 //! Every [`ErrorKind`] has one exception class in `stateful_route.errors`, all under
 //! `StatefulRouteError`, each with `.code` (`"NO_AVAILABLE_POD"` …) and `.message`;
 //! `PodUnavailableError` also carries `.pod_index`. The classes live in Python (so they are
-//! plain, picklable, documented classes); this file only looks them up and fills them in.
+//! plain, picklable, documented classes); this file looks the class up by the core's code
+//! (`ErrorKind::as_str`) in `errors.BY_CODE` and fills it in: no list of names here.
 //! Nothing here may panic: a failure to build the exception is raised instead.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::types::PyDict;
 use stateful_route::{Error, ErrorKind};
 
-/// The exception classes, in the order of [`ErrorKind::ALL`].
-static CLASSES: PyOnceLock<Vec<Py<PyAny>>> = PyOnceLock::new();
+/// `stateful_route.errors.BY_CODE`: the exception class of each code.
+static BY_CODE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 
-/// The Python class name of each kind (documented in `errors.py`).
-fn class_name(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidArgument => "InvalidArgumentError",
-        ErrorKind::InvalidConfig => "InvalidConfigError",
-        ErrorKind::NamespaceNotLocal => "NamespaceNotLocalError",
-        ErrorKind::NoAvailablePod => "NoAvailablePodError",
-        ErrorKind::PodUnavailable => "PodUnavailableError",
-        ErrorKind::StoreUnavailable => "StoreUnavailableError",
-        ErrorKind::StoreError => "StoreError",
-        // Not `TimeoutError`: that would shadow the builtin in `from stateful_route import *`.
-        ErrorKind::Timeout => "StoreTimeoutError",
-        ErrorKind::Closed => "ClosedError",
-        _ => "InternalError",
-    }
+fn by_code(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
+    let by_code = BY_CODE.get_or_try_init(py, || {
+        let errors = py.import("stateful_route.errors")?;
+        Ok::<_, PyErr>(errors.getattr("BY_CODE")?.cast_into::<PyDict>()?.unbind())
+    })?;
+    Ok(by_code.bind(py))
 }
 
-fn classes(py: Python<'_>) -> PyResult<&Vec<Py<PyAny>>> {
-    CLASSES.get_or_try_init(py, || {
-        let module = py.import("stateful_route.errors")?;
-        ErrorKind::ALL
-            .iter()
-            .map(|k| module.getattr(class_name(*k)).map(Bound::unbind))
-            .collect()
-    })
+/// The kind of an exception of ours (an instance of the class of its `code`), else `None`.
+pub fn kind_of(exc: &Bound<'_, PyAny>) -> Option<ErrorKind> {
+    let code: String = exc.getattr("code").ok()?.extract().ok()?;
+    let class = by_code(exc.py()).ok()?.get_item(&code).ok()??;
+    exc.is_instance(&class)
+        .ok()?
+        .then(|| ErrorKind::from_code(&code))?
 }
 
 fn build(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
-    let i = ErrorKind::ALL
-        .iter()
-        .position(|k| *k == e.kind())
-        .unwrap_or(ErrorKind::ALL.len() - 1);
-    let class = classes(py)?[i].bind(py);
+    let by_code = by_code(py)?;
+    let class = match by_code.get_item(e.kind().as_str())? {
+        Some(class) => class,
+        None => by_code.as_any().get_item(ErrorKind::Internal.as_str())?,
+    };
     let exc = class.call1((e.to_string(),))?;
     exc.setattr("message", e.message())?;
     if let Some(pod) = e.pod_index() {

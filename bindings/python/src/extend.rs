@@ -12,166 +12,113 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString};
 use stateful_route::load::DefaultLoadCalculator;
 use stateful_route::{self as core, Error, ErrorKind, LoadCalculator, Placement, PlacementPolicy};
 
-use crate::args;
-use crate::config::routing_to_py;
+use crate::args::{type_name, Obj};
+use crate::config::{fields_repr, Routing};
 
 /// One pod a placement policy may choose (a copy of the core's candidate).
-#[pyclass(module = "stateful_route", name = "Candidate", frozen)]
+#[pyclass(module = "stateful_route", name = "Candidate", frozen, get_all)]
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate {
-    inner: core::Candidate,
+    /// The pod's index.
+    pod_index: u32,
+    /// Its published weighted load.
+    load: u32,
+    /// New users this driver placed on it since the snapshot was read.
+    placed: u32,
+    /// `load + placed`: what the built-in p2c compares.
+    effective_load: u64,
+    /// Its routing state (`RoutingState.READY` for every candidate today).
+    routing_state: Routing,
+    /// How old its published state was when the snapshot was read, in ms.
+    age_ms: u64,
+    /// The placement weight the pod publishes (default 100).
+    weight: u32,
+}
+
+impl From<&core::Candidate> for Candidate {
+    fn from(c: &core::Candidate) -> Self {
+        let (pod_index, load, placed, age_ms, weight) =
+            (c.pod_index, c.load, c.placed, c.age_ms, c.weight);
+        let (effective_load, routing_state) = (c.effective_load(), Routing(c.routing_state));
+        Candidate {
+            pod_index,
+            load,
+            placed,
+            effective_load,
+            routing_state,
+            age_ms,
+            weight,
+        }
+    }
 }
 
 #[pymethods]
 impl Candidate {
-    /// The pod's index.
-    #[getter]
-    fn pod_index(&self) -> u32 {
-        self.inner.pod_index
-    }
-    /// Its published weighted load.
-    #[getter]
-    fn load(&self) -> u32 {
-        self.inner.load
-    }
-    /// New users this driver placed on it since the snapshot was read.
-    #[getter]
-    fn placed(&self) -> u32 {
-        self.inner.placed
-    }
-    /// `load + placed`: what the built-in p2c compares.
-    #[getter]
-    fn effective_load(&self) -> u64 {
-        self.inner.effective_load()
-    }
-    /// Its routing state (`RoutingState.READY` for every candidate today).
-    #[getter]
-    fn routing(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        routing_to_py(py, self.inner.routing_state).map(Bound::unbind)
-    }
-    /// How old its published state was when the snapshot was read, in ms.
-    #[getter]
-    fn age_ms(&self) -> u64 {
-        self.inner.age_ms
-    }
-    /// The placement weight the pod publishes (default 100).
-    #[getter]
-    fn weight(&self) -> u32 {
-        self.inner.weight
-    }
-
-    fn __repr__(&self) -> String {
-        let c = &self.inner;
-        format!(
-            "Candidate(pod_index={}, load={}, placed={}, age_ms={}, weight={})",
-            c.pod_index, c.load, c.placed, c.age_ms, c.weight
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        fields_repr(
+            slf,
+            "pod_index load placed effective_load routing_state age_ms weight",
         )
     }
 }
 
 /// The new user being placed.
-#[pyclass(module = "stateful_route", name = "PlacementRequest", frozen)]
+#[pyclass(module = "stateful_route", name = "PlacementRequest", frozen, get_all)]
 #[derive(Debug, Clone)]
 pub struct PlacementRequest {
     /// The driver's namespace.
-    #[pyo3(get)]
     namespace: String,
     /// The user.
-    #[pyo3(get)]
     uid: String,
     /// The service.
-    #[pyo3(get)]
     service: String,
     /// How many placements this driver made for this service before this one.
-    #[pyo3(get)]
     sequence: u64,
 }
 
 #[pymethods]
 impl PlacementRequest {
-    fn __repr__(&self) -> String {
-        format!(
-            "PlacementRequest(namespace={:?}, uid={:?}, service={:?}, sequence={})",
-            self.namespace, self.uid, self.service, self.sequence
-        )
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        fields_repr(slf, "namespace uid service sequence")
     }
 }
 
 /// What a load calculator sees.
-#[pyclass(module = "stateful_route", name = "LoadInput", frozen)]
+#[pyclass(module = "stateful_route", name = "LoadInput", frozen, get_all)]
 #[derive(Debug, Clone)]
 pub struct LoadInput {
     /// The app's load as set with `set_load_state`.
-    #[pyo3(get)]
     load: u32,
     /// This process's CPU use over the last period, percent of the machine (0–100); 0 when
     /// `cpu_factor` is 0.
-    #[pyo3(get)]
     cpu_percent: f64,
     /// The configured `cpu_factor`.
-    #[pyo3(get)]
     cpu_factor: f64,
+    /// The custom signals set with `set_load_signal` (a new dict on each access).
     signals: BTreeMap<String, f64>,
 }
 
 #[pymethods]
 impl LoadInput {
-    /// The custom signals set with `set_load_signal` (a new dict on each access).
-    #[getter]
-    fn signals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        for (k, v) in &self.signals {
-            d.set_item(k, v)?;
-        }
-        Ok(d)
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "LoadInput(load={}, cpu_percent={}, cpu_factor={}, signals={:?})",
-            self.load, self.cpu_percent, self.cpu_factor, self.signals
-        )
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        fields_repr(slf, "load cpu_percent cpu_factor signals")
     }
 }
-
-static STATEFUL_ROUTE_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// An exception raised by user code, as a core error: a `StatefulRouteError` keeps its kind,
 /// anything else is `INTERNAL`.
 fn callback_error(py: Python<'_>, what: &str, e: PyErr) -> Error {
     let value = e.value(py);
-    let class = value
-        .get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".to_string());
-    let text = value.str().map(|s| s.to_string()).unwrap_or_default();
-    let ours = STATEFUL_ROUTE_ERROR
-        .get_or_try_init(py, || {
-            py.import("stateful_route.errors")?
-                .getattr("StatefulRouteError")
-                .map(Bound::unbind)
-        })
-        .ok()
-        .and_then(|base| value.is_instance(base.bind(py)).ok())
-        .unwrap_or(false);
-    let kind = ours
-        .then(|| value.getattr("code").ok())
-        .flatten()
-        .and_then(|c| c.extract::<String>().ok())
-        .and_then(|c| ErrorKind::from_code(&c))
-        .unwrap_or(ErrorKind::Internal);
-    let message = if text.is_empty() {
-        format!("{what} failed: {class}")
-    } else {
-        format!("{what} failed: {class}: {text}")
-    };
-    Error::new(kind, message)
+    let (class, text) = (type_name(value), value.str().map(|s| s.to_string()));
+    let kind = crate::error::kind_of(value).unwrap_or(ErrorKind::Internal);
+    match text.unwrap_or_default() {
+        text if text.is_empty() => Error::new(kind, format!("{what} failed: {class}")),
+        text => Error::new(kind, format!("{what} failed: {class}: {text}")),
+    }
 }
 
 thread_local! {
@@ -212,23 +159,11 @@ fn shutting_down(what: &str) -> Error {
     )
 }
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".to_string())
-}
-
 /// A Python callable `policy(candidates: list[Candidate], request: PlacementRequest)` returning
 /// an index into `candidates` or `None` (refuse: `NO_AVAILABLE_POD`).
+#[derive(Debug)]
 pub struct PyPolicy {
     callable: Py<PyAny>,
-}
-
-impl std::fmt::Debug for PyPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PyPolicy(<python callable>)")
-    }
 }
 
 impl PyPolicy {
@@ -239,20 +174,17 @@ impl PyPolicy {
         request: &core::PlacementRequest<'_>,
     ) -> core::Result<Option<usize>> {
         const WHAT: &str = "placement callback";
-        let out = (|| {
-            let list = PyList::new(py, candidates.iter().map(|c| Candidate { inner: *c }))?;
-            let req = Bound::new(
-                py,
-                PlacementRequest {
-                    namespace: request.namespace.to_owned(),
-                    uid: request.uid.to_owned(),
-                    service: request.service.to_owned(),
-                    sequence: request.sequence,
-                },
-            )?;
-            self.callable.bind(py).call1((list, req))
-        })()
-        .map_err(|e| callback_error(py, WHAT, e))?;
+        let list = PyList::new(py, candidates.iter().map(Candidate::from));
+        let (namespace, uid) = (request.namespace.to_owned(), request.uid.to_owned());
+        let (service, sequence) = (request.service.to_owned(), request.sequence);
+        let request = PlacementRequest {
+            namespace,
+            uid,
+            service,
+            sequence,
+        };
+        let out = list.and_then(|list| self.callable.bind(py).call1((list, request)));
+        let out = out.map_err(|e| callback_error(py, WHAT, e))?;
         if out.is_none() {
             return Ok(None);
         }
@@ -287,61 +219,39 @@ impl PlacementPolicy for PyPolicy {
 
 /// A Python callable `calculator(input: LoadInput)` returning the weighted load (an int, or a
 /// float that is rounded, in 0 … 2^32−1).
+#[derive(Debug)]
 pub struct PyLoad {
     callable: Py<PyAny>,
-}
-
-impl std::fmt::Debug for PyLoad {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PyLoad(<python callable>)")
-    }
 }
 
 impl PyLoad {
     fn call(&self, py: Python<'_>, input: &core::LoadInput<'_>) -> core::Result<u32> {
         const WHAT: &str = "load callback";
-        let out = (|| {
-            let arg = Bound::new(
-                py,
-                LoadInput {
-                    load: input.load,
-                    cpu_percent: input.cpu_percent,
-                    cpu_factor: input.cpu_factor,
-                    signals: input.signals.clone(),
-                },
-            )?;
-            self.callable.bind(py).call1((arg,))
-        })()
-        .map_err(|e| callback_error(py, WHAT, e))?;
-        let bad = || {
-            Error::new(
-                ErrorKind::Internal,
-                format!(
-                    "{WHAT} returned {} ({}), expected a number in 0..={}",
-                    out.repr().map(|r| r.to_string()).unwrap_or_default(),
-                    type_name(&out),
-                    u32::MAX
-                ),
-            )
-        };
-        if out.is_instance_of::<PyBool>() {
-            return Err(bad());
-        }
-        if out.is_instance_of::<PyInt>() {
-            return out
-                .extract::<i64>()
+        let (load, cpu_percent, cpu_factor) = (input.load, input.cpu_percent, input.cpu_factor);
+        let signals = input.signals.clone();
+        let out = self.callable.bind(py).call1((LoadInput {
+            load,
+            cpu_percent,
+            cpu_factor,
+            signals,
+        },));
+        let out = out.map_err(|e| callback_error(py, WHAT, e))?;
+        let load = if out.is_instance_of::<PyInt>() && !out.is_instance_of::<PyBool>() {
+            out.extract::<i64>()
                 .ok()
                 .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(bad);
-        }
-        if out.is_instance_of::<PyFloat>() {
-            let f: f64 = out.extract().map_err(|_| bad())?;
-            let r = f.round();
-            if r.is_finite() && (0.0..=u32::MAX as f64).contains(&r) {
-                return Ok(r as u32);
-            }
-        }
-        Err(bad())
+        } else if out.is_instance_of::<PyFloat>() {
+            let r = out.extract::<f64>().map_or(f64::NAN, f64::round);
+            (r.is_finite() && (0.0..=u32::MAX as f64).contains(&r)).then_some(r as u32)
+        } else {
+            None
+        };
+        load.ok_or_else(|| {
+            let repr = out.repr().map(|r| r.to_string()).unwrap_or_default();
+            let (ty, max) = (type_name(&out), u32::MAX);
+            let why = format!("returned {repr} ({ty}), expected a number in 0..={max}");
+            Error::new(ErrorKind::Internal, format!("{WHAT} {why}"))
+        })
     }
 }
 
@@ -351,65 +261,41 @@ impl LoadCalculator for PyLoad {
     }
 }
 
-/// A placement setting: a built-in name (`"p2c"`, `"random"`, `"round_robin"`,
-/// `"rendezvous"`, `"weighted"`) or a callable; `load_factor` only with `"rendezvous"`.
-/// `bad` builds the error for a wrong value (`InvalidConfigError` in a `BaseConfig`,
-/// `InvalidArgumentError` for `set_service_placement`).
-pub fn placement_arg(
-    obj: &Bound<'_, PyAny>,
-    load_factor: Option<&Bound<'_, PyAny>>,
-    field: &str,
-    factor_field: &str,
-    bad: &dyn Fn(&str, String) -> PyErr,
-) -> PyResult<Placement> {
-    let factor = match load_factor {
-        Some(o) if !o.is_none() => Some(args::config_float(Some(o), factor_field, 0.0)?),
-        _ => None,
+/// A placement setting: a built-in name (parsed by the core with `factor`, 0 meaning the
+/// default bound) or a callable (which takes no factor; `factor_field` names it). Every error is
+/// `INVALID_CONFIG` (`set_service_placement` recasts it as `INVALID_ARGUMENT`).
+pub fn placement_arg(obj: &Obj, factor: f64, factor_field: &str) -> core::Result<Placement> {
+    let bad = |field: &str, why: String| {
+        Error::new(
+            ErrorKind::InvalidConfig,
+            format!("invalid config {field}: {why}"),
+        )
     };
     if let Ok(name) = obj.cast::<PyString>() {
-        let name = name.to_cow()?;
-        let placement = Placement::from_name(&name).ok_or_else(|| {
-            bad(
-                field,
-                format!(
-                    "{name:?} is not one of \"p2c\", \"random\", \"round_robin\", \
-                     \"rendezvous\", \"weighted\" (or a callable)"
-                ),
-            )
-        })?;
-        return match (placement, factor) {
-            (Placement::Rendezvous { .. }, Some(load_factor)) => {
-                Ok(Placement::Rendezvous { load_factor })
-            }
-            (p, None) => Ok(p),
-            (p, Some(_)) => Err(bad(
-                factor_field,
-                format!("applies to \"rendezvous\" only, not {:?}", p.name()),
-            )),
-        };
+        let name = name
+            .to_cow()
+            .map_err(|_| bad("placement", "is not valid UTF-8".into()))?;
+        return Placement::from_setting(&name, factor);
     }
-    if obj.is_callable() {
-        if factor.is_some() {
-            return Err(bad(
-                factor_field,
-                "applies to \"rendezvous\" only, not a callable".to_string(),
-            ));
-        }
-        return Ok(Placement::Custom(Arc::new(PyPolicy {
-            callable: obj.clone().unbind(),
-        })));
+    if !obj.is_callable() {
+        let got = type_name(obj);
+        return Err(bad(
+            "placement",
+            format!("expected a policy name (str) or a callable, got {got}"),
+        ));
     }
-    Err(bad(
-        field,
-        format!(
-            "expected a policy name (str) or a callable, got {}",
-            type_name(obj)
-        ),
-    ))
+    if factor != 0.0 {
+        return Err(bad(
+            factor_field,
+            "applies to \"rendezvous\" only, not a callable".into(),
+        ));
+    }
+    let callable = obj.clone().unbind();
+    Ok(Placement::Custom(Arc::new(PyPolicy { callable })))
 }
 
 /// `set_load_calculator`'s argument: a callable, or `None` for SPEC's formula.
-pub fn load_calculator_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn LoadCalculator>> {
+pub fn load_calculator_arg(obj: &Obj) -> PyResult<Arc<dyn LoadCalculator>> {
     if obj.is_none() {
         return Ok(Arc::new(DefaultLoadCalculator));
     }

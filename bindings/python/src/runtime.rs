@@ -1,8 +1,8 @@
 //! The bridge between Python and the core's one tokio runtime.
 //!
 //! The core owns the runtime (`stateful_route::runtime::get()`); asyncio awaitables and blocking
-//! calls both run their store calls there. Two bridges: [`Async`] turns a core future into an
-//! asyncio future of the running loop; [`Blocking`] waits for it with the GIL released. Neither
+//! calls both run their store calls there. [`run`] turns a core future into an asyncio future of
+//! the running loop, or (blocking) waits for it with the GIL released. Neither
 //! may ever hold the GIL while it waits for the runtime, and the runtime's workers never wait
 //! for the GIL to hand back a result (see [`LoopBridge`]): a worker blocked on the GIL drives
 //! no other task. (Only log events, listeners and Python placement policies / load calculators
@@ -24,6 +24,7 @@ use pyo3::IntoPyObjectExt;
 use stateful_route::ErrorKind;
 use tokio::runtime::Runtime;
 
+use crate::args::Obj;
 use crate::error::{raise, to_pyerr};
 
 static START: Once = Once::new();
@@ -95,68 +96,15 @@ where
     v.into_bound_py_any(py)
 }
 
-/// How a class exposes core futures: asyncio awaitables or blocking calls.
-pub trait Bridge {
-    /// Whether callers are coroutines on an asyncio event loop.
-    const ASYNCIO: bool;
-
-    /// Runs a core future: an asyncio future for [`Async`], the value for [`Blocking`].
-    fn run<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
-    where
-        F: Future<Output = stateful_route::Result<T>> + Send + 'static,
-        T: for<'a> IntoPyObject<'a> + Send + 'static;
-
-    /// A value already known: an awaitable that is done for [`Async`], the value for [`Blocking`].
-    fn ready<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>;
-}
-
-/// The `stateful_route` (asyncio) face.
-#[derive(Debug)]
-pub struct Async;
-
-/// The `stateful_route.blocking` face.
-#[derive(Debug)]
-pub struct Blocking;
-
-impl Bridge for Async {
-    const ASYNCIO: bool = true;
-
-    fn run<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
-    where
-        F: Future<Output = stateful_route::Result<T>> + Send + 'static,
-        T: for<'a> IntoPyObject<'a> + Send + 'static,
-    {
-        let rt = runtime()?;
-        let (future, bridge) = loop_bridge(py)?;
-        let pending = future.clone().unbind();
-        rt.spawn(async move {
-            let result = fut.await;
-            bridge.complete(Completion {
-                future: pending,
-                result: Box::new(move |py| match result {
-                    Ok(v) => to_py(py, v).map(Bound::unbind),
-                    Err(e) => Err(to_pyerr(py, &e)),
-                }),
-            });
-        });
-        Ok(future)
-    }
-
-    #[inline]
-    fn ready<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Ready::awaitable(py, value)
-    }
-}
-
-impl Bridge for Blocking {
-    const ASYNCIO: bool = false;
-
-    fn run<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
-    where
-        F: Future<Output = stateful_route::Result<T>> + Send + 'static,
-        T: for<'a> IntoPyObject<'a> + Send + 'static,
-    {
-        let rt = runtime()?;
+/// Runs a core future for a caller: blocking (the value, waited for with the GIL released) or
+/// asyncio (a future of the running loop). Every class picks by its `blocking` field.
+pub fn run<'py, T, F>(py: Python<'py>, blocking: bool, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = stateful_route::Result<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let rt = runtime()?;
+    if blocking {
         if tokio::runtime::Handle::try_current().is_ok() {
             // A listener or log handler (on a runtime thread) called a blocking method.
             return Err(raise(
@@ -165,15 +113,42 @@ impl Bridge for Blocking {
                  (from a routing-state listener?); hand the work to another thread",
             ));
         }
-        match py.detach(move || rt.block_on(fut)) {
+        return match py.detach(move || rt.block_on(fut)) {
             Ok(v) => to_py(py, v),
             Err(e) => Err(to_pyerr(py, &e)),
-        }
+        };
     }
+    let (future, bridge) = loop_bridge(py)?;
+    let pending = future.clone().unbind();
+    rt.spawn(async move {
+        let result = fut.await;
+        bridge.complete(Completion {
+            future: pending,
+            result: Box::new(move |py| match result {
+                Ok(v) => to_py(py, v).map(Bound::unbind),
+                Err(e) => Err(to_pyerr(py, &e)),
+            }),
+        });
+    });
+    Ok(future)
+}
 
-    #[inline]
-    fn ready<'py>(_py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+/// A value already known: the value itself for a blocking caller, an awaitable that is done
+/// for asyncio.
+#[inline]
+pub fn ready<'py>(blocking: bool, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if blocking {
         Ok(value)
+    } else {
+        Ready::awaitable(value.py(), value)
+    }
+}
+
+/// Whether a class (a Python subclass in `stateful_route.blocking`) says `_blocking = True`.
+pub fn is_blocking(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<bool> {
+    match cls.getattr_opt("_blocking")? {
+        Some(v) => v.is_truthy(),
+        None => Ok(false),
     }
 }
 
@@ -333,15 +308,11 @@ fn loop_bridge<'py>(py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, Arc<LoopBri
             let drain = match bridges.call_method1("get", (&event_loop,))? {
                 d if d.is_none() => {
                     let bridge = Arc::new(LoopBridge::new()?);
-                    let drain = Bound::new(
-                        py,
-                        LoopDrain {
-                            bridge: bridge.clone(),
-                        },
-                    )?;
-                    event_loop.call_method1("add_reader", (bridge.read_fd, &drain))?;
+                    let fd = bridge.read_fd;
+                    let drain = Bound::new(py, LoopDrain { bridge }).map(Bound::into_any)?;
+                    event_loop.call_method1("add_reader", (fd, &drain))?;
                     bridges.set_item(&event_loop, &drain)?;
-                    drain.into_any()
+                    drain
                 }
                 d => d,
             };
@@ -366,17 +337,9 @@ pub struct Ready {
 
 impl Ready {
     #[inline]
-    pub fn awaitable<'py>(
-        py: Python<'py>,
-        value: Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Ok(Bound::new(
-            py,
-            Ready {
-                value: value.unbind(),
-            },
-        )?
-        .into_any())
+    pub fn awaitable<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Obj<'py>> {
+        let value = value.unbind();
+        Bound::new(py, Ready { value }).map(Bound::into_any)
     }
 }
 
@@ -394,14 +357,10 @@ impl Ready {
         Err(PyStopIteration::new_err((self.value.clone_ref(py),)))
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
-        format!(
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
             "<stateful_route.Ready {}>",
-            self.value
-                .bind(py)
-                .repr()
-                .map(|r| r.to_string())
-                .unwrap_or_default()
-        )
+            self.value.bind(py).repr()?
+        ))
     }
 }

@@ -1,0 +1,118 @@
+"""tests/vectors/surface.json (the core's public surface in one neutral spelling) against the
+Python binding: for the asyncio classes of ``stateful_route`` and the blocking ones of
+``stateful_route.blocking``, every listed method with its parameter names in order; every type
+with its fields; the config defaults; the routing states, error codes and placement names."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+import pytest
+
+import stateful_route as sr
+from stateful_route import blocking, errors
+
+from conftest import NS, REPO, SVC, fast_config, info
+
+SURFACE: dict[str, Any] = json.loads((REPO / "tests/vectors/surface.json").read_text())
+MODULES = [sr, blocking]
+
+def parameter_names(method: Any) -> list[str]:
+    """Parameter names in order, without ``self``/``cls`` (native methods have pyo3's
+    ``__text_signature__``; keyword-only ones are listed after the positional ones)."""
+    params = inspect.signature(method).parameters.values()
+    return [p.name for p in params if p.name not in ("self", "cls")]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("cls_name", sorted(SURFACE["methods"]))
+def test_methods(module: Any, cls_name: str) -> None:
+    cls = getattr(module, cls_name)
+    for name, listed in SURFACE["methods"][cls_name].items():
+        assert callable(getattr(cls, name, None)), f"{module.__name__}.{cls_name}.{name}"
+        got = parameter_names(getattr(cls, name))
+        assert got == listed, f"{module.__name__}.{cls_name}.{name}"
+
+
+def test_blocking_classes_are_the_native_classes_with_plain_methods() -> None:
+    for name in SURFACE["methods"]:
+        fast, slow = getattr(sr, name), getattr(blocking, name)
+        assert slow is not fast and slow.__name__ == name
+        assert issubclass(slow, getattr(sr._native, name)) and slow._blocking is True
+    store = blocking.Store.memory()
+    assert type(store) is blocking.Store and type(sr.Store.memory()) is sr.Store
+    assert type(blocking.Store(sr.Store.memory())) is blocking.Store
+    assert store.get_link(NS, "u", SVC) is None
+
+
+@pytest.mark.parametrize("type_name", sorted(SURFACE["types"]))
+def test_types_have_the_listed_fields(type_name: str) -> None:
+    cls = getattr(sr, type_name)
+    assert getattr(blocking, type_name) is cls
+    for field in SURFACE["types"][type_name]:
+        assert inspect.isdatadescriptor(inspect.getattr_static(cls, field)), f"{type_name}.{field}"
+
+
+def test_pod_state_fields_have_their_values() -> None:
+    store = blocking.Store.memory()
+    with blocking.ServerDriver(store, info(0), fast_config()) as server:
+        server.set_load_state(7)
+        (state,) = store.pod_states(NS, SVC)
+        want = dict(pod_index=0, routing_state=sr.RoutingState.READY, weight=100)
+        assert {k: getattr(state, k) for k in want} == want
+        assert state.update_ms > 0 and isinstance(state.load, int)
+        assert {f: getattr(state, f) for f in SURFACE["types"]["PodState"]}
+
+
+def test_base_config_defaults() -> None:
+    c = sr.BaseConfig()
+    got = {f["name"]: getattr(c, f["name"]) for f in SURFACE["config"]["BaseConfig"]}
+    assert got == {f["name"]: f["default"] for f in SURFACE["config"]["BaseConfig"]}
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_store_config_keywords_default_to_the_core(module: Any) -> None:
+    """Python has no StoreConfig object: its fields are keyword-only arguments of the
+    connect methods, ``None`` (the default) meaning the core's default."""
+    fields = [f["name"] for f in SURFACE["config"]["StoreConfig"]]
+    for connect in ("connect", "connect_cluster", "connect_sentinel"):
+        params = inspect.signature(getattr(module.Store, connect)).parameters
+        for name in fields:
+            assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, (connect, name)
+            assert params[name].default is None, (connect, name)
+    assert inspect.signature(module.Store.memory).parameters["key_prefix"].default is None
+
+
+def test_store_config_defaults_are_applied() -> None:
+    want = {f["name"]: f["default"] for f in SURFACE["config"]["StoreConfig"]}
+    store = blocking.Store.memory()
+    store.set_link(NS, "u", SVC, 1, -1)
+    assert store._keys() and all(k.startswith(want["key_prefix"] + ":") for k in store._keys())
+
+
+def test_routing_states() -> None:
+    assert [s.value for s in sr.RoutingState] == SURFACE["routing_states"]
+    assert [s.name for s in sr.RoutingState] == SURFACE["routing_states"]
+
+
+def test_every_error_code_has_its_class() -> None:
+    assert list(errors.BY_CODE) == SURFACE["error_codes"]
+    for code, cls in errors.BY_CODE.items():
+        assert cls.code == code and issubclass(cls, sr.StatefulRouteError)
+        assert getattr(sr, cls.__name__) is cls and getattr(blocking, cls.__name__) is cls
+    with pytest.raises(errors.BY_CODE["INVALID_ARGUMENT"]):
+        blocking.Store.memory().get_link(NS, None, SVC)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_placement_names_are_accepted(module: Any) -> None:
+    gw = module.ClientDriver(blocking.Store.memory(), info(0, "gw"))
+    for name in SURFACE["placements"]:
+        assert sr.BaseConfig(placement=name).placement == name
+        gw.set_service_placement(SVC, name)
+    assert sr.BaseConfig(placement="rendezvous", placement_load_factor=None).placement == (
+        "rendezvous"
+    )
+    gw.set_service_placement(SVC, "rendezvous", load_factor=2.0)
