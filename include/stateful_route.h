@@ -11,11 +11,13 @@
  * - Handles (sr_store, sr_client_driver, sr_server_driver) are opaque, made by a constructor
  *   and freed with their _free function. They are thread-safe; a handle must not be freed
  *   while another thread uses it.
- * - Strings in are UTF-8, given as pointer + length (no NUL needed), borrowed for the call.
+ * - Strings in are UTF-8 sr_str values (pointer + length, no NUL needed; sr_str_from_cstr
+ *   makes one of a C string), passed by value and borrowed for the call; {NULL, 0} is "".
  *   Strings out are NUL-terminated, owned by the caller, freed with sr_string_free; lists out
  *   with their own _free. "No link" / "none" is -1 for a pod index.
- * - Every pointer is checked: NULL is SR_INVALID_ARGUMENT unless its doc says it may be NULL.
- *   Out-parameters are written only on success. Invalid UTF-8 is SR_INVALID_ARGUMENT.
+ * - Every pointer is checked: NULL is SR_INVALID_ARGUMENT unless its doc says it may be NULL
+ *   (an sr_str with NULL data and a non-zero length too). Out-parameters are written only on
+ *   success. Invalid UTF-8 is SR_INVALID_ARGUMENT.
  * - No panic unwinds into the caller: a bug in the library is SR_INTERNAL.
  * - Functions documented as blocking wait on the library's shared runtime; they may be
  *   called from any thread, many at once, but not from inside a library callback.
@@ -35,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /**
  * The result of every fallible function: `SR_OK`, or one code per error kind of the core
@@ -138,33 +141,6 @@ typedef enum sr_log_level {
 } sr_log_level;
 
 /**
- * How a new user's pod is chosen among the good candidates (`sr_base_config.placement`).
- */
-typedef enum sr_placement {
-  /**
-   * Power of two random choices on load plus recent placements (the default).
-   */
-  SR_PLACEMENT_P2C = 0,
-  /**
-   * A uniformly random candidate.
-   */
-  SR_PLACEMENT_RANDOM = 1,
-  /**
-   * Candidates in turn.
-   */
-  SR_PLACEMENT_ROUND_ROBIN = 2,
-  /**
-   * Rendezvous (highest-random-weight) hashing of (service, uid, pod) with bounded load
-   * (`sr_base_config.placement_load_factor`): deterministic across gateways.
-   */
-  SR_PLACEMENT_RENDEZVOUS = 3,
-  /**
-   * Random in proportion to the weight each pod publishes (`sr_server_set_weight`).
-   */
-  SR_PLACEMENT_WEIGHTED = 4,
-} sr_placement;
-
-/**
  * A gateway's driver. Thread-safe: every function may be called from many threads at once.
  * Free with `sr_client_free`.
  */
@@ -197,25 +173,33 @@ typedef struct sr_server_driver sr_server_driver;
 typedef struct sr_store sr_store;
 
 /**
+ * A borrowed UTF-8 string, passed by value: `len` bytes at `ptr` (no NUL needed). Every
+ * string argument and string field of an input struct is one. `{NULL, 0}` is `""`; NULL
+ * with a non-zero length is `SR_INVALID_ARGUMENT`, and so is invalid UTF-8.
+ */
+typedef struct sr_str {
+  /**
+   * The bytes (NULL only with `len` 0).
+   */
+  const char *ptr;
+  /**
+   * Their number.
+   */
+  size_t len;
+} sr_str;
+
+/**
  * Who a driver is (SPEC §9 `ServerInfo`). The strings are borrowed for the call only.
  */
 typedef struct sr_server_info {
   /**
-   * `Namespace`: the driver's local namespace, a DNS label (UTF-8, `namespace_len` bytes).
+   * `Namespace`: the driver's local namespace, a DNS label (UTF-8).
    */
-  const char *namespace_name;
-  /**
-   * Length of `namespace_name` in bytes.
-   */
-  size_t namespace_len;
+  struct sr_str namespace_name;
   /**
    * `ServiceName`: the service this pod belongs to.
    */
-  const char *service_name;
-  /**
-   * Length of `service_name` in bytes.
-   */
-  size_t service_name_len;
+  struct sr_str service_name;
   /**
    * `PodIndex`: the StatefulSet ordinal (0 … 2^31-1; pod 0 is a real pod). A client
    * driver ignores it.
@@ -256,13 +240,18 @@ typedef struct sr_base_config {
    */
   uint32_t load_range;
   /**
-   * One of `sr_placement`. Default `SR_PLACEMENT_P2C`. Ignored when `placement_policy` is
-   * set.
+   * How a new user's pod is chosen among the good candidates, by name: `"p2c"` (power of
+   * two random choices on load plus recent placements, the default), `"random"`,
+   * `"round_robin"`, `"rendezvous"` (highest-random-weight hashing of (service, uid, pod)
+   * with bounded load: deterministic across gateways) or `"weighted"` (random in proportion
+   * to the weight each pod publishes, `sr_server_set_weight`). Borrowed for the call; the
+   * core's `Placement::from_setting` decides (`SR_INVALID_CONFIG` for another name).
+   * Ignored when `placement_policy` is set.
    */
-  int32_t placement;
+  struct sr_str placement;
   /**
-   * For `SR_PLACEMENT_RENDEZVOUS`: the bound c (>= 1); a pod whose load is above c × the
-   * average is skipped. 0 means the default, 1.25. Ignored by the other policies.
+   * For `"rendezvous"`: the bound c (>= 1); a pod whose load is above c × the average is
+   * skipped. 0 (the default) means 1.25; must be 0 for the other policies.
    */
   double placement_load_factor;
   /**
@@ -342,32 +331,48 @@ typedef struct sr_service_links {
 } sr_service_links;
 
 /**
- * A borrowed UTF-8 string: `len` bytes at `ptr` (no NUL needed). Used in arrays of strings.
+ * A list of optional strings owned by the library; a NULL entry means "none".
+ * Free with `sr_string_list_free`.
  */
-typedef struct sr_str {
+typedef struct sr_string_list {
   /**
-   * The bytes; never NULL (use any non-NULL pointer with `len` 0 for `""`).
+   * `len` NUL-terminated strings or NULLs.
    */
-  const char *ptr;
-  /**
-   * Their number.
-   */
-  size_t len;
-} sr_str;
-
-/**
- * A list of pod indexes owned by the library. Free with `sr_pod_list_free`.
- */
-typedef struct sr_pod_list {
-  /**
-   * `len` pod indexes; -1 marks "no link" where a function says so.
-   */
-  int64_t *pods;
+  char **strings;
   /**
    * Number of entries.
    */
   size_t len;
-} sr_pod_list;
+} sr_string_list;
+
+/**
+ * The users of one pod in a batch read's answer.
+ */
+typedef struct sr_pod_uids {
+  /**
+   * The pod.
+   */
+  int64_t pod_index;
+  /**
+   * Its users, in input order (no NULL entries).
+   */
+  struct sr_string_list uids;
+} sr_pod_uids;
+
+/**
+ * A batch read's answer as the core groups it: pod → uids, sorted by pod; users without a
+ * link are left out. Free with `sr_pod_groups_free`.
+ */
+typedef struct sr_pod_groups {
+  /**
+   * `len` groups.
+   */
+  struct sr_pod_uids *groups;
+  /**
+   * Number of groups.
+   */
+  size_t len;
+} sr_pod_groups;
 
 /**
  * One pod's routing-state change as a gateway's refresh saw it. Valid only during the
@@ -375,13 +380,9 @@ typedef struct sr_pod_list {
  */
 typedef struct sr_routing_state_change {
   /**
-   * The service (NUL-terminated; also `service_len` bytes).
+   * The service (also NUL-terminated).
    */
-  const char *service;
-  /**
-   * Length of `service` in bytes.
-   */
-  size_t service_len;
+  struct sr_str service;
   /**
    * The pod.
    */
@@ -417,14 +418,10 @@ typedef void (*sr_release_callback)(void *user_data);
  */
 typedef struct sr_store_config {
   /**
-   * Prefix of every key (1-64 chars of `[A-Za-z0-9._-]`, UTF-8, `key_prefix_len` bytes;
-   * borrowed for the call). Default `"sf"`.
+   * Prefix of every key (1-64 chars of `[A-Za-z0-9._-]`, UTF-8, borrowed for the call).
+   * Default `"sf"`.
    */
-  const char *key_prefix;
-  /**
-   * Length of `key_prefix` in bytes.
-   */
-  size_t key_prefix_len;
+  struct sr_str key_prefix;
   /**
    * Deadline for (re)connecting, in milliseconds (> 0). Default 5000.
    */
@@ -448,19 +445,18 @@ typedef struct sr_store_config {
 } sr_store_config;
 
 /**
- * A list of optional strings owned by the library; a NULL entry means "none".
- * Free with `sr_string_list_free`.
+ * A list of pod indexes owned by the library. Free with `sr_pod_list_free`.
  */
-typedef struct sr_string_list {
+typedef struct sr_pod_list {
   /**
-   * `len` NUL-terminated strings or NULLs.
+   * `len` pod indexes; -1 marks "no link" where a function says so.
    */
-  char **strings;
+  int64_t *pods;
   /**
    * Number of entries.
    */
   size_t len;
-} sr_string_list;
+} sr_pod_list;
 
 /**
  * One pod a placement policy may choose. Plain data, valid during the callback.
@@ -479,9 +475,13 @@ typedef struct sr_candidate {
    */
   uint32_t placed;
   /**
+   * Its load as placement compares it: `load` plus a share per placed user.
+   */
+  uint64_t effective_load;
+  /**
    * Its routing state (always `SR_ROUTING_READY` today).
    */
-  enum sr_routing_state routing;
+  enum sr_routing_state routing_state;
   /**
    * How old its published state was when the snapshot was read, in ms.
    */
@@ -493,34 +493,22 @@ typedef struct sr_candidate {
 } sr_candidate;
 
 /**
- * The request a placement policy places. The strings are UTF-8, pointer + length, **not**
- * NUL-terminated, valid during the callback.
+ * The request a placement policy places. The strings are UTF-8, **not** NUL-terminated,
+ * valid during the callback.
  */
 typedef struct sr_placement_request {
   /**
    * The driver's namespace.
    */
-  const char *namespace_name;
-  /**
-   * Length of `namespace_name` in bytes.
-   */
-  size_t namespace_len;
+  struct sr_str namespace_name;
   /**
    * The user.
    */
-  const char *uid;
-  /**
-   * Length of `uid` in bytes.
-   */
-  size_t uid_len;
+  struct sr_str uid;
   /**
    * The service.
    */
-  const char *service;
-  /**
-   * Length of `service` in bytes.
-   */
-  size_t service_len;
+  struct sr_str service;
   /**
    * How many placements this driver made for this service before this one.
    */
@@ -551,18 +539,14 @@ typedef int32_t (*sr_placement_callback)(void *user_data,
                                          struct sr_error **err_out);
 
 /**
- * One custom load signal (`sr_server_set_load_signal`). The name is UTF-8, pointer + length,
+ * One custom load signal (`sr_server_set_load_signal`). The name is UTF-8 (an `sr_str`),
  * **not** NUL-terminated, valid during the callback.
  */
 typedef struct sr_load_signal {
   /**
    * The signal's name.
    */
-  const char *name;
-  /**
-   * Length of `name` in bytes.
-   */
-  size_t name_len;
+  struct sr_str name;
   /**
    * Its value.
    */
@@ -613,7 +597,7 @@ typedef int32_t (*sr_load_callback)(void *user_data,
                                     struct sr_error **err_out);
 
 /**
- * One log record, valid only during the callback. Strings are UTF-8 and NUL-terminated.
+ * One log record, valid only during the callback. Strings are UTF-8 and also NUL-terminated.
  */
 typedef struct sr_log_record {
   /**
@@ -623,19 +607,11 @@ typedef struct sr_log_record {
   /**
    * The module that logged, e.g. `stateful_route::server`.
    */
-  const char *target;
-  /**
-   * Length of `target` in bytes.
-   */
-  size_t target_len;
+  struct sr_str target;
   /**
    * The message followed by its fields as `key=value`.
    */
-  const char *message;
-  /**
-   * Length of `message` in bytes.
-   */
-  size_t message_len;
+  struct sr_str message;
 } sr_log_record;
 
 /**
@@ -664,6 +640,10 @@ typedef struct sr_pod_state {
    * Its routing state as published.
    */
   enum sr_routing_state routing_state;
+  /**
+   * Its placement weight (default 100; see `sr_server_set_weight`).
+   */
+  uint32_t weight;
 } sr_pod_state;
 
 /**
@@ -750,7 +730,7 @@ enum sr_status sr_client_close(const struct sr_client_driver *client, struct sr_
  * best pod. A cache hit returns without blocking; a miss blocks for one store round trip
  * (concurrent misses for one user share it).
  *
- * - `ns`, `uid`, `service`: UTF-8 (pointer + length, borrowed); `ns` is `""` or the
+ * - `ns`, `uid`, `service`: UTF-8 `sr_str`s (borrowed); `ns` is `""` or the
  *   driver's namespace.
  * - `pod_out`: receives the pod index (never -1 on success).
  *
@@ -758,14 +738,36 @@ enum sr_status sr_client_close(const struct sr_client_driver *client, struct sr_
  * `SR_POD_UNAVAILABLE` (see `sr_error_pod_index`), `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_compute_linked_pod(const struct sr_client_driver *client,
-                                            const char *ns,
-                                            size_t ns_len,
-                                            const char *uid,
-                                            size_t uid_len,
-                                            const char *service,
-                                            size_t service_len,
+                                            struct sr_str ns,
+                                            struct sr_str uid,
+                                            struct sr_str service,
                                             int64_t *pod_out,
                                             struct sr_error **err_out);
+
+/**
+ * `compute_cached`: the non-blocking half of `sr_client_compute_linked_pod`: the cached pod
+ * of `uid` if it is alive, else -1 (then call `sr_client_compute_linked_pod_uncached`).
+ * Never blocks. Other parameters as `sr_client_compute_linked_pod`.
+ *
+ * Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`.
+ */
+enum sr_status sr_client_compute_cached(const struct sr_client_driver *client,
+                                        struct sr_str ns,
+                                        struct sr_str uid,
+                                        struct sr_str service,
+                                        int64_t *pod_out,
+                                        struct sr_error **err_out);
+
+/**
+ * `compute_linked_pod_uncached`: the store half of `sr_client_compute_linked_pod` (after a
+ * cache miss). Blocks. Parameters and errors as `sr_client_compute_linked_pod`.
+ */
+enum sr_status sr_client_compute_linked_pod_uncached(const struct sr_client_driver *client,
+                                                     struct sr_str ns,
+                                                     struct sr_str uid,
+                                                     struct sr_str service,
+                                                     int64_t *pod_out,
+                                                     struct sr_error **err_out);
 
 /**
  * `GetLinkedPod`: the link from the cache, else from the store (then cached). Blocks on a
@@ -775,12 +777,9 @@ enum sr_status sr_client_compute_linked_pod(const struct sr_client_driver *clien
  * Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_get_linked_pod(const struct sr_client_driver *client,
-                                        const char *ns,
-                                        size_t ns_len,
-                                        const char *uid,
-                                        size_t uid_len,
-                                        const char *service,
-                                        size_t service_len,
+                                        struct sr_str ns,
+                                        struct sr_str uid,
+                                        struct sr_str service,
                                         int64_t *pod_out,
                                         struct sr_error **err_out);
 
@@ -792,12 +791,9 @@ enum sr_status sr_client_get_linked_pod(const struct sr_client_driver *client,
  * Errors: as `sr_client_get_linked_pod`.
  */
 enum sr_status sr_client_get_linked_pod_in_cache_or_if_persist(const struct sr_client_driver *client,
-                                                               const char *ns,
-                                                               size_t ns_len,
-                                                               const char *uid,
-                                                               size_t uid_len,
-                                                               const char *service,
-                                                               size_t service_len,
+                                                               struct sr_str ns,
+                                                               struct sr_str uid,
+                                                               struct sr_str service,
                                                                int64_t *pod_out,
                                                                struct sr_error **err_out);
 
@@ -809,12 +805,9 @@ enum sr_status sr_client_get_linked_pod_in_cache_or_if_persist(const struct sr_c
  * Errors: as `sr_client_get_linked_pod`.
  */
 enum sr_status sr_client_get_linked_pod_not_cache(const struct sr_client_driver *client,
-                                                  const char *ns,
-                                                  size_t ns_len,
-                                                  const char *uid,
-                                                  size_t uid_len,
-                                                  const char *service,
-                                                  size_t service_len,
+                                                  struct sr_str ns,
+                                                  struct sr_str uid,
+                                                  struct sr_str service,
                                                   int64_t *pod_out,
                                                   struct sr_error **err_out);
 
@@ -825,12 +818,9 @@ enum sr_status sr_client_get_linked_pod_not_cache(const struct sr_client_driver 
  * Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`.
  */
 enum sr_status sr_client_get_linked_in_cache(const struct sr_client_driver *client,
-                                             const char *ns,
-                                             size_t ns_len,
-                                             const char *uid,
-                                             size_t uid_len,
-                                             const char *service,
-                                             size_t service_len,
+                                             struct sr_str ns,
+                                             struct sr_str uid,
+                                             struct sr_str service,
                                              int64_t *pod_out,
                                              struct sr_error **err_out);
 
@@ -841,12 +831,9 @@ enum sr_status sr_client_get_linked_in_cache(const struct sr_client_driver *clie
  * Errors: as `sr_client_get_linked_in_cache`.
  */
 enum sr_status sr_client_cache_expired(const struct sr_client_driver *client,
-                                       const char *ns,
-                                       size_t ns_len,
-                                       const char *uid,
-                                       size_t uid_len,
-                                       const char *service,
-                                       size_t service_len,
+                                       struct sr_str ns,
+                                       struct sr_str uid,
+                                       struct sr_str service,
                                        int64_t *pod_out,
                                        struct sr_error **err_out);
 
@@ -857,12 +844,9 @@ enum sr_status sr_client_cache_expired(const struct sr_client_driver *client,
  * Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_set_cache(const struct sr_client_driver *client,
-                                   const char *ns,
-                                   size_t ns_len,
-                                   const char *uid,
-                                   size_t uid_len,
-                                   const char *service,
-                                   size_t service_len,
+                                   struct sr_str ns,
+                                   struct sr_str uid,
+                                   struct sr_str service,
                                    int64_t pod_index,
                                    struct sr_error **err_out);
 
@@ -874,12 +858,9 @@ enum sr_status sr_client_set_cache(const struct sr_client_driver *client,
  * Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_set_linked_pod_if_absent(const struct sr_client_driver *client,
-                                                  const char *ns,
-                                                  size_t ns_len,
-                                                  const char *uid,
-                                                  size_t uid_len,
-                                                  const char *service,
-                                                  size_t service_len,
+                                                  struct sr_str ns,
+                                                  struct sr_str uid,
+                                                  struct sr_str service,
                                                   int64_t pod_index,
                                                   int64_t ttl_seconds,
                                                   struct sr_link *link_out,
@@ -892,28 +873,24 @@ enum sr_status sr_client_set_linked_pod_if_absent(const struct sr_client_driver 
  * Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_get_link_service(const struct sr_client_driver *client,
-                                          const char *ns,
-                                          size_t ns_len,
-                                          const char *uid,
-                                          size_t uid_len,
+                                          struct sr_str ns,
+                                          struct sr_str uid,
                                           struct sr_service_links *links_out,
                                           struct sr_error **err_out);
 
 /**
  * `BatchGetLinkedPod`: the links of many users of `service`. Blocks.
- * `pods_out` receives one entry per uid in input order (its pod, or -1); free it with
- * `sr_pod_list_free`.
+ * `groups_out` receives the core's answer, pod → uids (sorted by pod, uids in input order,
+ * users without a link left out); free it with `sr_pod_groups_free`.
  *
  * Errors: as `sr_client_get_link_service`.
  */
 enum sr_status sr_client_batch_get_linked_pod(const struct sr_client_driver *client,
-                                              const char *ns,
-                                              size_t ns_len,
+                                              struct sr_str ns,
                                               const struct sr_str *uids,
                                               size_t uids_len,
-                                              const char *service,
-                                              size_t service_len,
-                                              struct sr_pod_list *pods_out,
+                                              struct sr_str service,
+                                              struct sr_pod_groups *groups_out,
                                               struct sr_error **err_out);
 
 /**
@@ -946,20 +923,20 @@ enum sr_status sr_client_on_routing_state_changed(const struct sr_client_driver 
                                                   struct sr_error **err_out);
 
 /**
- * Removes a listener; `*removed_out` tells whether `listener_id` was registered. Its release
+ * Removes a listener; `*removed_out` tells whether listener `id` was registered. Its release
  * callback runs once no call of it is running (possibly later, on another thread).
  *
  * Errors: `SR_INVALID_ARGUMENT` (NULL).
  */
 enum sr_status sr_client_remove_routing_state_listener(const struct sr_client_driver *client,
-                                                       uint64_t listener_id,
+                                                       uint64_t id,
                                                        bool *removed_out,
                                                        struct sr_error **err_out);
 
 /**
  * Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
- * P2C, load factor 1.25, no policy, cache 100000, drain 0, serve stale 60, slow start 0 = one
- * period).
+ * `"p2c"` (a static string), load factor 0 = 1.25 for rendezvous, no policy, cache 100000,
+ * drain 0, serve stale 60, slow start 0 = one period).
  *
  * Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
  */
@@ -998,8 +975,15 @@ void sr_service_links_free(struct sr_service_links *links);
 void sr_string_list_free(struct sr_string_list *list);
 
 /**
- * The code's name without the `SR_` prefix: `"OK"`, `"NO_AVAILABLE_POD"`, … (the same word
- * every binding shows), or `"UNKNOWN"` for a value that is not a status code.
+ * Frees the groups of `groups` (and their uids) and sets it to `{NULL, 0}`. NULL, or a list
+ * already freed (or zeroed), is a no-op.
+ */
+void sr_pod_groups_free(struct sr_pod_groups *groups);
+
+/**
+ * The code's name without the `SR_` prefix: `"OK"`, `"NO_AVAILABLE_POD"`, … (the core's
+ * `ErrorKind::as_str`, the word every binding shows), or `"UNKNOWN"` for a value that is not
+ * a status code.
  *
  * The returned string is static: never free it.
  */
@@ -1027,11 +1011,11 @@ int64_t sr_error_pod_index(const struct sr_error *error);
 /**
  * Makes an error for a callback to hand back through its `sr_error **err_out` (the library
  * then owns and frees it): code `status` (a value that is not an error code, `SR_OK`
- * included, becomes `SR_INTERNAL`) and `message` (`message_len` bytes, borrowed for the call;
+ * included, becomes `SR_INTERNAL`) and `message` (borrowed for the call;
  * invalid UTF-8 is replaced; NULL means no message). Never returns NULL. An error not handed
  * to the library is freed with `sr_error_free`.
  */
-struct sr_error *sr_error_new(int32_t status, const char *message, size_t message_len);
+struct sr_error *sr_error_new(int32_t status, struct sr_str message);
 
 /**
  * Frees an error returned through an `sr_error **` out-parameter. NULL is a no-op.
@@ -1063,21 +1047,19 @@ enum sr_status sr_placement_policy_new(sr_placement_callback callback,
 void sr_placement_policy_free(struct sr_placement_policy *policy);
 
 /**
- * `set_service_placement`: places new users of `service` with the built-in policy `name`
- * instead of the configured one: `"p2c"`, `"random"`, `"round_robin"`, `"rendezvous"` or
- * `"weighted"` (UTF-8, pointer + length).
+ * `set_service_placement`: places new users of `service` with the built-in policy
+ * `placement` instead of the configured one: `"p2c"`, `"random"`, `"round_robin"`,
+ * `"rendezvous"` or `"weighted"` (the core's `Placement::from_setting` decides).
  *
  * - `load_factor`: rendezvous's bound c (>= 1; a pod above c × the average load is skipped);
  *   0 means the default 1.25. Must be 0 for the other policies.
  *
- * Errors: `SR_INVALID_ARGUMENT` (NULL, bad service, unknown name, a load factor for another
- * policy), `SR_INVALID_CONFIG` (a rendezvous load factor below 1).
+ * Errors: `SR_INVALID_ARGUMENT` (NULL, bad service), `SR_INVALID_CONFIG` (unknown name, a
+ * load factor for another policy, a rendezvous load factor below 1).
  */
 enum sr_status sr_client_set_service_placement(const struct sr_client_driver *client,
-                                               const char *service,
-                                               size_t service_len,
-                                               const char *name,
-                                               size_t name_len,
+                                               struct sr_str service,
+                                               struct sr_str placement,
                                                double load_factor,
                                                struct sr_error **err_out);
 
@@ -1088,24 +1070,23 @@ enum sr_status sr_client_set_service_placement(const struct sr_client_driver *cl
  * Errors: `SR_INVALID_ARGUMENT` (NULL, bad service).
  */
 enum sr_status sr_client_set_service_placement_policy(const struct sr_client_driver *client,
-                                                      const char *service,
-                                                      size_t service_len,
+                                                      struct sr_str service,
                                                       const struct sr_placement_policy *policy,
                                                       struct sr_error **err_out);
 
 /**
- * Replaces SPEC's load formula with `callback` (see `sr_load_callback`) for every later
- * publish of this pod; a NULL `callback` restores the formula. The calculator set before is
+ * Replaces SPEC's load formula with `calculator` (see `sr_load_callback`) for every later
+ * publish of this pod; a NULL `calculator` restores the formula. The calculator set before is
  * released once no call of it is running.
  *
- * - `release`: optional (may be NULL); called once with `user_data` when `callback` will
+ * - `release`: optional (may be NULL); called once with `user_data` when `calculator` will
  *   never run again (after replacement or `sr_server_free`), from any thread.
  *
  * Errors: `SR_INVALID_ARGUMENT` (NULL server; `release` is then not called). With a NULL
- * `callback`, `release` is not called either.
+ * `calculator`, `release` is not called either.
  */
 enum sr_status sr_server_set_load_calculator(const struct sr_server_driver *server,
-                                             sr_load_callback callback,
+                                             sr_load_callback calculator,
                                              sr_release_callback release,
                                              void *user_data,
                                              struct sr_error **err_out);
@@ -1118,8 +1099,7 @@ enum sr_status sr_server_set_load_calculator(const struct sr_server_driver *serv
  * (stopped).
  */
 enum sr_status sr_server_set_load_signal(const struct sr_server_driver *server,
-                                         const char *name,
-                                         size_t name_len,
+                                         struct sr_str name,
                                          double value,
                                          struct sr_error **err_out);
 
@@ -1183,8 +1163,7 @@ void sr_clear_log_callback(void);
  * Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_alive_pods(const struct sr_client_driver *client,
-                                    const char *service,
-                                    size_t service_len,
+                                    struct sr_str service,
                                     struct sr_pod_list *pods_out,
                                     struct sr_error **err_out);
 
@@ -1195,8 +1174,7 @@ enum sr_status sr_client_alive_pods(const struct sr_client_driver *client,
  * Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_routable_pods(const struct sr_client_driver *client,
-                                       const char *service,
-                                       size_t service_len,
+                                       struct sr_str service,
                                        struct sr_pod_list *pods_out,
                                        struct sr_error **err_out);
 
@@ -1207,8 +1185,7 @@ enum sr_status sr_client_routable_pods(const struct sr_client_driver *client,
  * Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_is_pod_alive(const struct sr_client_driver *client,
-                                      const char *service,
-                                      size_t service_len,
+                                      struct sr_str service,
                                       int64_t pod_index,
                                       bool *alive_out,
                                       struct sr_error **err_out);
@@ -1220,8 +1197,7 @@ enum sr_status sr_client_is_pod_alive(const struct sr_client_driver *client,
  * Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_is_pod_routable(const struct sr_client_driver *client,
-                                         const char *service,
-                                         size_t service_len,
+                                         struct sr_str service,
                                          int64_t pod_index,
                                          bool *routable_out,
                                          struct sr_error **err_out);
@@ -1233,8 +1209,7 @@ enum sr_status sr_client_is_pod_routable(const struct sr_client_driver *client,
  * Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_pod_states(const struct sr_client_driver *client,
-                                    const char *service,
-                                    size_t service_len,
+                                    struct sr_str service,
                                     struct sr_pod_state_list *states_out,
                                     struct sr_error **err_out);
 
@@ -1251,8 +1226,7 @@ void sr_pod_state_list_free(struct sr_pod_state_list *list);
  * Errors: `SR_INVALID_ARGUMENT`, `SR_NO_AVAILABLE_POD`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_best_pod(const struct sr_client_driver *client,
-                                  const char *service,
-                                  size_t service_len,
+                                  struct sr_str service,
                                   int64_t *pod_out,
                                   struct sr_error **err_out);
 
@@ -1263,8 +1237,7 @@ enum sr_status sr_client_best_pod(const struct sr_client_driver *client,
  * Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_refresh_service(const struct sr_client_driver *client,
-                                         const char *service,
-                                         size_t service_len,
+                                         struct sr_str service,
                                          struct sr_error **err_out);
 
 /**
@@ -1274,8 +1247,7 @@ enum sr_status sr_client_refresh_service(const struct sr_client_driver *client,
  * Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_get_workload_state(const struct sr_client_driver *client,
-                                            const char *service,
-                                            size_t service_len,
+                                            struct sr_str service,
                                             char **state_out,
                                             struct sr_error **err_out);
 
@@ -1285,10 +1257,8 @@ enum sr_status sr_client_get_workload_state(const struct sr_client_driver *clien
  * Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_set_workload_state(const struct sr_client_driver *client,
-                                            const char *service,
-                                            size_t service_len,
-                                            const char *state,
-                                            size_t state_len,
+                                            struct sr_str service,
+                                            struct sr_str state,
                                             struct sr_error **err_out);
 
 /**
@@ -1309,8 +1279,7 @@ enum sr_status sr_client_batch_get_workload_state(const struct sr_client_driver 
  * Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_is_workload_ready(const struct sr_client_driver *client,
-                                           const char *service,
-                                           size_t service_len,
+                                           struct sr_str service,
                                            bool *ready_out,
                                            struct sr_error **err_out);
 
@@ -1320,10 +1289,8 @@ enum sr_status sr_client_is_workload_ready(const struct sr_client_driver *client
  * Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_set_global_service_name_tag(const struct sr_client_driver *client,
-                                                     const char *tag,
-                                                     size_t tag_len,
-                                                     const char *service,
-                                                     size_t service_len,
+                                                     struct sr_str tag,
+                                                     struct sr_str service,
                                                      struct sr_error **err_out);
 
 /**
@@ -1333,8 +1300,7 @@ enum sr_status sr_client_set_global_service_name_tag(const struct sr_client_driv
  * Errors: `SR_INVALID_ARGUMENT`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_client_get_service_name_by_tag(const struct sr_client_driver *client,
-                                                 const char *tag,
-                                                 size_t tag_len,
+                                                 struct sr_str tag,
                                                  char **service_out,
                                                  struct sr_error **err_out);
 
@@ -1412,7 +1378,7 @@ enum sr_status sr_server_weighted_load(const struct sr_server_driver *server,
  * Errors: `SR_INVALID_ARGUMENT` (NULL, other value), `SR_CLOSED` (stopped), store errors.
  */
 enum sr_status sr_server_set_routing_state(const struct sr_server_driver *server,
-                                           int32_t routing_state,
+                                           int32_t state,
                                            struct sr_error **err_out);
 
 /**
@@ -1427,19 +1393,16 @@ enum sr_status sr_server_get_routing_state(const struct sr_server_driver *server
 /**
  * `SetLinkedPod`: links `uid` persistently to `pod_index` for `service`.
  *
- * - `ns`, `uid`, `service`: UTF-8 (pointer + length, borrowed); `ns` is `""` or the
+ * - `ns`, `uid`, `service`: UTF-8 `sr_str`s (borrowed); `ns` is `""` or the
  *   driver's namespace.
  * - `previous_out`: receives the pod linked before, or -1.
  *
  * Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`, store errors.
  */
 enum sr_status sr_server_set_linked_pod(const struct sr_server_driver *server,
-                                        const char *ns,
-                                        size_t ns_len,
-                                        const char *uid,
-                                        size_t uid_len,
-                                        const char *service,
-                                        size_t service_len,
+                                        struct sr_str ns,
+                                        struct sr_str uid,
+                                        struct sr_str service,
                                         int64_t pod_index,
                                         int64_t *previous_out,
                                         struct sr_error **err_out);
@@ -1451,12 +1414,9 @@ enum sr_status sr_server_set_linked_pod(const struct sr_server_driver *server,
  * Errors: as `sr_server_set_linked_pod`.
  */
 enum sr_status sr_server_try_set_linked_pod(const struct sr_server_driver *server,
-                                            const char *ns,
-                                            size_t ns_len,
-                                            const char *uid,
-                                            size_t uid_len,
-                                            const char *service,
-                                            size_t service_len,
+                                            struct sr_str ns,
+                                            struct sr_str uid,
+                                            struct sr_str service,
                                             int64_t pod_index,
                                             struct sr_try_set_outcome *outcome_out,
                                             struct sr_error **err_out);
@@ -1468,12 +1428,9 @@ enum sr_status sr_server_try_set_linked_pod(const struct sr_server_driver *serve
  * Errors: as `sr_server_set_linked_pod`.
  */
 enum sr_status sr_server_remove_linked_pod(const struct sr_server_driver *server,
-                                           const char *ns,
-                                           size_t ns_len,
-                                           const char *uid,
-                                           size_t uid_len,
-                                           const char *service,
-                                           size_t service_len,
+                                           struct sr_str ns,
+                                           struct sr_str uid,
+                                           struct sr_str service,
                                            int64_t delay_seconds,
                                            bool *removed_out,
                                            struct sr_error **err_out);
@@ -1485,12 +1442,9 @@ enum sr_status sr_server_remove_linked_pod(const struct sr_server_driver *server
  * Errors: as `sr_server_set_linked_pod`.
  */
 enum sr_status sr_server_remove_linked_pod_with_id(const struct sr_server_driver *server,
-                                                   const char *ns,
-                                                   size_t ns_len,
-                                                   const char *uid,
-                                                   size_t uid_len,
-                                                   const char *service,
-                                                   size_t service_len,
+                                                   struct sr_str ns,
+                                                   struct sr_str uid,
+                                                   struct sr_str service,
                                                    int64_t pod_index,
                                                    int64_t delay_seconds,
                                                    bool *removed_out,
@@ -1512,7 +1466,7 @@ enum sr_status sr_store_memory(const struct sr_store_config *config,
 /**
  * Connects to Redis. Blocks until connected or the connect timeout passes.
  *
- * - `url`, `url_len`: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS
+ * - `url`: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS
  *   (UTF-8, borrowed). Messages never show the password.
  * - `config`: key prefix and timeouts; borrowed for the call.
  * - `store_out`: receives the new store; the caller owns it and frees it with `sr_store_free`.
@@ -1521,8 +1475,7 @@ enum sr_status sr_store_memory(const struct sr_store_config *config,
  * Errors: `SR_INVALID_ARGUMENT` (NULL, invalid UTF-8, malformed URL), `SR_INVALID_CONFIG`,
  * `SR_STORE_UNAVAILABLE`, `SR_TIMEOUT`, `SR_STORE_ERROR`.
  */
-enum sr_status sr_store_connect(const char *url,
-                                size_t url_len,
+enum sr_status sr_store_connect(struct sr_str url,
                                 const struct sr_store_config *config,
                                 struct sr_store **store_out,
                                 struct sr_error **err_out);
@@ -1559,7 +1512,7 @@ enum sr_status sr_store_connect_cluster(const struct sr_str *urls,
  *
  * - `sentinel_urls`, `sentinel_urls_len`: the sentinels (at least one), each
  *   `redis://host:port` (an array of `sr_str`, borrowed).
- * - `master_name`, `master_name_len`: the name the sentinels monitor the master under
+ * - `master_name`: the name the sentinels monitor the master under
  *   (UTF-8, not empty, borrowed).
  * - `config`: key prefix and timeouts; borrowed for the call.
  * - `store_out`: receives the new store; the caller owns it and frees it with `sr_store_free`.
@@ -1570,8 +1523,7 @@ enum sr_status sr_store_connect_cluster(const struct sr_str *urls,
  */
 enum sr_status sr_store_connect_sentinel(const struct sr_str *sentinel_urls,
                                          size_t sentinel_urls_len,
-                                         const char *master_name,
-                                         size_t master_name_len,
+                                         struct sr_str master_name,
                                          const struct sr_store_config *config,
                                          struct sr_store **store_out,
                                          struct sr_error **err_out);
@@ -1585,8 +1537,8 @@ void sr_store_free(struct sr_store *store);
 /**
  * SPEC §4 `set_link`: links `uid` to `pod_index` for `service`, unconditionally.
  *
- * - `store`: the store (borrowed). `ns`, `uid`, `service`: UTF-8 strings (pointer + length,
- *   borrowed); `ns` must be a named namespace here.
+ * - `store`: the store (borrowed). `ns`, `uid`, `service`: UTF-8 `sr_str`s (borrowed);
+ *   `ns` must be a named namespace here.
  * - `pod_index`: 0 … 2^31-1. `ttl_seconds`: -1 = persistent, > 0 = temporary.
  * - `previous_out`: receives the pod linked before, or -1.
  *
@@ -1594,12 +1546,9 @@ void sr_store_free(struct sr_store *store);
  * `SR_TIMEOUT`.
  */
 enum sr_status sr_store_set_link(const struct sr_store *store,
-                                 const char *ns,
-                                 size_t ns_len,
-                                 const char *uid,
-                                 size_t uid_len,
-                                 const char *service,
-                                 size_t service_len,
+                                 struct sr_str ns,
+                                 struct sr_str uid,
+                                 struct sr_str service,
                                  int64_t pod_index,
                                  int64_t ttl_seconds,
                                  int64_t *previous_out,
@@ -1614,12 +1563,9 @@ enum sr_status sr_store_set_link(const struct sr_store *store,
  * Errors: as `sr_store_set_link`.
  */
 enum sr_status sr_store_set_link_if_absent(const struct sr_store *store,
-                                           const char *ns,
-                                           size_t ns_len,
-                                           const char *uid,
-                                           size_t uid_len,
-                                           const char *service,
-                                           size_t service_len,
+                                           struct sr_str ns,
+                                           struct sr_str uid,
+                                           struct sr_str service,
                                            int64_t pod_index,
                                            int64_t ttl_seconds,
                                            struct sr_link *link_out,
@@ -1634,12 +1580,9 @@ enum sr_status sr_store_set_link_if_absent(const struct sr_store *store,
  * Errors: as `sr_store_set_link`.
  */
 enum sr_status sr_store_try_set_link(const struct sr_store *store,
-                                     const char *ns,
-                                     size_t ns_len,
-                                     const char *uid,
-                                     size_t uid_len,
-                                     const char *service,
-                                     size_t service_len,
+                                     struct sr_str ns,
+                                     struct sr_str uid,
+                                     struct sr_str service,
                                      int64_t pod_index,
                                      int64_t ttl_seconds,
                                      struct sr_try_set_outcome *outcome_out,
@@ -1654,12 +1597,9 @@ enum sr_status sr_store_try_set_link(const struct sr_store *store,
  * Errors: as `sr_store_set_link`.
  */
 enum sr_status sr_store_remove_link(const struct sr_store *store,
-                                    const char *ns,
-                                    size_t ns_len,
-                                    const char *uid,
-                                    size_t uid_len,
-                                    const char *service,
-                                    size_t service_len,
+                                    struct sr_str ns,
+                                    struct sr_str uid,
+                                    struct sr_str service,
                                     int64_t delay_seconds,
                                     bool *removed_out,
                                     struct sr_error **err_out);
@@ -1673,12 +1613,9 @@ enum sr_status sr_store_remove_link(const struct sr_store *store,
  * Errors: as `sr_store_set_link`.
  */
 enum sr_status sr_store_remove_link_if(const struct sr_store *store,
-                                       const char *ns,
-                                       size_t ns_len,
-                                       const char *uid,
-                                       size_t uid_len,
-                                       const char *service,
-                                       size_t service_len,
+                                       struct sr_str ns,
+                                       struct sr_str uid,
+                                       struct sr_str service,
                                        int64_t pod_index,
                                        int64_t delay_seconds,
                                        bool *removed_out,
@@ -1692,12 +1629,9 @@ enum sr_status sr_store_remove_link_if(const struct sr_store *store,
  * Errors: as `sr_store_set_link`.
  */
 enum sr_status sr_store_get_link(const struct sr_store *store,
-                                 const char *ns,
-                                 size_t ns_len,
-                                 const char *uid,
-                                 size_t uid_len,
-                                 const char *service,
-                                 size_t service_len,
+                                 struct sr_str ns,
+                                 struct sr_str uid,
+                                 struct sr_str service,
                                  struct sr_link *link_out,
                                  struct sr_error **err_out);
 
@@ -1709,12 +1643,9 @@ enum sr_status sr_store_get_link(const struct sr_store *store,
  * Errors: as `sr_store_set_link`.
  */
 enum sr_status sr_store_get_link_if_persist(const struct sr_store *store,
-                                            const char *ns,
-                                            size_t ns_len,
-                                            const char *uid,
-                                            size_t uid_len,
-                                            const char *service,
-                                            size_t service_len,
+                                            struct sr_str ns,
+                                            struct sr_str uid,
+                                            struct sr_str service,
                                             int64_t *pod_out,
                                             struct sr_error **err_out);
 
@@ -1726,10 +1657,8 @@ enum sr_status sr_store_get_link_if_persist(const struct sr_store *store,
  * Errors: as `sr_store_set_link`.
  */
 enum sr_status sr_store_get_link_services(const struct sr_store *store,
-                                          const char *ns,
-                                          size_t ns_len,
-                                          const char *uid,
-                                          size_t uid_len,
+                                          struct sr_str ns,
+                                          struct sr_str uid,
                                           struct sr_service_links *links_out,
                                           struct sr_error **err_out);
 
@@ -1737,23 +1666,45 @@ enum sr_status sr_store_get_link_services(const struct sr_store *store,
  * SPEC §4 `batch_get_links`: reads the links of many users of one service at once.
  *
  * - `uids`, `uids_len`: the users (an array of `sr_str`, borrowed).
- * - `pods_out`: receives one entry per uid, in input order: its pod, or -1 for no link.
- *   Free it with `sr_pod_list_free`.
+ * - `groups_out`: receives the core's answer, pod → uids (sorted by pod, uids in input
+ *   order, users without a link left out). Free it with `sr_pod_groups_free`.
  *
  * Errors: as `sr_store_set_link`.
  */
 enum sr_status sr_store_batch_get_links(const struct sr_store *store,
-                                        const char *ns,
-                                        size_t ns_len,
+                                        struct sr_str ns,
                                         const struct sr_str *uids,
                                         size_t uids_len,
-                                        const char *service,
-                                        size_t service_len,
-                                        struct sr_pod_list *pods_out,
+                                        struct sr_str service,
+                                        struct sr_pod_groups *groups_out,
                                         struct sr_error **err_out);
+
+/**
+ * SPEC §3 `pod_states`: the published pod states of `service` in namespace `ns`, sorted by
+ * pod (unparsable entries are skipped and logged). `states_out` receives the list; free it
+ * with `sr_pod_state_list_free`.
+ *
+ * Errors: as `sr_store_set_link`.
+ */
+enum sr_status sr_store_pod_states(const struct sr_store *store,
+                                   struct sr_str ns,
+                                   struct sr_str service,
+                                   struct sr_pod_state_list *states_out,
+                                   struct sr_error **err_out);
 
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
 
 #endif  /* STATEFUL_ROUTE_H */
+
+#ifndef STATEFUL_ROUTE_STR_FROM_CSTR
+#define STATEFUL_ROUTE_STR_FROM_CSTR
+/** A NUL-terminated C string as an sr_str (borrowing it); NULL gives {NULL, 0}, that is "". */
+static inline sr_str sr_str_from_cstr(const char *s) {
+  sr_str str;
+  str.ptr = s;
+  str.len = s ? strlen(s) : 0;
+  return str;
+}
+#endif

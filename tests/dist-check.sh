@@ -116,6 +116,10 @@ echo "--- Go: CGO_ENABLED=1 go build against the shipped module (no Rust on PATH
 mkdir -p "$work/go/prog"
 tar -C "$work/go" -xzf "$(one 'stateful-route-go-*.tar.gz')"
 cp tests/dist/go/main.go "$work/go/prog/"
+if grep -rlq sr_go_bench "$work"/go/stateful-route-go-*/; then
+  echo "FAIL go: the module ships benchmark hooks" >&2
+  failed=1
+fi
 cat >"$work/go/prog/go.mod" <<MOD
 module example.com/scenario
 

@@ -132,7 +132,9 @@ cp "$cdir/lib/libstateful_route.a" "$golib/linux_amd64/"
 cp include/stateful_route.h "$golib/include/"
 gname="stateful-route-go-$version"
 mkdir -p "$stage/$gname"
-(cd bindings/go && cp go.mod ./*.c $(ls ./*.go | grep -v '_test\.go$') "$stage/$gname/" && cp -r lib "$stage/$gname/")
+# Tests and the benchmark hooks (bench*.go/.c, built only with -tags srbench) stay out.
+(cd bindings/go && cp go.mod $(ls ./*.c ./*.go | grep -v -e '_test\.go$' -e '^\./bench') "$stage/$gname/" &&
+  cp -r lib "$stage/$gname/")
 tar -C "$stage" -czf "$dist/$gname.tar.gz" "$gname"
 rm -rf "$stage"
 

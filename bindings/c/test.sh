@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The C API's suite: builds the library, checks the header is fresh, compiles the header as
-# C99 and C++ with warnings as errors, then builds tests/test_c.c with AddressSanitizer and
+# C99 and C++ with warnings as errors, checks the header and the defaults against
+# tests/vectors/surface.json (tests/surface.py), then builds tests/test_c.c with AddressSanitizer and
 # UBSan and runs it against the memory store, a real redis-server ($STATEFUL_ROUTE_TEST_REDIS,
 # or one started here) and a 3-master Redis Cluster ($STATEFUL_ROUTE_TEST_REDIS_CLUSTER, or
 # one started here by tests/redis-cluster.sh). Any leak LeakSanitizer reports fails it.
@@ -24,6 +25,11 @@ cxx=${CXX:-c++}
 printf '#include "stateful_route.h"\nint main(void) { return sr_version() == 0; }\n' >"$out/h.c"
 "$cc" -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude -c "$out/h.c" -o "$out/h_c.o"
 "$cxx" -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -x c++ -c "$out/h.c" -o "$out/h_cpp.o"
+
+echo "--- surface: header, defaults, codes and placements against tests/vectors/surface.json"
+"$cc" -std=c11 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+  -Iinclude bindings/c/tests/surface.c "$lib" -lm -ldl -lpthread -o "$out/surface"
+ASAN_OPTIONS=detect_leaks=1 "${PYTHON:-python3}" bindings/c/tests/surface.py "$out/surface"
 
 echo "--- C test under ASan + UBSan"
 "$cc" -std=c11 -g -O1 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-omit-frame-pointer \

@@ -1,3 +1,5 @@
+//go:build srbench
+
 package statefulroute
 
 import (

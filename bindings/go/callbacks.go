@@ -22,7 +22,7 @@ import (
 func srGoRoutingStateChanged(h C.uintptr_t, ch *C.sr_routing_state_change) {
 	f := cgo.Handle(h).Value().(func(RoutingStateChange))
 	f(RoutingStateChange{
-		Service:  C.GoStringN(ch.service, C.int(ch.service_len)),
+		Service:  goStr(ch.service),
 		PodIndex: int(ch.pod_index),
 		Old:      RoutingState(ch.old_state),
 		New:      RoutingState(ch.new_state),
@@ -37,8 +37,8 @@ func srGoLog(h C.uintptr_t, r *C.sr_log_record) {
 	if !handler.Enabled(ctx, level) {
 		return
 	}
-	rec := slog.NewRecord(time.Now(), level, C.GoStringN(r.message, C.int(r.message_len)), 0)
-	rec.AddAttrs(slog.String("target", C.GoStringN(r.target, C.int(r.target_len))))
+	rec := slog.NewRecord(time.Now(), level, goStr(r.message), 0)
+	rec.AddAttrs(slog.String("target", goStr(r.target)))
 	_ = handler.Handle(ctx, rec)
 }
 
@@ -61,19 +61,20 @@ func srGoPlace(h C.uintptr_t, cands *C.sr_candidate, n C.size_t, req *C.sr_place
 	in := make([]Candidate, int(n))
 	for i, c := range unsafe.Slice(cands, int(n)) {
 		in[i] = Candidate{
-			PodIndex:     int(c.pod_index),
-			Load:         int(c.load),
-			Placed:       int(c.placed),
-			RoutingState: RoutingState(c.routing),
-			Age:          time.Duration(c.age_ms) * time.Millisecond,
-			Weight:       int(c.weight),
+			PodIndex:      int(c.pod_index),
+			Load:          int(c.load),
+			Placed:        int(c.placed),
+			EffectiveLoad: uint64(c.effective_load),
+			RoutingState:  RoutingState(c.routing_state),
+			Age:           time.Duration(c.age_ms) * time.Millisecond,
+			Weight:        int(c.weight),
 		}
 	}
 	i, err := f(in, PlacementRequest{
-		Namespace:   C.GoStringN(req.namespace_name, C.int(req.namespace_len)),
-		UID:         C.GoStringN(req.uid, C.int(req.uid_len)),
-		ServiceName: C.GoStringN(req.service, C.int(req.service_len)),
-		Sequence:    uint64(req.sequence),
+		Namespace: goStr(req.namespace_name),
+		UID:       goStr(req.uid),
+		Service:   goStr(req.service),
+		Sequence:  uint64(req.sequence),
 	})
 	if err != nil {
 		return callbackFailed(errOut, err)
@@ -93,7 +94,7 @@ func srGoLoad(h C.uintptr_t, in *C.sr_load_input, load *C.int64_t, errOut **C.sr
 	signals := make(map[string]float64, int(in.signals_len))
 	if in.signals_len > 0 {
 		for _, s := range unsafe.Slice(in.signals, int(in.signals_len)) {
-			signals[C.GoStringN(s.name, C.int(s.name_len))] = float64(s.value)
+			signals[goStr(s.name)] = float64(s.value)
 		}
 	}
 	l, err := f(LoadInput{
@@ -114,11 +115,12 @@ func srGoLoad(h C.uintptr_t, in *C.sr_load_input, load *C.int64_t, errOut **C.sr
 func callbackFailed(errOut **C.sr_error, err error) C.int32_t {
 	code := ErrInternal
 	var c Code
-	if errors.As(err, &c) && c > 0 && int(c) < len(codeNames) {
+	if errors.As(err, &c) && c.valid() {
 		code = c
 	}
-	msg := err.Error()
-	m := str(msg)
-	*errOut = C.sr_error_new(C.int32_t(code), m.p, m.n)
+	*errOut = C.sr_error_new(C.int32_t(code), str(err.Error()))
 	return C.int32_t(code)
 }
+
+// goStr copies a string the library lends to a callback.
+func goStr(s C.sr_str) string { return C.GoStringN(s.ptr, C.int(s.len)) }

@@ -37,16 +37,10 @@ package statefulroute
 // #cgo LDFLAGS: -L${SRCDIR}/../../target/release -l:libstateful_route.a -lm -ldl -lpthread
 // #cgo linux,amd64 LDFLAGS: -L${SRCDIR}/lib/linux_amd64
 // #include "stateful_route.h"
-// static void sr_go_noop(void) {}
-// int64_t sr_go_bench_compute_hits(const sr_client_driver *c, const char *uid, size_t uid_len, const char *svc, size_t svc_len, int64_t n);
-// sr_status sr_go_bench_set_c_round_robin(const sr_client_driver *c, const char *svc, size_t svc_len);
-// int64_t sr_go_bench_call_go_policy(uintptr_t handle, int64_t n);
 import "C"
 
 import (
 	"context"
-	"runtime"
-	"runtime/cgo"
 	"sync/atomic"
 	"unsafe"
 )
@@ -57,25 +51,17 @@ var released struct {
 	clients, servers, stores, callbacks atomic.Int64
 }
 
-// cstr is a Go string lent to C for one call (pointer + length, no copy, no NUL).
-type cstr struct {
-	p *C.char
-	n C.size_t
+// str lends a Go string to C for one call, by value (pointer + length, no copy, no NUL);
+// "" may be {NULL, 0}, which the library reads as "". Only as a call's argument: a struct C
+// reads through a pointer must not hold Go pointers (see cStrings).
+func str(s string) C.sr_str {
+	return C.sr_str{ptr: (*C.char)(unsafe.Pointer(unsafe.StringData(s))), len: C.size_t(len(s))}
 }
 
-// empty backs "" (unsafe.StringData may return nil for it, and NULL means "missing" to C).
-var empty [1]byte
-
-func str(s string) cstr {
-	if len(s) == 0 {
-		return cstr{(*C.char)(unsafe.Pointer(&empty[0])), 0}
-	}
-	return cstr{(*C.char)(unsafe.Pointer(unsafe.StringData(s))), C.size_t(len(s))}
-}
-
-// cArray copies strings into one C allocation: the sr_str array followed by the bytes.
-// The library borrows it for one call; free it with C.free.
-func cArray(items []string) (*C.sr_str, unsafe.Pointer) {
+// cArray copies strings into one C allocation: the sr_str array followed by the bytes (for
+// arrays and for the strings of structs C reads through a pointer). The library borrows it for
+// one call; free it with C.free.
+func cArray(items ...string) (*C.sr_str, unsafe.Pointer) {
 	size := uintptr(len(items)) * unsafe.Sizeof(C.sr_str{})
 	total := size + 1
 	for _, s := range items {
@@ -137,43 +123,27 @@ func serviceLinks(l *C.sr_service_links) map[string]int {
 	return out
 }
 
-// byPod groups the uids of a batch read by pod, in input order; uids without a link are left
-// out (the C API gives one pod or -1 per uid).
-func byPod(uids []string, pods []int) map[int][]string {
-	out := make(map[int][]string)
-	for i, p := range pods {
-		if p >= 0 {
-			out[p] = append(out[p], uids[i])
+// goStrings copies a library list of strings (NULL entries read as "").
+func goStrings(p **C.char, n C.size_t) []string {
+	out := make([]string, int(n))
+	if n > 0 {
+		for i, s := range unsafe.Slice(p, int(n)) {
+			if s != nil {
+				out[i] = C.GoString(s)
+			}
 		}
 	}
 	return out
 }
 
-// cgoNoop is a bare cgo call to a C function that does nothing: the benchmarks' baseline.
-func cgoNoop() { C.sr_go_noop() }
-
-// computeHitsInC runs n cache-hit computes in a C loop (no cgo per call) and returns their
-// total time, or -1 on an error: the C ABI's own hit cost, for the benchmarks.
-func computeHitsInC(c *ClientDriver, uid, serviceName string, n int) int64 {
-	u, svc := str(uid), str(serviceName)
-	ns := C.sr_go_bench_compute_hits(c.ptr, u.p, u.n, svc.p, svc.n, C.int64_t(n))
-	runtime.KeepAlive(c)
-	return int64(ns)
-}
-
-// setCRoundRobin places new users of serviceName with round robin written as a C callback
-// (bench.c), for the benchmarks' callback cost without Go.
-func setCRoundRobin(c *ClientDriver, serviceName string) bool {
-	svc := str(serviceName)
-	ok := C.sr_go_bench_set_c_round_robin(c.ptr, svc.p, svc.n) == C.SR_OK
-	runtime.KeepAlive(c)
-	return ok
-}
-
-// callGoPolicyFromC calls p n times from a C loop the way the library calls a policy and
-// returns the total time, or -1 on an error.
-func callGoPolicyFromC(p PlacementPolicy, n int) int64 {
-	h := cgo.NewHandle(p)
-	defer h.Delete()
-	return int64(C.sr_go_bench_call_go_policy(C.uintptr_t(h), C.int64_t(n)))
+// podGroups is a batch read's answer as the library groups it, pod → uids in input order.
+func podGroups(l *C.sr_pod_groups) map[int][]string {
+	out := make(map[int][]string, int(l.len))
+	if l.len > 0 {
+		for _, g := range unsafe.Slice(l.groups, int(l.len)) {
+			out[int(g.pod_index)] = goStrings(g.uids.strings, g.uids.len)
+		}
+	}
+	C.sr_pod_groups_free(l)
+	return out
 }

@@ -48,127 +48,140 @@ func NewClientDriver(store *Store, info ServerInfo, config *BaseConfig) (*Client
 
 // Init starts the periodic snapshot refresh. Idempotent; ErrClosed after Close.
 func (c *ClientDriver) Init() error {
-	err := call(func(e **C.sr_error) uint32 { return C.sr_client_init(c.ptr, e) })
-	runtime.KeepAlive(c)
-	return err
+	return c.run(nil, func(e **C.sr_error) uint32 { return C.sr_client_init(c.ptr, e) })
 }
 
 // Close stops the refresh and empties the cache; later calls fail with ErrClosed.
 // Idempotent. The memory is released when c becomes unreachable.
 func (c *ClientDriver) Close() error {
-	err := call(func(e **C.sr_error) uint32 { return C.sr_client_close(c.ptr, e) })
-	runtime.KeepAlive(c)
-	return err
+	return c.run(nil, func(e **C.sr_error) uint32 { return C.sr_client_close(c.ptr, e) })
 }
 
-// ComputeLinkedPod returns the pod that serves uid for serviceName, placing a new user on the
+// ComputeLinkedPod returns the pod that serves uid for service, placing a new user on the
 // best pod. namespace is "" or the driver's namespace. A cache hit does not block; a miss
 // costs one store round trip, shared by concurrent callers for the same user, bounded by the
 // store's command timeout (ctx is checked before the call).
-func (c *ClientDriver) ComputeLinkedPod(ctx context.Context, namespace, uid, serviceName string) (int, error) {
+func (c *ClientDriver) ComputeLinkedPod(ctx context.Context, namespace, uid, service string) (int, error) {
 	if err := checkCtx(ctx); err != nil {
 		return -1, err
 	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
 	var pod C.int64_t
 	var e *C.sr_error
-	st := C.sr_client_compute_linked_pod(c.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, &pod, &e)
+	st := C.sr_client_compute_linked_pod(c.ptr, str(namespace), str(uid), str(service), &pod, &e)
 	runtime.KeepAlive(c)
-	if st != C.SR_OK {
-		return -1, takeError(st, e)
-	}
-	return int(pod), nil
+	return podOrError(pod, st, e)
 }
 
-type lookupFn func(*C.sr_client_driver, *C.char, C.size_t, *C.char, C.size_t, *C.char, C.size_t, *C.int64_t, **C.sr_error) uint32
+// podOrError is a pod out-parameter and its call's status.
+func podOrError(pod C.int64_t, st uint32, e *C.sr_error) (int, error) {
+	return podOr(pod, takeError(st, e))
+}
 
-func (c *ClientDriver) lookup(ctx context.Context, f lookupFn, namespace, uid, serviceName string) (int, error) {
-	if err := checkCtx(ctx); err != nil {
-		return -1, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
-	var pod C.int64_t
-	err := call(func(e **C.sr_error) uint32 { return f(c.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, &pod, e) })
-	runtime.KeepAlive(c)
+// podOr is a pod out-parameter, or -1 with the call's error.
+func podOr(pod C.int64_t, err error) (int, error) {
 	if err != nil {
 		return -1, err
 	}
 	return int(pod), nil
+}
+
+// run checks ctx, then makes one C call on c.
+func (c *ClientDriver) run(ctx context.Context, f func(**C.sr_error) uint32) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	err := call(f)
+	runtime.KeepAlive(c)
+	return err
+}
+
+// ComputeCached is ComputeLinkedPod's non-blocking half: the cached pod of uid if it is alive,
+// else -1 (then call ComputeLinkedPodUncached).
+func (c *ClientDriver) ComputeCached(ctx context.Context, namespace, uid, service string) (int, error) {
+	if err := checkCtx(ctx); err != nil {
+		return -1, err
+	}
+	var pod C.int64_t
+	var e *C.sr_error
+	st := C.sr_client_compute_cached(c.ptr, str(namespace), str(uid), str(service), &pod, &e)
+	runtime.KeepAlive(c)
+	return podOrError(pod, st, e)
+}
+
+// ComputeLinkedPodUncached is ComputeLinkedPod's store half, after a cache miss.
+func (c *ClientDriver) ComputeLinkedPodUncached(ctx context.Context, namespace, uid, service string) (int, error) {
+	var pod C.int64_t
+	err := c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_compute_linked_pod_uncached(c.ptr, str(namespace), str(uid), str(service), &pod, e)
+	})
+	return podOr(pod, err)
 }
 
 // GetLinkedPod returns the user's pod from the cache, else from the store (then cached);
 // -1 if the user has no link.
-func (c *ClientDriver) GetLinkedPod(ctx context.Context, namespace, uid, serviceName string) (int, error) {
-	return c.lookup(ctx, func(p *C.sr_client_driver, a *C.char, an C.size_t, b *C.char, bn C.size_t, d *C.char, dn C.size_t, o *C.int64_t, e **C.sr_error) uint32 {
-		return C.sr_client_get_linked_pod(p, a, an, b, bn, d, dn, o, e)
-	}, namespace, uid, serviceName)
+func (c *ClientDriver) GetLinkedPod(ctx context.Context, namespace, uid, service string) (int, error) {
+	var pod C.int64_t
+	err := c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_get_linked_pod(c.ptr, str(namespace), str(uid), str(service), &pod, e)
+	})
+	return podOr(pod, err)
 }
 
 // GetLinkedPodInCacheOrIfPersist returns the cached pod, else a persistent link's pod from the
 // store; -1 if neither.
-func (c *ClientDriver) GetLinkedPodInCacheOrIfPersist(ctx context.Context, namespace, uid, serviceName string) (int, error) {
-	return c.lookup(ctx, func(p *C.sr_client_driver, a *C.char, an C.size_t, b *C.char, bn C.size_t, d *C.char, dn C.size_t, o *C.int64_t, e **C.sr_error) uint32 {
-		return C.sr_client_get_linked_pod_in_cache_or_if_persist(p, a, an, b, bn, d, dn, o, e)
-	}, namespace, uid, serviceName)
+func (c *ClientDriver) GetLinkedPodInCacheOrIfPersist(ctx context.Context, namespace, uid, service string) (int, error) {
+	var pod C.int64_t
+	err := c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_get_linked_pod_in_cache_or_if_persist(c.ptr, str(namespace), str(uid), str(service), &pod, e)
+	})
+	return podOr(pod, err)
 }
 
 // GetLinkedPodNotCache reads the link from the store, bypassing (and not filling) the cache;
 // -1 if none.
-func (c *ClientDriver) GetLinkedPodNotCache(ctx context.Context, namespace, uid, serviceName string) (int, error) {
-	return c.lookup(ctx, func(p *C.sr_client_driver, a *C.char, an C.size_t, b *C.char, bn C.size_t, d *C.char, dn C.size_t, o *C.int64_t, e **C.sr_error) uint32 {
-		return C.sr_client_get_linked_pod_not_cache(p, a, an, b, bn, d, dn, o, e)
-	}, namespace, uid, serviceName)
+func (c *ClientDriver) GetLinkedPodNotCache(ctx context.Context, namespace, uid, service string) (int, error) {
+	var pod C.int64_t
+	err := c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_get_linked_pod_not_cache(c.ptr, str(namespace), str(uid), str(service), &pod, e)
+	})
+	return podOr(pod, err)
 }
 
 // GetLinkedInCache returns the cached pod only; -1 if none. Does not block.
-func (c *ClientDriver) GetLinkedInCache(ctx context.Context, namespace, uid, serviceName string) (int, error) {
+func (c *ClientDriver) GetLinkedInCache(ctx context.Context, namespace, uid, service string) (int, error) {
 	if err := checkCtx(ctx); err != nil {
 		return -1, err
 	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
 	var pod C.int64_t
 	var e *C.sr_error
-	st := C.sr_client_get_linked_in_cache(c.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, &pod, &e)
+	st := C.sr_client_get_linked_in_cache(c.ptr, str(namespace), str(uid), str(service), &pod, &e)
 	runtime.KeepAlive(c)
-	if st != C.SR_OK {
-		return -1, takeError(st, e)
-	}
-	return int(pod), nil
+	return podOrError(pod, st, e)
 }
 
 // CacheExpired drops the cached link and returns what it held, or -1.
-func (c *ClientDriver) CacheExpired(ctx context.Context, namespace, uid, serviceName string) (int, error) {
-	return c.lookup(ctx, func(p *C.sr_client_driver, a *C.char, an C.size_t, b *C.char, bn C.size_t, d *C.char, dn C.size_t, o *C.int64_t, e **C.sr_error) uint32 {
-		return C.sr_client_cache_expired(p, a, an, b, bn, d, dn, o, e)
-	}, namespace, uid, serviceName)
+func (c *ClientDriver) CacheExpired(ctx context.Context, namespace, uid, service string) (int, error) {
+	var pod C.int64_t
+	err := c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_cache_expired(c.ptr, str(namespace), str(uid), str(service), &pod, e)
+	})
+	return podOr(pod, err)
 }
 
 // SetCache caches pod for uid (for UserLinkInfoCacheTimeSeconds).
-func (c *ClientDriver) SetCache(ctx context.Context, namespace, uid, serviceName string, pod int) error {
-	if err := checkCtx(ctx); err != nil {
-		return err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_client_set_cache(c.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, C.int64_t(pod), e)
+func (c *ClientDriver) SetCache(ctx context.Context, namespace, uid, service string, pod int) error {
+	return c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_set_cache(c.ptr, str(namespace), str(uid), str(service), C.int64_t(pod), e)
 	})
-	runtime.KeepAlive(c)
-	return err
 }
 
 // SetLinkedPodIfAbsent links uid to pod unless a link exists and returns the link in force
-// (ttlSeconds: -1 persistent, > 0 seconds).
-func (c *ClientDriver) SetLinkedPodIfAbsent(ctx context.Context, namespace, uid, serviceName string, pod, ttlSeconds int) (Link, error) {
-	if err := checkCtx(ctx); err != nil {
-		return Link{PodIndex: -1}, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
+// (ttl in seconds: -1 persistent, > 0 temporary).
+func (c *ClientDriver) SetLinkedPodIfAbsent(ctx context.Context, namespace, uid, service string, pod, ttl int) (Link, error) {
 	var l C.sr_link
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_client_set_linked_pod_if_absent(c.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, C.int64_t(pod), C.int64_t(ttlSeconds), &l, e)
-	})
-	runtime.KeepAlive(c)
-	if err != nil {
+	if err := c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_set_linked_pod_if_absent(c.ptr, str(namespace), str(uid), str(service), C.int64_t(pod), C.int64_t(ttl), &l, e)
+	}); err != nil {
 		return Link{PodIndex: -1}, err
 	}
 	link, _ := linkFromC(l)
@@ -177,38 +190,26 @@ func (c *ClientDriver) SetLinkedPodIfAbsent(ctx context.Context, namespace, uid,
 
 // GetLinkService returns the user's persistent links, service → pod.
 func (c *ClientDriver) GetLinkService(ctx context.Context, namespace, uid string) (map[string]int, error) {
-	if err := checkCtx(ctx); err != nil {
-		return nil, err
-	}
-	ns, u := str(namespace), str(uid)
 	var l C.sr_service_links
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_client_get_link_service(c.ptr, ns.p, ns.n, u.p, u.n, &l, e)
-	})
-	runtime.KeepAlive(c)
-	if err != nil {
+	if err := c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_get_link_service(c.ptr, str(namespace), str(uid), &l, e)
+	}); err != nil {
 		return nil, err
 	}
 	return serviceLinks(&l), nil
 }
 
 // BatchGetLinkedPod returns pod → uids (in input order) for the uids that have a link.
-func (c *ClientDriver) BatchGetLinkedPod(ctx context.Context, namespace string, uids []string, serviceName string) (map[int][]string, error) {
-	if err := checkCtx(ctx); err != nil {
-		return nil, err
-	}
-	ns, svc := str(namespace), str(serviceName)
-	arr, block := cArray(uids)
+func (c *ClientDriver) BatchGetLinkedPod(ctx context.Context, namespace string, uids []string, service string) (map[int][]string, error) {
+	arr, block := cArray(uids...)
 	defer C.free(block)
-	var l C.sr_pod_list
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_client_batch_get_linked_pod(c.ptr, ns.p, ns.n, arr, C.size_t(len(uids)), svc.p, svc.n, &l, e)
-	})
-	runtime.KeepAlive(c)
-	if err != nil {
+	var g C.sr_pod_groups
+	if err := c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_batch_get_linked_pod(c.ptr, str(namespace), arr, C.size_t(len(uids)), str(service), &g, e)
+	}); err != nil {
 		return nil, err
 	}
-	return byPod(uids, podList(&l)), nil
+	return podGroups(&g), nil
 }
 
 // CacheLen is the number of links in the local cache (approximate).
@@ -219,11 +220,12 @@ func (c *ClientDriver) CacheLen() int {
 	return int(n)
 }
 
-// OnRoutingStateChanged calls f for each routing-state change a refresh of this driver sees.
-// f runs on the library's threads (or inside RefreshService); it must return quickly and must
-// not call blocking methods of this package. Returns an id for RemoveRoutingStateListener.
-func (c *ClientDriver) OnRoutingStateChanged(f func(RoutingStateChange)) (uint64, error) {
-	h := cgo.NewHandle(f)
+// OnRoutingStateChanged calls callback for each routing-state change a refresh of this driver
+// sees. It runs on the library's threads (or inside RefreshService); it must return quickly
+// and must not call blocking methods of this package. Returns an id for
+// RemoveRoutingStateListener.
+func (c *ClientDriver) OnRoutingStateChanged(callback func(RoutingStateChange)) (uint64, error) {
+	h := cgo.NewHandle(callback)
 	var id C.uint64_t
 	err := call(func(e **C.sr_error) uint32 {
 		return uint32(C.sr_go_on_routing_state_changed(c.ptr, C.uintptr_t(h), &id, e))
@@ -239,9 +241,8 @@ func (c *ClientDriver) OnRoutingStateChanged(f func(RoutingStateChange)) (uint64
 // RemoveRoutingStateListener removes a listener; it reports whether id was registered.
 func (c *ClientDriver) RemoveRoutingStateListener(id uint64) (bool, error) {
 	var removed C.bool
-	err := call(func(e **C.sr_error) uint32 {
+	err := c.run(nil, func(e **C.sr_error) uint32 {
 		return C.sr_client_remove_routing_state_listener(c.ptr, C.uint64_t(id), &removed, e)
 	})
-	runtime.KeepAlive(c)
 	return bool(removed), err
 }

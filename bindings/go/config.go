@@ -30,8 +30,12 @@ type BaseConfig struct {
 	// 0 = 500; negative = 0 (only the least loaded).
 	LoadRange int64
 	// Placement: how a client driver chooses a new user's pod: a Placement name, Rendezvous
-	// with its load factor, or a PlacementPolicy func. nil (or "") = PlacementP2C.
+	// with its load factor, or a PlacementPolicy func. nil (or "") = PlacementP2C. The library
+	// checks the name (ErrInvalidConfig).
 	Placement PlacementSetting
+	// PlacementLoadFactor: for PlacementRendezvous, the bound c (>= 1); 0 = 1.25. Must be 0
+	// for the other policies. A Rendezvous setting's own LoadFactor wins when not 0.
+	PlacementLoadFactor float64
 	// CacheCapacity: most links a client driver caches. 0 = 100000; negative turns the
 	// cache off.
 	CacheCapacity int64
@@ -75,7 +79,8 @@ func DefaultBaseConfig() BaseConfig {
 		TempLinkInfoCacheTimeSeconds:    int64(c.temp_link_info_cache_time_seconds),
 		UserLinkInfoCacheTimeSeconds:    int64(c.user_link_info_cache_time_seconds),
 		LoadRange:                       int64(c.load_range),
-		Placement:                       PlacementP2C,
+		Placement:                       Placement(C.GoStringN(c.placement.ptr, C.int(c.placement.len))),
+		PlacementLoadFactor:             float64(c.placement_load_factor),
 		CacheCapacity:                   int64(c.cache_capacity),
 		DrainSeconds:                    float64(c.drain_seconds),
 		ServeStaleSeconds:               float64(c.serve_stale_seconds),
@@ -106,36 +111,24 @@ func (b *BaseConfig) toC() (c C.sr_base_config, release func(), err error) {
 	case b.LoadRange < 0:
 		c.load_range = 0
 	}
-	switch p := b.Placement.(type) {
-	case nil:
-		c.placement = C.SR_PLACEMENT_P2C
-	case Placement:
-		switch p {
-		case "", PlacementP2C:
-			c.placement = C.SR_PLACEMENT_P2C
-		case PlacementRandom:
-			c.placement = C.SR_PLACEMENT_RANDOM
-		case PlacementRoundRobin:
-			c.placement = C.SR_PLACEMENT_ROUND_ROBIN
-		case PlacementRendezvous:
-			c.placement = C.SR_PLACEMENT_RENDEZVOUS
-		case PlacementWeighted:
-			c.placement = C.SR_PLACEMENT_WEIGHTED
-		default:
-			return c, release, &Error{Code: ErrInvalidConfig, PodIndex: -1,
-				Message: "INVALID_CONFIG: invalid config placement: " + string(p) + " is not p2c, random, round_robin, rendezvous or weighted"}
+	if name, factor, ok := placementName(b.Placement); ok && name != "" {
+		// The struct is Go memory that C reads: the name is copied to C memory.
+		placement, block := cArray(name)
+		c.placement, c.placement_load_factor = *placement, C.double(b.PlacementLoadFactor)
+		if factor != 0 {
+			c.placement_load_factor = C.double(factor)
 		}
-	case Rendezvous:
-		c.placement = C.SR_PLACEMENT_RENDEZVOUS
-		c.placement_load_factor = C.double(p.LoadFactor)
-	case PlacementPolicy:
-		policy, err := newCPolicy(p)
+		release = func() { C.free(block) }
+	} else if f, ok := b.Placement.(PlacementPolicy); ok {
+		policy, err := newCPolicy(f)
 		if err != nil {
 			return c, release, &Error{Code: ErrInvalidConfig, PodIndex: -1,
 				Message: "INVALID_CONFIG: invalid config placement: the PlacementPolicy is nil"}
 		}
 		c.placement_policy = policy
 		release = func() { C.sr_placement_policy_free(policy) }
+	} else {
+		c.placement_load_factor = C.double(b.PlacementLoadFactor)
 	}
 	switch {
 	case b.CacheCapacity > 0:
@@ -169,18 +162,9 @@ type ServerInfo struct {
 // toC is s as the C struct, its strings copied into one C allocation (a Go struct that C
 // reads may hold C pointers, not Go ones); free the block with C.free after the call.
 func (s ServerInfo) toC() (C.sr_server_info, unsafe.Pointer) {
-	n := len(s.Namespace) + len(s.ServiceName)
-	block := C.malloc(C.size_t(n + 1))
-	b := unsafe.Slice((*byte)(block), n+1)
-	copy(b, s.Namespace)
-	copy(b[len(s.Namespace):], s.ServiceName)
-	return C.sr_server_info{
-		namespace_name:   (*C.char)(block),
-		namespace_len:    C.size_t(len(s.Namespace)),
-		service_name:     (*C.char)(unsafe.Add(block, len(s.Namespace))),
-		service_name_len: C.size_t(len(s.ServiceName)),
-		pod_index:        C.int64_t(s.PodIndex),
-	}, block
+	strs, block := cArray(s.Namespace, s.ServiceName)
+	two := unsafe.Slice(strs, 2)
+	return C.sr_server_info{namespace_name: two[0], service_name: two[1], pod_index: C.int64_t(s.PodIndex)}, block
 }
 
 // StoreConfig holds the settings of a store. Zero values mean the defaults.
@@ -285,4 +269,6 @@ type PodState struct {
 	Load         int
 	UpdateMs     uint64
 	RoutingState RoutingState
+	// Weight is its placement weight (default 100; see SetWeight).
+	Weight int
 }

@@ -174,8 +174,24 @@ func TestReadSideAndServerLinks(t *testing.T) {
 			t.Fatalf("load %d weighted %d", p0.GetLoadState(), p0.WeightedLoad())
 		}
 		states := must(c.PodStates(bg, "room"))(t)
-		if len(states) != 1 || states[0].PodIndex != 0 || states[0].Load != 7 || states[0].RoutingState != Ready {
+		if len(states) != 1 || states[0].PodIndex != 0 || states[0].Load != 7 || states[0].RoutingState != Ready || states[0].Weight != 100 {
 			t.Fatalf("%+v", states)
+		}
+		if stored := must(s.PodStates(bg, ns, "room"))(t); len(stored) != 1 || stored[0] != states[0] {
+			t.Fatalf("store %+v, driver %+v", stored, states)
+		}
+		// ComputeLinkedPod's halves: the cache probe, then the store.
+		if pod := must(c.ComputeCached(bg, ns, "halves", "room"))(t); pod != -1 {
+			t.Fatalf("cached before any compute: %d", pod)
+		}
+		if pod := must(c.ComputeLinkedPodUncached(bg, ns, "halves", "room"))(t); pod != 0 {
+			t.Fatalf("uncached: %d", pod)
+		}
+		if pod := must(c.ComputeCached(bg, "", "halves", "room"))(t); pod != 0 {
+			t.Fatalf("cached after compute: %d", pod)
+		}
+		if _, err := c.ComputeCached(bg, ns, "bad}uid", "room"); !isCode(err, ErrInvalidArgument) {
+			t.Fatalf("bad uid: %v", err)
 		}
 		if alive := must(c.AlivePods(bg, "room"))(t); fmt.Sprint(alive) != "[0]" {
 			t.Fatalf("%v", alive)

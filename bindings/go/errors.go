@@ -27,17 +27,16 @@ const (
 	ErrInternal          Code = C.SR_INTERNAL
 )
 
-var codeNames = [...]string{"OK", "INVALID_ARGUMENT", "INVALID_CONFIG", "NAMESPACE_NOT_LOCAL",
-	"NO_AVAILABLE_POD", "POD_UNAVAILABLE", "STORE_UNAVAILABLE", "STORE_ERROR", "TIMEOUT", "CLOSED",
-	"INTERNAL"}
-
-// String is the code every binding shows, e.g. "NO_AVAILABLE_POD".
+// String is the code every binding shows, e.g. "NO_AVAILABLE_POD" (the library's
+// sr_status_name, which is the core's).
 func (c Code) String() string {
-	if c > 0 && int(c) < len(codeNames) {
-		return codeNames[c]
+	if c.valid() {
+		return C.GoString(C.sr_status_name(C.int32_t(c)))
 	}
 	return fmt.Sprintf("Code(%d)", int(c))
 }
+
+func (c Code) valid() bool { return c >= ErrInvalidArgument && c <= ErrInternal }
 
 // Error makes a Code usable as a sentinel with errors.Is.
 func (c Code) Error() string { return c.String() }

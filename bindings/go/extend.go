@@ -43,9 +43,11 @@ type Candidate struct {
 	Load int
 	// Placed counts the new users this driver placed on it since its snapshot was read.
 	Placed int
+	// EffectiveLoad is its load as placement compares it: Load plus a share per placed user.
+	EffectiveLoad uint64
 	// RoutingState is Ready for every candidate today.
 	RoutingState RoutingState
-	// Age is how old its published state was when the snapshot was read.
+	// Age is how old its published state was when the snapshot was read (age_ms).
 	Age time.Duration
 	// Weight is the placement weight the pod publishes (default 100; see SetWeight).
 	Weight int
@@ -53,9 +55,9 @@ type Candidate struct {
 
 // PlacementRequest is the new user being placed.
 type PlacementRequest struct {
-	Namespace   string
-	UID         string
-	ServiceName string
+	Namespace string
+	UID       string
+	Service   string
 	// Sequence counts the placements this driver made for this service before this one.
 	Sequence uint64
 }
@@ -95,38 +97,36 @@ func newCPolicy(f PlacementPolicy) (*C.sr_placement_policy, error) {
 	return p, nil
 }
 
-// SetServicePlacement places new users of serviceName with p instead of the configured
-// placement. Errors: ErrInvalidArgument (unknown name, nil), ErrInvalidConfig (a Rendezvous
-// load factor below 1).
-func (c *ClientDriver) SetServicePlacement(serviceName string, p PlacementSetting) error {
-	svc := str(serviceName)
-	var err error
+// placementName is p's built-in name and load factor ("rendezvous" for Rendezvous); ok is
+// false for a PlacementPolicy or nil. The library checks the name.
+func placementName(p PlacementSetting) (name string, factor float64, ok bool) {
 	switch p := p.(type) {
-	case PlacementPolicy:
-		var policy *C.sr_placement_policy
-		if policy, err = newCPolicy(p); err != nil {
-			return err
-		}
-		err = call(func(e **C.sr_error) uint32 {
-			return C.sr_client_set_service_placement_policy(c.ptr, svc.p, svc.n, policy, e)
-		})
-		C.sr_placement_policy_free(policy)
-	case Placement, Rendezvous:
-		name, factor := string(PlacementRendezvous), 0.0
-		if n, ok := p.(Placement); ok {
-			name = string(n)
-		} else {
-			factor = p.(Rendezvous).LoadFactor
-		}
-		nm := str(name)
-		err = call(func(e **C.sr_error) uint32 {
-			return C.sr_client_set_service_placement(c.ptr, svc.p, svc.n, nm.p, nm.n, C.double(factor), e)
-		})
-	default:
-		err = &Error{Code: ErrInvalidArgument, PodIndex: -1, Message: "INVALID_ARGUMENT: invalid placement: nil"}
+	case Placement:
+		return string(p), 0, true
+	case Rendezvous:
+		return string(PlacementRendezvous), p.LoadFactor, true
 	}
-	runtime.KeepAlive(c)
-	return err
+	return "", 0, false
+}
+
+// SetServicePlacement places new users of service with placement instead of the configured
+// one (the load factor is Rendezvous's). Errors: ErrInvalidConfig (unknown name, a Rendezvous
+// load factor below 1), ErrInvalidArgument (nil).
+func (c *ClientDriver) SetServicePlacement(service string, placement PlacementSetting) error {
+	if name, factor, ok := placementName(placement); ok {
+		return c.run(nil, func(e **C.sr_error) uint32 {
+			return C.sr_client_set_service_placement(c.ptr, str(service), str(name), C.double(factor), e)
+		})
+	}
+	f, _ := placement.(PlacementPolicy)
+	policy, err := newCPolicy(f)
+	if err != nil {
+		return err
+	}
+	defer C.sr_placement_policy_free(policy)
+	return c.run(nil, func(e **C.sr_error) uint32 {
+		return C.sr_client_set_service_placement_policy(c.ptr, str(service), policy, e)
+	})
 }
 
 // LoadInput is what a load calculator sees.
@@ -149,45 +149,30 @@ type LoadInput struct {
 // and must not call the driver.
 type LoadCalculator func(LoadInput) (int, error)
 
-// SetLoadCalculator replaces SPEC's load formula with f for every later publish; nil
-// restores the formula.
-func (s *ServerDriver) SetLoadCalculator(f LoadCalculator) error {
-	var err error
-	if f == nil {
-		err = call(func(e **C.sr_error) uint32 { return C.sr_server_set_load_calculator(s.ptr, nil, nil, nil, e) })
-	} else {
-		h := cgo.NewHandle(f)
-		err = call(func(e **C.sr_error) uint32 {
-			return uint32(C.sr_go_set_load_calculator(s.ptr, C.uintptr_t(h), e))
-		})
-		if err != nil {
-			h.Delete()
-		}
+// SetLoadCalculator replaces SPEC's load formula with calculator for every later publish;
+// nil restores the formula.
+func (s *ServerDriver) SetLoadCalculator(calculator LoadCalculator) error {
+	if calculator == nil {
+		return s.run(nil, func(e **C.sr_error) uint32 { return C.sr_server_set_load_calculator(s.ptr, nil, nil, nil, e) })
 	}
-	runtime.KeepAlive(s)
+	h := cgo.NewHandle(calculator)
+	err := s.run(nil, func(e **C.sr_error) uint32 { return uint32(C.sr_go_set_load_calculator(s.ptr, C.uintptr_t(h), e)) })
+	if err != nil {
+		h.Delete() // the library did not take it
+	}
 	return err
 }
 
 // SetLoadSignal sets the custom load signal name (an identifier like a service name) to a
 // finite value; a LoadCalculator sees it from the next publish.
 func (s *ServerDriver) SetLoadSignal(name string, value float64) error {
-	n := str(name)
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_server_set_load_signal(s.ptr, n.p, n.n, C.double(value), e)
-	})
-	runtime.KeepAlive(s)
-	return err
+	return s.run(nil, func(e **C.sr_error) uint32 { return C.sr_server_set_load_signal(s.ptr, str(name), C.double(value), e) })
 }
 
 // SetWeight sets this pod's placement weight for PlacementWeighted (0 … 2^32-1; default 100;
 // 0 = never chosen by weight). When running it is published at once.
 func (s *ServerDriver) SetWeight(ctx context.Context, weight int) error {
-	if err := checkCtx(ctx); err != nil {
-		return err
-	}
-	err := call(func(e **C.sr_error) uint32 { return C.sr_server_set_weight(s.ptr, C.int64_t(weight), e) })
-	runtime.KeepAlive(s)
-	return err
+	return s.run(ctx, func(e **C.sr_error) uint32 { return C.sr_server_set_weight(s.ptr, C.int64_t(weight), e) })
 }
 
 // GetWeight returns this pod's placement weight.
@@ -202,10 +187,6 @@ func (s *ServerDriver) GetWeight() int {
 // (where WeightedLoad falls back to SPEC's formula).
 func (s *ServerDriver) TryWeightedLoad() (int, error) {
 	var n C.int64_t
-	err := call(func(e **C.sr_error) uint32 { return C.sr_server_try_weighted_load(s.ptr, &n, e) })
-	runtime.KeepAlive(s)
-	if err != nil {
-		return -1, err
-	}
-	return int(n), nil
+	err := s.run(nil, func(e **C.sr_error) uint32 { return C.sr_server_try_weighted_load(s.ptr, &n, e) })
+	return podOr(n, err)
 }

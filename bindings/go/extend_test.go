@@ -60,7 +60,7 @@ func TestGoPlacementPolicyDecides(t *testing.T) {
 		if len(bad) > 0 {
 			t.Fatalf("candidates: %v", bad)
 		}
-		if len(seen) != 20 || seen[0].Namespace != ns || seen[0].UID != "hi0" || seen[0].ServiceName != "ext" ||
+		if len(seen) != 20 || seen[0].Namespace != ns || seen[0].UID != "hi0" || seen[0].Service != "ext" ||
 			seen[19].Sequence <= seen[0].Sequence {
 			t.Fatalf("requests: %+v", seen)
 		}
@@ -212,7 +212,8 @@ func TestBuiltInPlacementByName(t *testing.T) {
 		if err := c.SetServicePlacement("ext", Rendezvous{LoadFactor: 0.5}); !isCode(err, ErrInvalidConfig) {
 			t.Errorf("load factor 0.5: %v", err)
 		}
-		if err := c.SetServicePlacement("ext", Placement("nope")); !isCode(err, ErrInvalidArgument) {
+		// Names and the load-factor rule are the core's (Placement::from_setting).
+		if err := c.SetServicePlacement("ext", Placement("nope")); !isCode(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "is not one of p2c") {
 			t.Errorf("unknown name: %v", err)
 		}
 		cfg := fastConfig()
@@ -220,6 +221,16 @@ func TestBuiltInPlacementByName(t *testing.T) {
 		if _, err := NewClientDriver(s, ServerInfo{Namespace: ns, ServiceName: "gw"}, cfg); !isCode(err, ErrInvalidConfig) {
 			t.Errorf("config load factor 0.5: %v", err)
 		}
+		cfg.Placement, cfg.PlacementLoadFactor = PlacementP2C, 2
+		if _, err := NewClientDriver(s, ServerInfo{Namespace: ns, ServiceName: "gw"}, cfg); !isCode(err, ErrInvalidConfig) {
+			t.Errorf("config load factor for p2c: %v", err)
+		}
+		cfg.Placement, cfg.PlacementLoadFactor = Placement("nope"), 0
+		if _, err := NewClientDriver(s, ServerInfo{Namespace: ns, ServiceName: "gw"}, cfg); !isCode(err, ErrInvalidConfig) {
+			t.Errorf("config placement nope: %v", err)
+		}
+		cfg.Placement, cfg.PlacementLoadFactor = PlacementRendezvous, 1.5
+		must(NewClientDriver(s, ServerInfo{Namespace: ns, ServiceName: "gw"}, cfg))(t)
 
 		// Weighted: weights 0, 0, 100 send every new user to pod 2.
 		if w := pods[0].GetWeight(); w != 100 {

@@ -6,7 +6,6 @@ import "C"
 
 import (
 	"context"
-	"runtime"
 	"unsafe"
 )
 
@@ -14,205 +13,129 @@ import (
 // and service-name tags. Each blocks only to load a service's snapshot on first use, or to
 // reach the store for workload states and tags.
 
-func (c *ClientDriver) pods(ctx context.Context, serviceName string, routable bool) ([]int, error) {
-	if err := checkCtx(ctx); err != nil {
-		return nil, err
-	}
-	svc := str(serviceName)
+// AlivePods returns the alive pods of service.
+func (c *ClientDriver) AlivePods(ctx context.Context, service string) ([]int, error) {
 	var l C.sr_pod_list
-	err := call(func(e **C.sr_error) uint32 {
-		if routable {
-			return C.sr_client_routable_pods(c.ptr, svc.p, svc.n, &l, e)
-		}
-		return C.sr_client_alive_pods(c.ptr, svc.p, svc.n, &l, e)
-	})
-	runtime.KeepAlive(c)
-	if err != nil {
+	if err := c.run(ctx, func(e **C.sr_error) uint32 { return C.sr_client_alive_pods(c.ptr, str(service), &l, e) }); err != nil {
 		return nil, err
 	}
 	return podList(&l), nil
 }
 
-// AlivePods returns the alive pods of serviceName.
-func (c *ClientDriver) AlivePods(ctx context.Context, serviceName string) ([]int, error) {
-	return c.pods(ctx, serviceName, false)
-}
-
-// RoutablePods returns the pods of serviceName that take new users.
-func (c *ClientDriver) RoutablePods(ctx context.Context, serviceName string) ([]int, error) {
-	return c.pods(ctx, serviceName, true)
-}
-
-func (c *ClientDriver) isPod(ctx context.Context, serviceName string, pod int, routable bool) (bool, error) {
-	if err := checkCtx(ctx); err != nil {
-		return false, err
+// RoutablePods returns the pods of service that take new users.
+func (c *ClientDriver) RoutablePods(ctx context.Context, service string) ([]int, error) {
+	var l C.sr_pod_list
+	if err := c.run(ctx, func(e **C.sr_error) uint32 { return C.sr_client_routable_pods(c.ptr, str(service), &l, e) }); err != nil {
+		return nil, err
 	}
-	svc := str(serviceName)
+	return podList(&l), nil
+}
+
+// IsPodAlive reports whether pod of service is alive.
+func (c *ClientDriver) IsPodAlive(ctx context.Context, service string, pod int) (bool, error) {
 	var yes C.bool
-	err := call(func(e **C.sr_error) uint32 {
-		if routable {
-			return C.sr_client_is_pod_routable(c.ptr, svc.p, svc.n, C.int64_t(pod), &yes, e)
-		}
-		return C.sr_client_is_pod_alive(c.ptr, svc.p, svc.n, C.int64_t(pod), &yes, e)
+	err := c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_is_pod_alive(c.ptr, str(service), C.int64_t(pod), &yes, e)
 	})
-	runtime.KeepAlive(c)
 	return bool(yes) && err == nil, err
 }
 
-// IsPodAlive reports whether pod of serviceName is alive.
-func (c *ClientDriver) IsPodAlive(ctx context.Context, serviceName string, pod int) (bool, error) {
-	return c.isPod(ctx, serviceName, pod, false)
+// IsPodRoutable reports whether pod of service takes new users.
+func (c *ClientDriver) IsPodRoutable(ctx context.Context, service string, pod int) (bool, error) {
+	var yes C.bool
+	err := c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_is_pod_routable(c.ptr, str(service), C.int64_t(pod), &yes, e)
+	})
+	return bool(yes) && err == nil, err
 }
 
-// IsPodRoutable reports whether pod of serviceName takes new users.
-func (c *ClientDriver) IsPodRoutable(ctx context.Context, serviceName string, pod int) (bool, error) {
-	return c.isPod(ctx, serviceName, pod, true)
-}
-
-// BestPod returns the pod a new user of serviceName would get now.
-func (c *ClientDriver) BestPod(ctx context.Context, serviceName string) (int, error) {
-	if err := checkCtx(ctx); err != nil {
-		return -1, err
-	}
-	svc := str(serviceName)
+// BestPod returns the pod a new user of service would get now.
+func (c *ClientDriver) BestPod(ctx context.Context, service string) (int, error) {
 	var pod C.int64_t
-	err := call(func(e **C.sr_error) uint32 { return C.sr_client_best_pod(c.ptr, svc.p, svc.n, &pod, e) })
-	runtime.KeepAlive(c)
-	if err != nil {
-		return -1, err
-	}
-	return int(pod), nil
+	err := c.run(ctx, func(e **C.sr_error) uint32 { return C.sr_client_best_pod(c.ptr, str(service), &pod, e) })
+	return podOr(pod, err)
 }
 
-// PodStates returns the pod states of serviceName as of the last snapshot, by pod.
-func (c *ClientDriver) PodStates(ctx context.Context, serviceName string) ([]PodState, error) {
-	if err := checkCtx(ctx); err != nil {
-		return nil, err
-	}
-	svc := str(serviceName)
+// PodStates returns the pod states of service as of the last snapshot, by pod.
+func (c *ClientDriver) PodStates(ctx context.Context, service string) ([]PodState, error) {
 	var l C.sr_pod_state_list
-	err := call(func(e **C.sr_error) uint32 { return C.sr_client_pod_states(c.ptr, svc.p, svc.n, &l, e) })
-	runtime.KeepAlive(c)
-	if err != nil {
+	if err := c.run(ctx, func(e **C.sr_error) uint32 { return C.sr_client_pod_states(c.ptr, str(service), &l, e) }); err != nil {
 		return nil, err
 	}
+	return podStates(&l), nil
+}
+
+func podStates(l *C.sr_pod_state_list) []PodState {
 	out := make([]PodState, int(l.len))
 	if l.len > 0 {
 		for i, s := range unsafe.Slice(l.states, int(l.len)) {
 			out[i] = PodState{PodIndex: int(s.pod_index), Load: int(s.load), UpdateMs: uint64(s.update_ms),
-				RoutingState: RoutingState(s.routing_state)}
+				RoutingState: RoutingState(s.routing_state), Weight: int(s.weight)}
 		}
 	}
-	C.sr_pod_state_list_free(&l)
-	return out, nil
+	C.sr_pod_state_list_free(l)
+	return out
 }
 
-// RefreshService re-reads serviceName's pod states now; listeners run for the changes it sees
+// RefreshService re-reads service's pod states now; listeners run for the changes it sees
 // before it returns.
-func (c *ClientDriver) RefreshService(ctx context.Context, serviceName string) error {
-	if err := checkCtx(ctx); err != nil {
-		return err
-	}
-	svc := str(serviceName)
-	err := call(func(e **C.sr_error) uint32 { return C.sr_client_refresh_service(c.ptr, svc.p, svc.n, e) })
-	runtime.KeepAlive(c)
-	return err
+func (c *ClientDriver) RefreshService(ctx context.Context, service string) error {
+	return c.run(ctx, func(e **C.sr_error) uint32 { return C.sr_client_refresh_service(c.ptr, str(service), e) })
 }
 
-// GetWorkloadState returns serviceName's workload state; ok is false if none is set.
-func (c *ClientDriver) GetWorkloadState(ctx context.Context, serviceName string) (state string, ok bool, err error) {
-	if err := checkCtx(ctx); err != nil {
-		return "", false, err
-	}
-	svc := str(serviceName)
+// GetWorkloadState returns service's workload state; ok is false if none is set.
+func (c *ClientDriver) GetWorkloadState(ctx context.Context, service string) (state string, ok bool, err error) {
 	var p *C.char
-	err = call(func(e **C.sr_error) uint32 { return C.sr_client_get_workload_state(c.ptr, svc.p, svc.n, &p, e) })
-	runtime.KeepAlive(c)
-	if err != nil {
+	if err := c.run(ctx, func(e **C.sr_error) uint32 { return C.sr_client_get_workload_state(c.ptr, str(service), &p, e) }); err != nil {
 		return "", false, err
 	}
 	state, ok = goString(p)
 	return state, ok, nil
 }
 
-// SetWorkloadState sets serviceName's workload state (a word; "READY" means ready).
-func (c *ClientDriver) SetWorkloadState(ctx context.Context, serviceName, state string) error {
-	if err := checkCtx(ctx); err != nil {
-		return err
-	}
-	svc, st := str(serviceName), str(state)
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_client_set_workload_state(c.ptr, svc.p, svc.n, st.p, st.n, e)
+// SetWorkloadState sets service's workload state (a word; "READY" means ready).
+func (c *ClientDriver) SetWorkloadState(ctx context.Context, service, state string) error {
+	return c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_set_workload_state(c.ptr, str(service), str(state), e)
 	})
-	runtime.KeepAlive(c)
-	return err
 }
 
-// BatchGetWorkloadState returns the workload states of serviceNames in input order; "" where
+// BatchGetWorkloadState returns the workload states of services in input order; "" where
 // none is set.
-func (c *ClientDriver) BatchGetWorkloadState(ctx context.Context, serviceNames []string) ([]string, error) {
-	if err := checkCtx(ctx); err != nil {
-		return nil, err
-	}
-	arr, block := cArray(serviceNames)
+func (c *ClientDriver) BatchGetWorkloadState(ctx context.Context, services []string) ([]string, error) {
+	arr, block := cArray(services...)
 	defer C.free(block)
 	var l C.sr_string_list
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_client_batch_get_workload_state(c.ptr, arr, C.size_t(len(serviceNames)), &l, e)
-	})
-	runtime.KeepAlive(c)
-	if err != nil {
+	if err := c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_batch_get_workload_state(c.ptr, arr, C.size_t(len(services)), &l, e)
+	}); err != nil {
 		return nil, err
 	}
-	out := make([]string, int(l.len))
-	if l.len > 0 {
-		for i, p := range unsafe.Slice(l.strings, int(l.len)) {
-			if p != nil {
-				out[i] = C.GoString(p)
-			}
-		}
-	}
+	out := goStrings(l.strings, l.len)
 	C.sr_string_list_free(&l)
 	return out, nil
 }
 
-// IsWorkloadReady reports whether serviceName's workload state is "READY".
-func (c *ClientDriver) IsWorkloadReady(ctx context.Context, serviceName string) (bool, error) {
-	if err := checkCtx(ctx); err != nil {
-		return false, err
-	}
-	svc := str(serviceName)
+// IsWorkloadReady reports whether service's workload state is "READY".
+func (c *ClientDriver) IsWorkloadReady(ctx context.Context, service string) (bool, error) {
 	var yes C.bool
-	err := call(func(e **C.sr_error) uint32 { return C.sr_client_is_workload_ready(c.ptr, svc.p, svc.n, &yes, e) })
-	runtime.KeepAlive(c)
+	err := c.run(ctx, func(e **C.sr_error) uint32 { return C.sr_client_is_workload_ready(c.ptr, str(service), &yes, e) })
 	return bool(yes) && err == nil, err
 }
 
-// SetGlobalServiceNameTag makes tag stand for serviceName.
-func (c *ClientDriver) SetGlobalServiceNameTag(ctx context.Context, tag, serviceName string) error {
-	if err := checkCtx(ctx); err != nil {
-		return err
-	}
-	t, svc := str(tag), str(serviceName)
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_client_set_global_service_name_tag(c.ptr, t.p, t.n, svc.p, svc.n, e)
+// SetGlobalServiceNameTag makes tag stand for service.
+func (c *ClientDriver) SetGlobalServiceNameTag(ctx context.Context, tag, service string) error {
+	return c.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_client_set_global_service_name_tag(c.ptr, str(tag), str(service), e)
 	})
-	runtime.KeepAlive(c)
-	return err
 }
 
 // GetServiceNameByTag returns the service tag stands for; ok is false if the tag is not set.
-func (c *ClientDriver) GetServiceNameByTag(ctx context.Context, tag string) (serviceName string, ok bool, err error) {
-	if err := checkCtx(ctx); err != nil {
-		return "", false, err
-	}
-	t := str(tag)
+func (c *ClientDriver) GetServiceNameByTag(ctx context.Context, tag string) (service string, ok bool, err error) {
 	var p *C.char
-	err = call(func(e **C.sr_error) uint32 { return C.sr_client_get_service_name_by_tag(c.ptr, t.p, t.n, &p, e) })
-	runtime.KeepAlive(c)
-	if err != nil {
+	if err := c.run(ctx, func(e **C.sr_error) uint32 { return C.sr_client_get_service_name_by_tag(c.ptr, str(tag), &p, e) }); err != nil {
 		return "", false, err
 	}
-	serviceName, ok = goString(p)
-	return serviceName, ok, nil
+	service, ok = goString(p)
+	return service, ok, nil
 }

@@ -42,15 +42,20 @@ func NewServerDriver(store *Store, info ServerInfo, config *BaseConfig) (*Server
 	return s, nil
 }
 
-// Start publishes the pod's state at once, then every period. A second Start is
-// ErrInvalidArgument; a Start after Stop is ErrClosed.
-func (s *ServerDriver) Start(ctx context.Context) error {
+// run checks ctx, then makes one C call on s.
+func (s *ServerDriver) run(ctx context.Context, f func(**C.sr_error) uint32) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
 	}
-	err := call(func(e **C.sr_error) uint32 { return C.sr_server_start(s.ptr, e) })
+	err := call(f)
 	runtime.KeepAlive(s)
 	return err
+}
+
+// Start publishes the pod's state at once, then every period. A second Start is
+// ErrInvalidArgument; a Start after Stop is ErrClosed.
+func (s *ServerDriver) Start(ctx context.Context) error {
+	return s.run(ctx, func(e **C.sr_error) uint32 { return C.sr_server_start(s.ptr, e) })
 }
 
 // Stop drains and stops: publishes DENY_NEW_CALL, waits DrainSeconds, publishes SHUTDOWN.
@@ -71,9 +76,7 @@ func (s *ServerDriver) Stop(ctx context.Context) error {
 }
 
 func (s *ServerDriver) stop() error {
-	err := call(func(e **C.sr_error) uint32 { return C.sr_server_stop(s.ptr, e) })
-	runtime.KeepAlive(s)
-	return err
+	return s.run(nil, func(e **C.sr_error) uint32 { return C.sr_server_stop(s.ptr, e) })
 }
 
 // Close stops the driver (as Stop without a deadline). The memory is released when s becomes
@@ -84,12 +87,7 @@ func (s *ServerDriver) Close() error {
 
 // SetLoadState sets the app's load (>= 0), published with the next period.
 func (s *ServerDriver) SetLoadState(ctx context.Context, load int) error {
-	if err := checkCtx(ctx); err != nil {
-		return err
-	}
-	err := call(func(e **C.sr_error) uint32 { return C.sr_server_set_load_state(s.ptr, C.int64_t(load), e) })
-	runtime.KeepAlive(s)
-	return err
+	return s.run(ctx, func(e **C.sr_error) uint32 { return C.sr_server_set_load_state(s.ptr, C.int64_t(load), e) })
 }
 
 // GetLoadState returns the app's load as last set.
@@ -111,12 +109,7 @@ func (s *ServerDriver) WeightedLoad() int {
 // SetRoutingState sets the routing state (Ready, DenyNewCall or Shutdown); when running it is
 // published at once.
 func (s *ServerDriver) SetRoutingState(ctx context.Context, state RoutingState) error {
-	if err := checkCtx(ctx); err != nil {
-		return err
-	}
-	err := call(func(e **C.sr_error) uint32 { return C.sr_server_set_routing_state(s.ptr, C.int32_t(state), e) })
-	runtime.KeepAlive(s)
-	return err
+	return s.run(ctx, func(e **C.sr_error) uint32 { return C.sr_server_set_routing_state(s.ptr, C.int32_t(state), e) })
 }
 
 // GetRoutingState returns the routing state as last set.
@@ -128,64 +121,40 @@ func (s *ServerDriver) GetRoutingState() RoutingState {
 }
 
 // SetLinkedPod links uid persistently to pod and returns the pod linked before, or -1.
-func (s *ServerDriver) SetLinkedPod(ctx context.Context, namespace, uid, serviceName string, pod int) (int, error) {
-	if err := checkCtx(ctx); err != nil {
-		return -1, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
+func (s *ServerDriver) SetLinkedPod(ctx context.Context, namespace, uid, service string, pod int) (int, error) {
 	var prev C.int64_t
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_server_set_linked_pod(s.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, C.int64_t(pod), &prev, e)
+	err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_server_set_linked_pod(s.ptr, str(namespace), str(uid), str(service), C.int64_t(pod), &prev, e)
 	})
-	runtime.KeepAlive(s)
-	if err != nil {
-		return -1, err
-	}
-	return int(prev), nil
+	return podOr(prev, err)
 }
 
 // TrySetLinkedPod links uid persistently to pod unless it is persistently linked to another.
-func (s *ServerDriver) TrySetLinkedPod(ctx context.Context, namespace, uid, serviceName string, pod int) (TrySetOutcome, error) {
-	if err := checkCtx(ctx); err != nil {
-		return TrySetOutcome{Owner: -1, Previous: -1}, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
+func (s *ServerDriver) TrySetLinkedPod(ctx context.Context, namespace, uid, service string, pod int) (TrySetOutcome, error) {
 	var o C.sr_try_set_outcome
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_server_try_set_linked_pod(s.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, C.int64_t(pod), &o, e)
-	})
-	runtime.KeepAlive(s)
-	if err != nil {
+	if err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_server_try_set_linked_pod(s.ptr, str(namespace), str(uid), str(service), C.int64_t(pod), &o, e)
+	}); err != nil {
 		return TrySetOutcome{Owner: -1, Previous: -1}, err
 	}
 	return outcomeFromC(o), nil
 }
 
-// RemoveLinkedPod removes the link now (delaySeconds <= 0) or after delaySeconds; it reports
+// RemoveLinkedPod removes the link now (delay <= 0) or after delay seconds; it reports
 // whether a link existed.
-func (s *ServerDriver) RemoveLinkedPod(ctx context.Context, namespace, uid, serviceName string, delaySeconds int) (bool, error) {
-	if err := checkCtx(ctx); err != nil {
-		return false, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
+func (s *ServerDriver) RemoveLinkedPod(ctx context.Context, namespace, uid, service string, delay int) (bool, error) {
 	var removed C.bool
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_server_remove_linked_pod(s.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, C.int64_t(delaySeconds), &removed, e)
+	err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_server_remove_linked_pod(s.ptr, str(namespace), str(uid), str(service), C.int64_t(delay), &removed, e)
 	})
-	runtime.KeepAlive(s)
 	return bool(removed) && err == nil, err
 }
 
 // RemoveLinkedPodWithId is RemoveLinkedPod only if the link points to pod.
-func (s *ServerDriver) RemoveLinkedPodWithId(ctx context.Context, namespace, uid, serviceName string, pod, delaySeconds int) (bool, error) {
-	if err := checkCtx(ctx); err != nil {
-		return false, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
+func (s *ServerDriver) RemoveLinkedPodWithId(ctx context.Context, namespace, uid, service string, pod, delay int) (bool, error) {
 	var removed C.bool
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_server_remove_linked_pod_with_id(s.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, C.int64_t(pod), C.int64_t(delaySeconds), &removed, e)
+	err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_server_remove_linked_pod_with_id(s.ptr, str(namespace), str(uid), str(service), C.int64_t(pod), C.int64_t(delay), &removed, e)
 	})
-	runtime.KeepAlive(s)
 	return bool(removed) && err == nil, err
 }

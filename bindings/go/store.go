@@ -138,10 +138,9 @@ func connect(ctx context.Context, config StoreConfig, t topology) (*Store, error
 	C.sr_store_config_default(&sc)
 	// The struct is Go memory that C reads, so the bytes it points to are copied to C memory.
 	if config.KeyPrefix != "" {
-		prefix := C.CBytes([]byte(config.KeyPrefix))
-		defer C.free(prefix)
-		sc.key_prefix = (*C.char)(prefix)
-		sc.key_prefix_len = C.size_t(len(config.KeyPrefix))
+		prefix, block := cArray(config.KeyPrefix)
+		defer C.free(block)
+		sc.key_prefix = *prefix
 	}
 	if config.ConnectTimeout > 0 {
 		sc.connect_timeout_ms = C.uint64_t(max(config.ConnectTimeout.Milliseconds(), 1))
@@ -159,17 +158,15 @@ func connect(ctx context.Context, config StoreConfig, t topology) (*Store, error
 	err := call(func(e **C.sr_error) uint32 {
 		switch t {
 		case topoSingle:
-			u := str(config.URL)
-			return C.sr_store_connect(u.p, u.n, &sc, &ptr, e)
+			return C.sr_store_connect(str(config.URL), &sc, &ptr, e)
 		case topoCluster:
-			arr, block := cArray(config.ClusterURLs)
+			arr, block := cArray(config.ClusterURLs...)
 			defer C.free(block)
 			return C.sr_store_connect_cluster(arr, C.size_t(len(config.ClusterURLs)), &sc, &ptr, e)
 		case topoSentinel:
-			arr, block := cArray(config.SentinelURLs)
+			arr, block := cArray(config.SentinelURLs...)
 			defer C.free(block)
-			m := str(config.SentinelMasterName)
-			return C.sr_store_connect_sentinel(arr, C.size_t(len(config.SentinelURLs)), m.p, m.n, &sc, &ptr, e)
+			return C.sr_store_connect_sentinel(arr, C.size_t(len(config.SentinelURLs)), str(config.SentinelMasterName), &sc, &ptr, e)
 		}
 		return C.sr_store_memory(&sc, &ptr, e)
 	})
@@ -186,44 +183,36 @@ func (s *Store) Close() error {
 	return nil
 }
 
-func (s *Store) open(ctx context.Context) error {
+// run checks that s is open and ctx, then makes one C call on s.
+func (s *Store) run(ctx context.Context, f func(**C.sr_error) uint32) error {
 	if s.closed.Load() {
 		return closedError("store")
 	}
-	return checkCtx(ctx)
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	err := call(f)
+	runtime.KeepAlive(s)
+	return err
 }
 
-// SetLink links uid to pod for serviceName unconditionally (ttlSeconds: -1 persistent,
+// SetLink links uid to pod for service unconditionally (ttl in seconds: -1 persistent,
 // > 0 temporary) and returns the pod linked before, or -1.
-func (s *Store) SetLink(ctx context.Context, namespace, uid, serviceName string, pod, ttlSeconds int) (int, error) {
-	if err := s.open(ctx); err != nil {
-		return -1, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
+func (s *Store) SetLink(ctx context.Context, namespace, uid, service string, pod, ttl int) (int, error) {
 	var prev C.int64_t
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_store_set_link(s.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, C.int64_t(pod), C.int64_t(ttlSeconds), &prev, e)
+	err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_store_set_link(s.ptr, str(namespace), str(uid), str(service), C.int64_t(pod), C.int64_t(ttl), &prev, e)
 	})
-	runtime.KeepAlive(s)
-	if err != nil {
-		return -1, err
-	}
-	return int(prev), nil
+	return podOr(prev, err)
 }
 
 // SetLinkIfAbsent links uid to pod unless a link exists (which then wins, its TTL untouched)
 // and returns the link in force.
-func (s *Store) SetLinkIfAbsent(ctx context.Context, namespace, uid, serviceName string, pod, ttlSeconds int) (Link, error) {
-	if err := s.open(ctx); err != nil {
-		return Link{PodIndex: -1}, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
+func (s *Store) SetLinkIfAbsent(ctx context.Context, namespace, uid, service string, pod, ttl int) (Link, error) {
 	var l C.sr_link
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_store_set_link_if_absent(s.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, C.int64_t(pod), C.int64_t(ttlSeconds), &l, e)
-	})
-	runtime.KeepAlive(s)
-	if err != nil {
+	if err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_store_set_link_if_absent(s.ptr, str(namespace), str(uid), str(service), C.int64_t(pod), C.int64_t(ttl), &l, e)
+	}); err != nil {
 		return Link{PodIndex: -1}, err
 	}
 	link, _ := linkFromC(l)
@@ -231,63 +220,41 @@ func (s *Store) SetLinkIfAbsent(ctx context.Context, namespace, uid, serviceName
 }
 
 // TrySetLink links uid to pod unless it is persistently linked to another pod.
-func (s *Store) TrySetLink(ctx context.Context, namespace, uid, serviceName string, pod, ttlSeconds int) (TrySetOutcome, error) {
-	if err := s.open(ctx); err != nil {
-		return TrySetOutcome{Owner: -1, Previous: -1}, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
+func (s *Store) TrySetLink(ctx context.Context, namespace, uid, service string, pod, ttl int) (TrySetOutcome, error) {
 	var o C.sr_try_set_outcome
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_store_try_set_link(s.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, C.int64_t(pod), C.int64_t(ttlSeconds), &o, e)
-	})
-	runtime.KeepAlive(s)
-	if err != nil {
+	if err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_store_try_set_link(s.ptr, str(namespace), str(uid), str(service), C.int64_t(pod), C.int64_t(ttl), &o, e)
+	}); err != nil {
 		return TrySetOutcome{Owner: -1, Previous: -1}, err
 	}
 	return outcomeFromC(o), nil
 }
 
-// RemoveLink removes the link now (delaySeconds <= 0) or lets it expire after delaySeconds;
-// it reports whether a link existed.
-func (s *Store) RemoveLink(ctx context.Context, namespace, uid, serviceName string, delaySeconds int) (bool, error) {
-	if err := s.open(ctx); err != nil {
-		return false, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
+// RemoveLink removes the link now (delay <= 0) or lets it expire after delay seconds; it
+// reports whether a link existed.
+func (s *Store) RemoveLink(ctx context.Context, namespace, uid, service string, delay int) (bool, error) {
 	var removed C.bool
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_store_remove_link(s.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, C.int64_t(delaySeconds), &removed, e)
+	err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_store_remove_link(s.ptr, str(namespace), str(uid), str(service), C.int64_t(delay), &removed, e)
 	})
-	runtime.KeepAlive(s)
 	return bool(removed) && err == nil, err
 }
 
 // RemoveLinkIf is RemoveLink only if the link points to pod (compare-and-delete).
-func (s *Store) RemoveLinkIf(ctx context.Context, namespace, uid, serviceName string, pod, delaySeconds int) (bool, error) {
-	if err := s.open(ctx); err != nil {
-		return false, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
+func (s *Store) RemoveLinkIf(ctx context.Context, namespace, uid, service string, pod, delay int) (bool, error) {
 	var removed C.bool
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_store_remove_link_if(s.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, C.int64_t(pod), C.int64_t(delaySeconds), &removed, e)
+	err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_store_remove_link_if(s.ptr, str(namespace), str(uid), str(service), C.int64_t(pod), C.int64_t(delay), &removed, e)
 	})
-	runtime.KeepAlive(s)
 	return bool(removed) && err == nil, err
 }
 
 // GetLink reads a link with its remaining TTL; ok is false if there is none.
-func (s *Store) GetLink(ctx context.Context, namespace, uid, serviceName string) (link Link, ok bool, err error) {
-	if err := s.open(ctx); err != nil {
-		return Link{PodIndex: -1}, false, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
+func (s *Store) GetLink(ctx context.Context, namespace, uid, service string) (link Link, ok bool, err error) {
 	var l C.sr_link
-	err = call(func(e **C.sr_error) uint32 {
-		return C.sr_store_get_link(s.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, &l, e)
-	})
-	runtime.KeepAlive(s)
-	if err != nil {
+	if err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_store_get_link(s.ptr, str(namespace), str(uid), str(service), &l, e)
+	}); err != nil {
 		return Link{PodIndex: -1}, false, err
 	}
 	link, ok = linkFromC(l)
@@ -295,34 +262,20 @@ func (s *Store) GetLink(ctx context.Context, namespace, uid, serviceName string)
 }
 
 // GetLinkIfPersist reads a persistent link's pod; -1 if there is none or it is temporary.
-func (s *Store) GetLinkIfPersist(ctx context.Context, namespace, uid, serviceName string) (int, error) {
-	if err := s.open(ctx); err != nil {
-		return -1, err
-	}
-	ns, u, svc := str(namespace), str(uid), str(serviceName)
+func (s *Store) GetLinkIfPersist(ctx context.Context, namespace, uid, service string) (int, error) {
 	var pod C.int64_t
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_store_get_link_if_persist(s.ptr, ns.p, ns.n, u.p, u.n, svc.p, svc.n, &pod, e)
+	err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_store_get_link_if_persist(s.ptr, str(namespace), str(uid), str(service), &pod, e)
 	})
-	runtime.KeepAlive(s)
-	if err != nil {
-		return -1, err
-	}
-	return int(pod), nil
+	return podOr(pod, err)
 }
 
 // GetLinkServices returns the user's persistent links, service → pod.
 func (s *Store) GetLinkServices(ctx context.Context, namespace, uid string) (map[string]int, error) {
-	if err := s.open(ctx); err != nil {
-		return nil, err
-	}
-	ns, u := str(namespace), str(uid)
 	var l C.sr_service_links
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_store_get_link_services(s.ptr, ns.p, ns.n, u.p, u.n, &l, e)
-	})
-	runtime.KeepAlive(s)
-	if err != nil {
+	if err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_store_get_link_services(s.ptr, str(namespace), str(uid), &l, e)
+	}); err != nil {
 		return nil, err
 	}
 	return serviceLinks(&l), nil
@@ -330,20 +283,26 @@ func (s *Store) GetLinkServices(ctx context.Context, namespace, uid string) (map
 
 // BatchGetLinks reads the links of many users of one service: pod → uids in input order;
 // users without a link are left out.
-func (s *Store) BatchGetLinks(ctx context.Context, namespace string, uids []string, serviceName string) (map[int][]string, error) {
-	if err := s.open(ctx); err != nil {
-		return nil, err
-	}
-	ns, svc := str(namespace), str(serviceName)
-	arr, block := cArray(uids)
+func (s *Store) BatchGetLinks(ctx context.Context, namespace string, uids []string, service string) (map[int][]string, error) {
+	arr, block := cArray(uids...)
 	defer C.free(block)
-	var l C.sr_pod_list
-	err := call(func(e **C.sr_error) uint32 {
-		return C.sr_store_batch_get_links(s.ptr, ns.p, ns.n, arr, C.size_t(len(uids)), svc.p, svc.n, &l, e)
-	})
-	runtime.KeepAlive(s)
-	if err != nil {
+	var g C.sr_pod_groups
+	if err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_store_batch_get_links(s.ptr, str(namespace), arr, C.size_t(len(uids)), str(service), &g, e)
+	}); err != nil {
 		return nil, err
 	}
-	return byPod(uids, podList(&l)), nil
+	return podGroups(&g), nil
+}
+
+// PodStates returns the published pod states of service in namespace, sorted by pod
+// (unparsable entries are skipped and logged).
+func (s *Store) PodStates(ctx context.Context, namespace, service string) ([]PodState, error) {
+	var l C.sr_pod_state_list
+	if err := s.run(ctx, func(e **C.sr_error) uint32 {
+		return C.sr_store_pod_states(s.ptr, str(namespace), str(service), &l, e)
+	}); err != nil {
+		return nil, err
+	}
+	return podStates(&l), nil
 }

@@ -5,7 +5,8 @@
 # to shake out lifetime bugs. Both passes include the topology tests (topology_test.go), which
 # start their own redis-server processes: a 3-master Redis Cluster, and a master + replica +
 # sentinel whose master they kill. Benchmarks run once each (-benchtime=1x) so that they keep
-# working; bindings/go/bench.sh measures them.
+# working; bindings/go/bench.sh measures them. The benchmark hooks (bench_hooks.go, bench.c) are
+# built only with -tags srbench, so they do not ship in the package.
 set -euo pipefail
 # CI's PATH may lack Go: use its standard install location when `go` is not on PATH.
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
@@ -35,7 +36,8 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
-echo "--- go test -race"
-go test -count=1 -race -bench . -benchtime=1x ./...
+go vet -tags srbench ./...
+echo "--- go test -race (with the benchmark hooks: -tags srbench)"
+go test -count=1 -race -tags srbench -bench . -benchtime=1x ./...
 echo "--- go test -race with GOGC=1"
 GOGC=1 go test -count=1 -race ./...

@@ -8,7 +8,7 @@
 
 #include "stateful_route.h"
 
-#define S(s) (s), strlen(s)
+#define S(s) sr_str_from_cstr(s)
 
 static void check(sr_status status, sr_error *err) {
   if (status != SR_OK) {

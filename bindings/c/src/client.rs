@@ -3,17 +3,16 @@
 //! `sr_client_compute_linked_pod` probes the cache synchronously first: a hit never touches
 //! the runtime (no future, no thread hop). Only a miss blocks on the store half.
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_void, CString};
 
-use sr_core::{ClientDriver, RoutingStateChange};
+use sr_core::{ClientDriver, Result, RoutingStateChange};
 
 use crate::config::{sr_base_config, sr_link, sr_routing_state, sr_server_info};
 use crate::convert::{
-    handle, input, out, pod_arg, pod_or_none, pods_in_input_order, sr_pod_list, sr_service_links,
-    sr_str, str_arg, str_array,
+    handle, pod_arg, pod_or_none, sr_pod_groups, sr_service_links, sr_str, str_array,
 };
 use crate::error::{sr_error, sr_status};
-use crate::panic::{block_on, boundary};
+use crate::panic::{answer, block_on, boundary, run, with};
 use crate::store::{link_args, sr_store};
 
 /// A gateway's driver. Thread-safe: every function may be called from many threads at once.
@@ -23,15 +22,15 @@ pub struct sr_client_driver {
     pub(crate) inner: ClientDriver,
 }
 
+crate::panic::handle!(sr_client_driver, ClientDriver, "client");
+
 /// One pod's routing-state change as a gateway's refresh saw it. Valid only during the
 /// callback.
 #[repr(C)]
 #[derive(Debug)]
 pub struct sr_routing_state_change {
-    /// The service (NUL-terminated; also `service_len` bytes).
-    pub service: *const c_char,
-    /// Length of `service` in bytes.
-    pub service_len: usize,
+    /// The service (also NUL-terminated).
+    pub service: sr_str,
     /// The pod.
     pub pod_index: i64,
     /// The state before (`SR_ROUTING_NOT_ALIVE`: absent, stale or shut down).
@@ -66,6 +65,12 @@ unsafe impl<F: Copy> Send for UserCallback<F> {}
 // SAFETY: as above.
 unsafe impl<F: Copy> Sync for UserCallback<F> {}
 
+impl<F: Copy> std::fmt::Debug for UserCallback<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserCallback")
+    }
+}
+
 impl<F: Copy> Drop for UserCallback<F> {
     fn drop(&mut self) {
         if let Some(release) = self.release {
@@ -79,8 +84,7 @@ impl UserCallback<unsafe extern "C" fn(*mut c_void, *const sr_routing_state_chan
     fn notify(&self, change: &RoutingStateChange) {
         let service = CString::new(change.service.as_str()).unwrap_or_default();
         let c = sr_routing_state_change {
-            service: service.as_ptr(),
-            service_len: service.as_bytes().len(),
+            service: sr_str::of_c(&service),
             pod_index: change.pod_index.into(),
             old_state: sr_routing_state::of(change.old),
             new_state: sr_routing_state::of(change.new),
@@ -109,14 +113,12 @@ pub unsafe extern "C" fn sr_client_new(
 ) -> sr_status {
     // SAFETY: pointers are checked by the helpers; the caller guarantees the rest.
     unsafe {
-        boundary(err_out, || {
+        answer(err_out, "client_out", client_out, || {
             let store = handle("store", store)?.inner.clone();
-            let info = input("info", info)?.to_core()?;
-            let config = input("config", config)?.to_core()?;
-            let client_out = out("client_out", client_out)?;
+            let info = handle("info", info)?.to_core()?;
+            let config = handle("config", config)?.to_core()?;
             let inner = ClientDriver::new(store, info, config)?;
-            client_out.set(Box::into_raw(Box::new(sr_client_driver { inner })));
-            Ok(())
+            Ok(Box::into_raw(Box::new(sr_client_driver { inner })))
         })
     }
 }
@@ -163,11 +165,32 @@ pub unsafe extern "C" fn sr_client_close(
     }
 }
 
+/// A call on (namespace, uid, service) with a pod out-parameter: `f` gets the driver and the
+/// checked strings.
+///
+/// # Safety
+/// As every exported function (see the crate docs).
+unsafe fn lookup(
+    client: *const sr_client_driver,
+    (ns, uid, service): (sr_str, sr_str, sr_str),
+    pod_out: *mut i64,
+    err_out: *mut *mut sr_error,
+    f: impl FnOnce(&ClientDriver, &str, &str, &str) -> Result<i64>,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        with(client, "pod_out", pod_out, err_out, |c| {
+            let (ns, uid, svc) = link_args(ns, uid, service)?;
+            f(c, ns, uid, svc)
+        })
+    }
+}
+
 /// `ComputeLinkedPod`: the pod that serves `uid` for `service`, placing a new user on the
 /// best pod. A cache hit returns without blocking; a miss blocks for one store round trip
 /// (concurrent misses for one user share it).
 ///
-/// - `ns`, `uid`, `service`: UTF-8 (pointer + length, borrowed); `ns` is `""` or the
+/// - `ns`, `uid`, `service`: UTF-8 `sr_str`s (borrowed); `ns` is `""` or the
 ///   driver's namespace.
 /// - `pod_out`: receives the pod index (never -1 on success).
 ///
@@ -176,68 +199,75 @@ pub unsafe extern "C" fn sr_client_close(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_compute_linked_pod(
     client: *const sr_client_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_out: *mut i64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
-    // SAFETY: as in `sr_client_new`.
+    // SAFETY: forwarded.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let pod_out = out("pod_out", pod_out)?;
-            let pod = match c.compute_cached(ns, uid, svc)? {
-                Some(pod) => pod,
-                None => block_on(c.compute_linked_pod_uncached(ns, uid, svc))??,
-            };
-            pod_out.set(pod.into());
-            Ok(())
-        })
+        lookup(
+            client,
+            (ns, uid, service),
+            pod_out,
+            err_out,
+            |c, ns, uid, svc| {
+                Ok(match c.compute_cached(ns, uid, svc)? {
+                    Some(pod) => pod.into(),
+                    None => block_on(c.compute_linked_pod_uncached(ns, uid, svc))??.into(),
+                })
+            },
+        )
     }
 }
 
-/// The five "which pod is this user linked to" reads, which differ only in where they look.
-#[derive(Debug, Clone, Copy)]
-enum Lookup {
-    Cached,
-    CachedOrPersistent,
-    StoreOnly,
-    CacheOnly,
-    Expire,
-}
-
-unsafe fn lookup(
-    how: Lookup,
+/// `compute_cached`: the non-blocking half of `sr_client_compute_linked_pod`: the cached pod
+/// of `uid` if it is alive, else -1 (then call `sr_client_compute_linked_pod_uncached`).
+/// Never blocks. Other parameters as `sr_client_compute_linked_pod`.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_compute_cached(
     client: *const sr_client_driver,
-    ns: (*const c_char, usize),
-    uid: (*const c_char, usize),
-    service: (*const c_char, usize),
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_out: *mut i64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
-    // SAFETY: as in `sr_client_new`.
+    // SAFETY: forwarded.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let (ns, uid, svc) = link_args(ns, uid, service)?;
-            let pod_out = out("pod_out", pod_out)?;
-            let pod = match how {
-                Lookup::Cached => block_on(c.get_linked_pod(ns, uid, svc))??,
-                Lookup::CachedOrPersistent => {
-                    block_on(c.get_linked_pod_in_cache_or_if_persist(ns, uid, svc))??
-                }
-                Lookup::StoreOnly => block_on(c.get_linked_pod_not_cache(ns, uid, svc))??,
-                Lookup::CacheOnly => c.get_linked_in_cache(ns, uid, svc)?,
-                Lookup::Expire => c.cache_expired(ns, uid, svc)?,
-            };
-            pod_out.set(pod_or_none(pod));
-            Ok(())
-        })
+        lookup(
+            client,
+            (ns, uid, service),
+            pod_out,
+            err_out,
+            |c, ns, uid, svc| Ok(pod_or_none(c.compute_cached(ns, uid, svc)?)),
+        )
+    }
+}
+
+/// `compute_linked_pod_uncached`: the store half of `sr_client_compute_linked_pod` (after a
+/// cache miss). Blocks. Parameters and errors as `sr_client_compute_linked_pod`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_compute_linked_pod_uncached(
+    client: *const sr_client_driver,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
+    pod_out: *mut i64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: forwarded.
+    unsafe {
+        lookup(
+            client,
+            (ns, uid, service),
+            pod_out,
+            err_out,
+            |c, ns, uid, svc| Ok(block_on(c.compute_linked_pod_uncached(ns, uid, svc))??.into()),
+        )
     }
 }
 
@@ -249,25 +279,20 @@ unsafe fn lookup(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_get_linked_pod(
     client: *const sr_client_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_out: *mut i64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: forwarded.
     unsafe {
         lookup(
-            Lookup::Cached,
             client,
-            (ns, ns_len),
-            (uid, uid_len),
-            (service, service_len),
+            (ns, uid, service),
             pod_out,
             err_out,
+            |c, ns, uid, svc| Ok(pod_or_none(block_on(c.get_linked_pod(ns, uid, svc))??)),
         )
     }
 }
@@ -280,25 +305,24 @@ pub unsafe extern "C" fn sr_client_get_linked_pod(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_get_linked_pod_in_cache_or_if_persist(
     client: *const sr_client_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_out: *mut i64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: forwarded.
     unsafe {
         lookup(
-            Lookup::CachedOrPersistent,
             client,
-            (ns, ns_len),
-            (uid, uid_len),
-            (service, service_len),
+            (ns, uid, service),
             pod_out,
             err_out,
+            |c, ns, uid, svc| {
+                Ok(pod_or_none(block_on(
+                    c.get_linked_pod_in_cache_or_if_persist(ns, uid, svc),
+                )??))
+            },
         )
     }
 }
@@ -311,25 +335,24 @@ pub unsafe extern "C" fn sr_client_get_linked_pod_in_cache_or_if_persist(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_get_linked_pod_not_cache(
     client: *const sr_client_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_out: *mut i64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: forwarded.
     unsafe {
         lookup(
-            Lookup::StoreOnly,
             client,
-            (ns, ns_len),
-            (uid, uid_len),
-            (service, service_len),
+            (ns, uid, service),
             pod_out,
             err_out,
+            |c, ns, uid, svc| {
+                Ok(pod_or_none(block_on(
+                    c.get_linked_pod_not_cache(ns, uid, svc),
+                )??))
+            },
         )
     }
 }
@@ -341,25 +364,20 @@ pub unsafe extern "C" fn sr_client_get_linked_pod_not_cache(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_get_linked_in_cache(
     client: *const sr_client_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_out: *mut i64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: forwarded.
     unsafe {
         lookup(
-            Lookup::CacheOnly,
             client,
-            (ns, ns_len),
-            (uid, uid_len),
-            (service, service_len),
+            (ns, uid, service),
             pod_out,
             err_out,
+            |c, ns, uid, svc| Ok(pod_or_none(c.get_linked_in_cache(ns, uid, svc)?)),
         )
     }
 }
@@ -371,25 +389,20 @@ pub unsafe extern "C" fn sr_client_get_linked_in_cache(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_cache_expired(
     client: *const sr_client_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_out: *mut i64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: forwarded.
     unsafe {
         lookup(
-            Lookup::Expire,
             client,
-            (ns, ns_len),
-            (uid, uid_len),
-            (service, service_len),
+            (ns, uid, service),
             pod_out,
             err_out,
+            |c, ns, uid, svc| Ok(pod_or_none(c.cache_expired(ns, uid, svc)?)),
         )
     }
 }
@@ -401,21 +414,16 @@ pub unsafe extern "C" fn sr_client_cache_expired(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_set_cache(
     client: *const sr_client_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_index: i64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let pod = pod_arg(pod_index)?;
+        run(client, err_out, |c| {
+            let ((ns, uid, svc), pod) = (link_args(ns, uid, service)?, pod_arg(pod_index)?);
             block_on(c.set_cache(ns, uid, svc, pod))?
         })
     }
@@ -429,12 +437,9 @@ pub unsafe extern "C" fn sr_client_set_cache(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_set_linked_pod_if_absent(
     client: *const sr_client_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_index: i64,
     ttl_seconds: i64,
     link_out: *mut sr_link,
@@ -442,14 +447,10 @@ pub unsafe extern "C" fn sr_client_set_linked_pod_if_absent(
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let link_out = out("link_out", link_out)?;
-            let pod = pod_arg(pod_index)?;
+        with(client, "link_out", link_out, err_out, |c| {
+            let ((ns, uid, svc), pod) = (link_args(ns, uid, service)?, pod_arg(pod_index)?);
             let link = block_on(c.set_linked_pod_if_absent(ns, uid, svc, pod, ttl_seconds))??;
-            link_out.set(sr_link::of(Some(link)));
-            Ok(())
+            Ok(sr_link::of(Some(link)))
         })
     }
 }
@@ -461,56 +462,45 @@ pub unsafe extern "C" fn sr_client_set_linked_pod_if_absent(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_get_link_service(
     client: *const sr_client_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
+    ns: sr_str,
+    uid: sr_str,
     links_out: *mut sr_service_links,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let ns = str_arg("namespace", ns, ns_len)?;
-            let uid = str_arg("uid", uid, uid_len)?;
-            let links_out = out("links_out", links_out)?;
-            links_out.set(sr_service_links::new(block_on(
+        with(client, "links_out", links_out, err_out, |c| {
+            let (ns, uid) = (ns.get("namespace")?, uid.get("uid")?);
+            Ok(sr_service_links::new(block_on(
                 c.get_link_service(ns, uid),
-            )??));
-            Ok(())
+            )??))
         })
     }
 }
 
 /// `BatchGetLinkedPod`: the links of many users of `service`. Blocks.
-/// `pods_out` receives one entry per uid in input order (its pod, or -1); free it with
-/// `sr_pod_list_free`.
+/// `groups_out` receives the core's answer, pod → uids (sorted by pod, uids in input order,
+/// users without a link left out); free it with `sr_pod_groups_free`.
 ///
 /// Errors: as `sr_client_get_link_service`.
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_batch_get_linked_pod(
     client: *const sr_client_driver,
-    ns: *const c_char,
-    ns_len: usize,
+    ns: sr_str,
     uids: *const sr_str,
     uids_len: usize,
-    service: *const c_char,
-    service_len: usize,
-    pods_out: *mut sr_pod_list,
+    service: sr_str,
+    groups_out: *mut sr_pod_groups,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let ns = str_arg("namespace", ns, ns_len)?;
+        with(client, "groups_out", groups_out, err_out, |c| {
+            let (ns, svc) = (ns.get("namespace")?, service.get("service")?);
             let uids = str_array("uids", uids, uids_len)?;
-            let svc = str_arg("service", service, service_len)?;
-            let pods_out = out("pods_out", pods_out)?;
-            let by_pod = block_on(c.batch_get_linked_pod(ns, &uids, svc))??;
-            pods_out.set(sr_pod_list::new(pods_in_input_order(&uids, by_pod)));
-            Ok(())
+            Ok(sr_pod_groups::new(block_on(
+                c.batch_get_linked_pod(ns, &uids, svc),
+            )??))
         })
     }
 }
@@ -525,13 +515,7 @@ pub unsafe extern "C" fn sr_client_cache_len(
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
-    unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            out("len_out", len_out)?.set(c.cache_len());
-            Ok(())
-        })
-    }
+    unsafe { with(client, "len_out", len_out, err_out, |c| Ok(c.cache_len())) }
 }
 
 /// Registers `callback`, called with `user_data` for each routing-state change a refresh of
@@ -556,39 +540,33 @@ pub unsafe extern "C" fn sr_client_on_routing_state_changed(
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
+        with(client, "listener_id_out", listener_id_out, err_out, |c| {
             let call = callback.ok_or_else(|| crate::convert::invalid("callback", "is NULL"))?;
-            let id_out = out("listener_id_out", listener_id_out)?;
             let cb = UserCallback {
                 call,
                 release,
                 user_data,
             };
-            id_out.set(c.on_routing_state_changed(move |change| cb.notify(change)));
-            Ok(())
+            Ok(c.on_routing_state_changed(move |change| cb.notify(change)))
         })
     }
 }
 
-/// Removes a listener; `*removed_out` tells whether `listener_id` was registered. Its release
+/// Removes a listener; `*removed_out` tells whether listener `id` was registered. Its release
 /// callback runs once no call of it is running (possibly later, on another thread).
 ///
 /// Errors: `SR_INVALID_ARGUMENT` (NULL).
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_remove_routing_state_listener(
     client: *const sr_client_driver,
-    listener_id: u64,
+    id: u64,
     removed_out: *mut bool,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let removed_out = out("removed_out", removed_out)?;
-            removed_out.set(c.remove_routing_state_listener(listener_id));
-            Ok(())
+        with(client, "removed_out", removed_out, err_out, |c| {
+            Ok(c.remove_routing_state_listener(id))
         })
     }
 }

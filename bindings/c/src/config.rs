@@ -4,16 +4,15 @@
 //! Enum-valued inputs are plain integers, checked here: a C caller can put any value into an
 //! enum, and a Rust enum holding an unknown value would be undefined behaviour.
 
-use std::ffi::c_char;
 use std::time::Duration;
 
 use sr_core::{
     BaseConfig, Link, Placement, Result, RoutingState, ServerInfo, StoreConfig, TrySetOutcome,
 };
 
-use crate::convert::{invalid, out, pod_or_none, str_arg};
+use crate::convert::{invalid, pod_or_none, sr_str};
 use crate::error::sr_status;
-use crate::panic::boundary;
+use crate::panic::answer;
 
 /// A pod's routing state (SPEC §1). `SR_ROUTING_NOT_ALIVE` appears only in routing-state
 /// changes, for a pod that is absent, stale or shut down.
@@ -42,33 +41,20 @@ impl sr_routing_state {
 
     /// From an integer argument: one of READY, DENY_NEW_CALL, SHUTDOWN.
     pub(crate) fn parse(value: i32) -> Result<RoutingState> {
-        match value {
-            0 => Ok(RoutingState::Ready),
-            1 => Ok(RoutingState::DenyNewCall),
-            2 => Ok(RoutingState::Shutdown),
-            _ => Err(invalid(
-                "routing_state",
-                &format!("{value} is not SR_ROUTING_READY, SR_ROUTING_DENY_NEW_CALL or SR_ROUTING_SHUTDOWN"),
-            )),
-        }
+        let states = [
+            RoutingState::Ready,
+            RoutingState::DenyNewCall,
+            RoutingState::Shutdown,
+        ];
+        usize::try_from(value)
+            .ok()
+            .and_then(|i| states.get(i).copied())
+            .ok_or_else(|| {
+                let rule =
+                    "is not SR_ROUTING_READY, SR_ROUTING_DENY_NEW_CALL or SR_ROUTING_SHUTDOWN";
+                invalid("routing_state", &format!("{value} {rule}"))
+            })
     }
-}
-
-/// How a new user's pod is chosen among the good candidates (`sr_base_config.placement`).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum sr_placement {
-    /// Power of two random choices on load plus recent placements (the default).
-    SR_PLACEMENT_P2C = 0,
-    /// A uniformly random candidate.
-    SR_PLACEMENT_RANDOM = 1,
-    /// Candidates in turn.
-    SR_PLACEMENT_ROUND_ROBIN = 2,
-    /// Rendezvous (highest-random-weight) hashing of (service, uid, pod) with bounded load
-    /// (`sr_base_config.placement_load_factor`): deterministic across gateways.
-    SR_PLACEMENT_RENDEZVOUS = 3,
-    /// Random in proportion to the weight each pod publishes (`sr_server_set_weight`).
-    SR_PLACEMENT_WEIGHTED = 4,
 }
 
 /// Settings of both drivers (SPEC §9). Fill it with `sr_base_config_default`, then change
@@ -91,11 +77,16 @@ pub struct sr_base_config {
     pub stale_after_seconds: f64,
     /// Pods within this load of the least loaded pod are all good candidates. Default 500.
     pub load_range: u32,
-    /// One of `sr_placement`. Default `SR_PLACEMENT_P2C`. Ignored when `placement_policy` is
-    /// set.
-    pub placement: i32,
-    /// For `SR_PLACEMENT_RENDEZVOUS`: the bound c (>= 1); a pod whose load is above c × the
-    /// average is skipped. 0 means the default, 1.25. Ignored by the other policies.
+    /// How a new user's pod is chosen among the good candidates, by name: `"p2c"` (power of
+    /// two random choices on load plus recent placements, the default), `"random"`,
+    /// `"round_robin"`, `"rendezvous"` (highest-random-weight hashing of (service, uid, pod)
+    /// with bounded load: deterministic across gateways) or `"weighted"` (random in proportion
+    /// to the weight each pod publishes, `sr_server_set_weight`). Borrowed for the call; the
+    /// core's `Placement::from_setting` decides (`SR_INVALID_CONFIG` for another name).
+    /// Ignored when `placement_policy` is set.
+    pub placement: sr_str,
+    /// For `"rendezvous"`: the bound c (>= 1); a pod whose load is above c × the average is
+    /// skipped. 0 (the default) means 1.25; must be 0 for the other policies.
     pub placement_load_factor: f64,
     /// A policy of your own (`sr_placement_policy_new`) for every service of a client driver,
     /// or NULL (the default) for `placement`. Borrowed for the call; the driver keeps its own
@@ -126,20 +117,10 @@ impl From<&BaseConfig> for sr_base_config {
             user_link_info_cache_time_seconds: c.user_link_info_cache_time_seconds,
             stale_after_seconds: c.stale_after_seconds.unwrap_or(0.0),
             load_range: c.load_range,
-            // Only defaults are converted this way; a custom policy has no plain-data form.
-            placement: match c.placement {
-                Placement::Random => sr_placement::SR_PLACEMENT_RANDOM,
-                Placement::RoundRobin => sr_placement::SR_PLACEMENT_ROUND_ROBIN,
-                Placement::Rendezvous { .. } => sr_placement::SR_PLACEMENT_RENDEZVOUS,
-                Placement::Weighted => sr_placement::SR_PLACEMENT_WEIGHTED,
-                Placement::PowerOfTwoChoices | Placement::Custom(_) => {
-                    sr_placement::SR_PLACEMENT_P2C
-                }
-            } as i32,
-            placement_load_factor: match c.placement {
-                Placement::Rendezvous { load_factor } => load_factor,
-                _ => Placement::DEFAULT_LOAD_FACTOR,
-            },
+            // Only defaults are converted this way (a static name); a custom policy has no
+            // plain-data form.
+            placement: sr_str::of(c.placement.name()),
+            placement_load_factor: c.placement.load_factor(),
             placement_policy: std::ptr::null(),
             cache_capacity: c.cache_capacity,
             drain_seconds: c.drain_seconds,
@@ -156,29 +137,18 @@ impl From<&BaseConfig> for sr_base_config {
 
 impl sr_base_config {
     /// # Safety
-    /// `placement_policy` is NULL or a live policy.
+    /// `placement_policy` is NULL or a live policy; `placement` is valid as in
+    /// [`sr_str::get`].
     pub(crate) unsafe fn to_core(self) -> Result<BaseConfig> {
         // SAFETY: forwarded from the caller.
         let policy = unsafe { self.placement_policy.as_ref() };
-        let placement = match (policy, self.placement) {
-            (Some(policy), _) => policy.placement(),
-            (None, 0) => Placement::PowerOfTwoChoices,
-            (None, 1) => Placement::Random,
-            (None, 2) => Placement::RoundRobin,
-            (None, 3) => Placement::Rendezvous {
-                load_factor: if self.placement_load_factor == 0.0 {
-                    Placement::DEFAULT_LOAD_FACTOR
-                } else {
-                    self.placement_load_factor
-                },
-            },
-            (None, 4) => Placement::Weighted,
-            (None, p) => {
-                return Err(sr_core::Error::new(
-                    sr_core::ErrorKind::InvalidConfig,
-                    format!("invalid config placement: {p} is not one of sr_placement"),
-                ))
-            }
+        let placement = match policy {
+            Some(policy) => policy.placement(),
+            // SAFETY: forwarded from the caller.
+            None => Placement::from_setting(
+                unsafe { self.placement.get("config.placement") }?,
+                self.placement_load_factor,
+            )?,
         };
         Ok(BaseConfig {
             service_state_update_period_seconds: self.service_state_update_period_seconds,
@@ -194,12 +164,10 @@ impl sr_base_config {
             serve_stale_seconds: self.serve_stale_seconds,
             // 0 = the default (one period), negative = off; anything else (NaN included) goes
             // to the core's validation as it is.
-            slow_start_seconds: if self.slow_start_seconds == 0.0 {
-                None
-            } else if self.slow_start_seconds < 0.0 {
-                Some(0.0)
-            } else {
-                Some(self.slow_start_seconds)
+            slow_start_seconds: match self.slow_start_seconds {
+                0.0 => None,
+                s if s < 0.0 => Some(0.0),
+                s => Some(s),
             },
         })
     }
@@ -209,14 +177,10 @@ impl sr_base_config {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct sr_server_info {
-    /// `Namespace`: the driver's local namespace, a DNS label (UTF-8, `namespace_len` bytes).
-    pub namespace_name: *const c_char,
-    /// Length of `namespace_name` in bytes.
-    pub namespace_len: usize,
+    /// `Namespace`: the driver's local namespace, a DNS label (UTF-8).
+    pub namespace_name: sr_str,
     /// `ServiceName`: the service this pod belongs to.
-    pub service_name: *const c_char,
-    /// Length of `service_name` in bytes.
-    pub service_name_len: usize,
+    pub service_name: sr_str,
     /// `PodIndex`: the StatefulSet ordinal (0 … 2^31-1; pod 0 is a real pod). A client
     /// driver ignores it.
     pub pod_index: i64,
@@ -227,21 +191,9 @@ impl sr_server_info {
     /// The string pointers are NULL or valid for their lengths.
     pub(crate) unsafe fn to_core(self) -> Result<ServerInfo> {
         // SAFETY: forwarded from the caller.
-        let ns = unsafe {
-            str_arg(
-                "server_info.namespace_name",
-                self.namespace_name,
-                self.namespace_len,
-            )
-        }?;
+        let ns = unsafe { self.namespace_name.get("server_info.namespace_name") }?;
         // SAFETY: forwarded from the caller.
-        let svc = unsafe {
-            str_arg(
-                "server_info.service_name",
-                self.service_name,
-                self.service_name_len,
-            )
-        }?;
+        let svc = unsafe { self.service_name.get("server_info.service_name") }?;
         let pod = sr_core::ident::pod_index("server_info.pod_index", self.pod_index)?;
         Ok(ServerInfo::new(ns, svc, pod))
     }
@@ -251,11 +203,9 @@ impl sr_server_info {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct sr_store_config {
-    /// Prefix of every key (1-64 chars of `[A-Za-z0-9._-]`, UTF-8, `key_prefix_len` bytes;
-    /// borrowed for the call). Default `"sf"`.
-    pub key_prefix: *const c_char,
-    /// Length of `key_prefix` in bytes.
-    pub key_prefix_len: usize,
+    /// Prefix of every key (1-64 chars of `[A-Za-z0-9._-]`, UTF-8, borrowed for the call).
+    /// Default `"sf"`.
+    pub key_prefix: sr_str,
     /// Deadline for (re)connecting, in milliseconds (> 0). Default 5000.
     pub connect_timeout_ms: u64,
     /// Deadline for one store command, in milliseconds (> 0). Default 2000.
@@ -272,28 +222,15 @@ pub struct sr_store_config {
 
 impl sr_store_config {
     /// # Safety
-    /// `key_prefix` is NULL or valid for `key_prefix_len` bytes; so is `tls_ca_cert_pem` for
-    /// `tls_ca_cert_pem_len`.
+    /// `key_prefix` is valid as in [`sr_str::get`]; `tls_ca_cert_pem` is NULL or valid for
+    /// `tls_ca_cert_pem_len` bytes.
     pub(crate) unsafe fn to_core(self) -> Result<StoreConfig> {
         // SAFETY: forwarded from the caller.
-        let prefix = unsafe {
-            str_arg(
-                "store_config.key_prefix",
-                self.key_prefix,
-                self.key_prefix_len,
-            )
-        }?;
-        let tls_ca_cert_pem = if self.tls_ca_cert_pem.is_null() || self.tls_ca_cert_pem_len == 0 {
-            None
-        } else {
-            // SAFETY: forwarded from the caller.
-            Some(
-                unsafe {
-                    std::slice::from_raw_parts(self.tls_ca_cert_pem, self.tls_ca_cert_pem_len)
-                }
-                .to_vec(),
-            )
-        };
+        let prefix = unsafe { self.key_prefix.get("store_config.key_prefix") }?;
+        let (pem, pem_len) = (self.tls_ca_cert_pem, self.tls_ca_cert_pem_len);
+        // SAFETY: forwarded from the caller.
+        let tls_ca_cert_pem = (!pem.is_null() && pem_len > 0)
+            .then(|| unsafe { std::slice::from_raw_parts(pem, pem_len) }.to_vec());
         Ok(StoreConfig {
             key_prefix: prefix.to_string(),
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
@@ -355,17 +292,16 @@ impl From<TrySetOutcome> for sr_try_set_outcome {
 }
 
 /// Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
-/// P2C, load factor 1.25, no policy, cache 100000, drain 0, serve stale 60, slow start 0 = one
-/// period).
+/// `"p2c"` (a static string), load factor 0 = 1.25 for rendezvous, no policy, cache 100000,
+/// drain 0, serve stale 60, slow start 0 = one period).
 ///
 /// Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn sr_base_config_default(config: *mut sr_base_config) -> sr_status {
     // SAFETY: `config` is checked for NULL by `out`; errors are not reported (no err_out).
     unsafe {
-        boundary(std::ptr::null_mut(), || {
-            out("config", config)?.set(sr_base_config::from(&BaseConfig::default()));
-            Ok(())
+        answer(std::ptr::null_mut(), "config", config, || {
+            Ok(sr_base_config::from(&BaseConfig::default()))
         })
     }
 }
@@ -378,60 +314,20 @@ pub unsafe extern "C" fn sr_base_config_default(config: *mut sr_base_config) -> 
 pub unsafe extern "C" fn sr_store_config_default(config: *mut sr_store_config) -> sr_status {
     // SAFETY: as in `sr_base_config_default`.
     unsafe {
-        boundary(std::ptr::null_mut(), || {
+        answer(std::ptr::null_mut(), "config", config, || {
             let d = StoreConfig::default();
-            let prefix: &'static str = sr_core::keys::DEFAULT_PREFIX;
-            out("config", config)?.set(sr_store_config {
-                key_prefix: prefix.as_ptr().cast(),
-                key_prefix_len: prefix.len(),
+            Ok(sr_store_config {
+                // A static string.
+                key_prefix: sr_str::of(sr_core::keys::DEFAULT_PREFIX),
                 connect_timeout_ms: d.connect_timeout.as_millis() as u64,
                 command_timeout_ms: d.command_timeout.as_millis() as u64,
                 tls_ca_cert_pem: std::ptr::null(),
                 tls_ca_cert_pem_len: 0,
-            });
-            Ok(())
+            })
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn with_slow_start(v: f64) -> Result<BaseConfig> {
-        let mut c = sr_base_config::from(&BaseConfig::default());
-        c.slow_start_seconds = v;
-        // SAFETY: no placement policy.
-        let core = unsafe { c.to_core() }?;
-        core.validate()?;
-        Ok(core)
-    }
-
-    #[test]
-    fn slow_start_zero_is_the_default_and_negative_is_off() {
-        assert_eq!(
-            sr_base_config::from(&BaseConfig::default()).slow_start_seconds,
-            0.0
-        );
-        assert_eq!(with_slow_start(0.0).unwrap().slow_start_seconds, None);
-        assert_eq!(with_slow_start(-0.0).unwrap().slow_start_seconds, None);
-        assert_eq!(with_slow_start(-1.0).unwrap().slow_start_seconds, Some(0.0));
-        assert_eq!(
-            with_slow_start(f64::NEG_INFINITY)
-                .unwrap()
-                .slow_start_seconds,
-            Some(0.0)
-        );
-        assert_eq!(with_slow_start(2.5).unwrap().slow_start_seconds, Some(2.5));
-        let off = BaseConfig {
-            slow_start_seconds: Some(0.0),
-            ..BaseConfig::default()
-        };
-        assert!(sr_base_config::from(&off).slow_start_seconds < 0.0);
-        for bad in [f64::NAN, f64::INFINITY, 86_400.5] {
-            let e = with_slow_start(bad).unwrap_err();
-            assert_eq!(e.kind(), sr_core::ErrorKind::InvalidConfig);
-            assert!(e.to_string().contains("slow_start_seconds"), "{e}");
-        }
-    }
-}
+#[path = "../tests/unit/config.rs"]
+mod tests;

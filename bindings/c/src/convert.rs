@@ -1,25 +1,70 @@
-//! Values in and out: checked pointers, UTF-8 strings given as pointer + length, and the
-//! plain-data lists the library allocates (each freed by its own `_free`).
+//! Values in and out: checked pointers, UTF-8 strings as `sr_str` (pointer + length, by
+//! value), and the plain-data lists the library allocates (each freed by its own `_free`).
 //!
 //! Every pointer is checked here before anything is read or any work is done, so a NULL
 //! out-parameter fails the call before the store is touched.
 
 use std::collections::BTreeMap;
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
 use sr_core::{Error, ErrorKind, Result};
 
 use crate::error::c_string_lossy;
 
-/// A borrowed UTF-8 string: `len` bytes at `ptr` (no NUL needed). Used in arrays of strings.
+/// A borrowed UTF-8 string, passed by value: `len` bytes at `ptr` (no NUL needed). Every
+/// string argument and string field of an input struct is one. `{NULL, 0}` is `""`; NULL
+/// with a non-zero length is `SR_INVALID_ARGUMENT`, and so is invalid UTF-8.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct sr_str {
-    /// The bytes; never NULL (use any non-NULL pointer with `len` 0 for `""`).
+    /// The bytes (NULL only with `len` 0).
     pub ptr: *const c_char,
     /// Their number.
     pub len: usize,
+}
+
+impl sr_str {
+    /// Borrows `s` for as long as `s` lives (for strings the library hands to C).
+    pub(crate) fn of(s: &str) -> sr_str {
+        sr_str {
+            ptr: s.as_ptr().cast(),
+            len: s.len(),
+        }
+    }
+
+    /// Borrows a library-owned C string (the bytes before its NUL).
+    pub(crate) fn of_c(s: &CStr) -> sr_str {
+        sr_str {
+            ptr: s.as_ptr(),
+            len: s.to_bytes().len(),
+        }
+    }
+
+    /// The bytes; `None` for NULL with a non-zero length (`{NULL, 0}` is `""`).
+    ///
+    /// # Safety
+    /// `ptr` is NULL or valid for `len` bytes for `'a`.
+    pub(crate) unsafe fn bytes<'a>(self) -> Option<&'a [u8]> {
+        match (self.ptr.is_null(), self.len) {
+            (true, 0) => Some(&[]),
+            (true, _) => None,
+            // SAFETY: the caller guarantees `len` readable bytes at `ptr`.
+            (false, len) => Some(unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), len) }),
+        }
+    }
+
+    /// The string argument `field`: `SR_INVALID_ARGUMENT` for NULL with a length or invalid
+    /// UTF-8.
+    ///
+    /// # Safety
+    /// As [`sr_str::bytes`].
+    pub(crate) unsafe fn get<'a>(self, field: &str) -> Result<&'a str> {
+        // SAFETY: forwarded from the caller.
+        let bytes = unsafe { self.bytes() }
+            .ok_or_else(|| invalid(field, "is NULL with a non-zero length"))?;
+        std::str::from_utf8(bytes).map_err(|e| invalid(field, &format!("is not valid UTF-8 ({e})")))
+    }
 }
 
 /// A list of pod indexes owned by the library. Free with `sr_pod_list_free`.
@@ -70,23 +115,10 @@ pub(crate) fn invalid(field: &str, rule: &str) -> Error {
     )
 }
 
-/// A UTF-8 string argument.
-///
-/// # Safety
-/// `ptr` is NULL or valid for `len` bytes for `'a`.
-pub(crate) unsafe fn str_arg<'a>(field: &str, ptr: *const c_char, len: usize) -> Result<&'a str> {
-    if ptr.is_null() {
-        return Err(invalid(field, "is NULL"));
-    }
-    // SAFETY: the caller guarantees `len` readable bytes at `ptr`.
-    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
-    std::str::from_utf8(bytes).map_err(|e| invalid(field, &format!("is not valid UTF-8 ({e})")))
-}
-
 /// An array of strings given as `sr_str`s.
 ///
 /// # Safety
-/// `items` is NULL or valid for `len` elements, each valid as in [`str_arg`].
+/// `items` is NULL or valid for `len` elements, each valid as in [`sr_str::get`].
 pub(crate) unsafe fn str_array<'a>(
     field: &str,
     items: *const sr_str,
@@ -101,7 +133,7 @@ pub(crate) unsafe fn str_array<'a>(
         .iter()
         .enumerate()
         // SAFETY: each element is valid as the caller guarantees.
-        .map(|(i, s)| unsafe { str_arg(&format!("{field}[{i}]"), s.ptr, s.len) })
+        .map(|(i, s)| unsafe { s.get(&format!("{field}[{i}]")) })
         .collect()
 }
 
@@ -112,38 +144,6 @@ pub(crate) unsafe fn str_array<'a>(
 pub(crate) unsafe fn handle<'a, T>(field: &str, ptr: *const T) -> Result<&'a T> {
     // SAFETY: the caller guarantees validity when non-NULL.
     unsafe { ptr.as_ref() }.ok_or_else(|| invalid(field, "is NULL"))
-}
-
-/// An input struct argument (same rule as a handle).
-///
-/// # Safety
-/// As [`handle`].
-pub(crate) unsafe fn input<'a, T>(field: &str, ptr: *const T) -> Result<&'a T> {
-    // SAFETY: forwarded.
-    unsafe { handle(field, ptr) }
-}
-
-/// An out-parameter, checked for NULL; written once with [`Out::set`].
-#[derive(Debug)]
-pub(crate) struct Out<T>(*mut T);
-
-impl<T> Out<T> {
-    /// Writes `value` without reading (or dropping) what the caller's memory held.
-    pub(crate) fn set(self, value: T) {
-        // SAFETY: `out` checked for NULL; the caller of `out` guaranteed validity for writes.
-        unsafe { self.0.write(value) }
-    }
-}
-
-/// An out-parameter.
-///
-/// # Safety
-/// `ptr` is NULL or valid for writes (it may be uninitialised) until the `Out` is set.
-pub(crate) unsafe fn out<T>(field: &str, ptr: *mut T) -> Result<Out<T>> {
-    if ptr.is_null() {
-        return Err(invalid(field, "is NULL"));
-    }
-    Ok(Out(ptr))
 }
 
 /// A pod index argument (SPEC §2: 0 … 2^31−1; negatives are errors, never sentinels).
@@ -167,11 +167,21 @@ pub(crate) fn boxed_slice<T>(v: Vec<T>) -> (*mut T, usize) {
     (Box::into_raw(b).cast::<T>(), len)
 }
 
+/// Takes the entries of a list [`boxed_slice`] made and sets it to `{NULL, 0}`: none for a
+/// list already taken (or zeroed).
+///
 /// # Safety
-/// `(ptr, len)` came from [`boxed_slice`] and is freed once.
-pub(crate) unsafe fn unbox_slice<T>(ptr: *mut T, len: usize) -> Vec<T> {
-    // SAFETY: the caller guarantees provenance.
-    unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(ptr, len)) }.into_vec()
+/// `(*items, *len)` is `(NULL, _)` or came from [`boxed_slice`].
+pub(crate) unsafe fn take<T>(items: &mut *mut T, len: &mut usize) -> Vec<T> {
+    let (p, n) = (
+        std::mem::replace(items, ptr::null_mut()),
+        std::mem::take(len),
+    );
+    match p.is_null() {
+        true => Vec::new(),
+        // SAFETY: the caller guarantees provenance.
+        false => unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(p, n)) }.into_vec(),
+    }
 }
 
 impl sr_pod_list {
@@ -216,64 +226,79 @@ pub unsafe extern "C" fn sr_string_free(s: *mut c_char) {
 /// (or zeroed), is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sr_pod_list_free(list: *mut sr_pod_list) {
-    // SAFETY: the caller passes NULL or a list this library filled.
-    let Some(list) = (unsafe { list.as_mut() }) else {
-        return;
-    };
-    if !list.pods.is_null() {
-        // SAFETY: allocated by `sr_pod_list::new`.
-        drop(unsafe { unbox_slice(list.pods, list.len) });
+    // SAFETY: the caller passes NULL or a list this library filled, not freed yet.
+    if let Some(l) = unsafe { list.as_mut() } {
+        drop(unsafe { take(&mut l.pods, &mut l.len) });
     }
-    list.pods = ptr::null_mut();
-    list.len = 0;
 }
 
 /// Frees the entries of `links` (and their strings) and sets it to `{NULL, 0}`. NULL, or a
 /// list already freed (or zeroed), is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sr_service_links_free(links: *mut sr_service_links) {
-    // SAFETY: the caller passes NULL or a list this library filled.
-    let Some(list) = (unsafe { links.as_mut() }) else {
-        return;
-    };
-    if !list.links.is_null() {
-        // SAFETY: allocated by `sr_service_links::new`.
-        for l in unsafe { unbox_slice(list.links, list.len) } {
-            // SAFETY: each service string came from `CString::into_raw`.
-            unsafe { sr_string_free(l.service) };
-        }
+    // SAFETY: the caller passes NULL or a list this library filled, not freed yet.
+    if let Some(l) = unsafe { links.as_mut() } {
+        // SAFETY: each service string came from `CString::into_raw`.
+        (unsafe { take(&mut l.links, &mut l.len) })
+            .into_iter()
+            .for_each(|e| unsafe { sr_string_free(e.service) });
     }
-    list.links = ptr::null_mut();
-    list.len = 0;
 }
 
 /// Frees the entries of `list` (and their strings) and sets it to `{NULL, 0}`. NULL, or a
 /// list already freed (or zeroed), is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sr_string_list_free(list: *mut sr_string_list) {
-    // SAFETY: the caller passes NULL or a list this library filled.
-    let Some(list) = (unsafe { list.as_mut() }) else {
-        return;
-    };
-    if !list.strings.is_null() {
-        // SAFETY: allocated by `sr_string_list::new`.
-        for s in unsafe { unbox_slice(list.strings, list.len) } {
-            // SAFETY: each entry is NULL or came from `CString::into_raw`.
-            unsafe { sr_string_free(s) };
-        }
+    // SAFETY: the caller passes NULL or a list this library filled, not freed yet.
+    if let Some(l) = unsafe { list.as_mut() } {
+        // SAFETY: each entry is NULL or came from `CString::into_raw`.
+        (unsafe { take(&mut l.strings, &mut l.len) })
+            .into_iter()
+            .for_each(|e| unsafe { sr_string_free(e) });
     }
-    list.strings = ptr::null_mut();
-    list.len = 0;
 }
 
-/// The core's "pod → uids" answer of a batch read as one entry per input uid (-1 = no link),
-/// the shape a C caller can index.
-pub(crate) fn pods_in_input_order(uids: &[&str], by_pod: BTreeMap<u32, Vec<String>>) -> Vec<i64> {
-    let pod_of: std::collections::HashMap<String, u32> = by_pod
-        .into_iter()
-        .flat_map(|(pod, uids)| uids.into_iter().map(move |u| (u, pod)))
-        .collect();
-    uids.iter()
-        .map(|u| pod_or_none(pod_of.get(*u).copied()))
-        .collect()
+/// The users of one pod in a batch read's answer.
+#[repr(C)]
+#[derive(Debug)]
+pub struct sr_pod_uids {
+    /// The pod.
+    pub pod_index: i64,
+    /// Its users, in input order (no NULL entries).
+    pub uids: sr_string_list,
+}
+
+/// A batch read's answer as the core groups it: pod → uids, sorted by pod; users without a
+/// link are left out. Free with `sr_pod_groups_free`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct sr_pod_groups {
+    /// `len` groups.
+    pub groups: *mut sr_pod_uids,
+    /// Number of groups.
+    pub len: usize,
+}
+
+impl sr_pod_groups {
+    pub(crate) fn new(by_pod: BTreeMap<u32, Vec<String>>) -> sr_pod_groups {
+        let groups = by_pod.into_iter().map(|(pod, uids)| sr_pod_uids {
+            pod_index: pod.into(),
+            uids: sr_string_list::new(uids.into_iter().map(Some).collect()),
+        });
+        let (groups, len) = boxed_slice(groups.collect());
+        sr_pod_groups { groups, len }
+    }
+}
+
+/// Frees the groups of `groups` (and their uids) and sets it to `{NULL, 0}`. NULL, or a list
+/// already freed (or zeroed), is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn sr_pod_groups_free(groups: *mut sr_pod_groups) {
+    // SAFETY: the caller passes NULL or a list this library filled, not freed yet.
+    if let Some(l) = unsafe { groups.as_mut() } {
+        // SAFETY: each group's uids came from `sr_string_list::new`.
+        (unsafe { take(&mut l.groups, &mut l.len) })
+            .into_iter()
+            .for_each(|mut g| unsafe { sr_string_list_free(&mut g.uids) });
+    }
 }

@@ -4,9 +4,13 @@
 //! `sr_error` through an out-parameter of the same call. There is no thread-local "last error":
 //! Go moves goroutines between threads between two C calls.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CString};
+use std::sync::LazyLock;
 
 use sr_core::{Error, ErrorKind};
+
+use crate::convert::sr_str;
+use crate::panic::quietly;
 
 /// The result of every fallible function: `SR_OK`, or one code per error kind of the core
 /// (SPEC §8), in the order of the core's `ErrorKind::ALL`.
@@ -106,27 +110,21 @@ pub(crate) fn c_string_lossy(s: String) -> CString {
     })
 }
 
-/// The code's name without the `SR_` prefix: `"OK"`, `"NO_AVAILABLE_POD"`, … (the same word
-/// every binding shows), or `"UNKNOWN"` for a value that is not a status code.
+/// The code's name without the `SR_` prefix: `"OK"`, `"NO_AVAILABLE_POD"`, … (the core's
+/// `ErrorKind::as_str`, the word every binding shows), or `"UNKNOWN"` for a value that is not
+/// a status code.
 ///
 /// The returned string is static: never free it.
 #[no_mangle]
 pub extern "C" fn sr_status_name(status: i32) -> *const c_char {
-    let name: &'static CStr = match status {
-        0 => c"OK",
-        1 => c"INVALID_ARGUMENT",
-        2 => c"INVALID_CONFIG",
-        3 => c"NAMESPACE_NOT_LOCAL",
-        4 => c"NO_AVAILABLE_POD",
-        5 => c"POD_UNAVAILABLE",
-        6 => c"STORE_UNAVAILABLE",
-        7 => c"STORE_ERROR",
-        8 => c"TIMEOUT",
-        9 => c"CLOSED",
-        10 => c"INTERNAL",
-        _ => c"UNKNOWN",
-    };
-    name.as_ptr()
+    static NAMES: LazyLock<Vec<CString>> = LazyLock::new(|| {
+        let names = ErrorKind::ALL.into_iter().map(ErrorKind::as_str);
+        let all = std::iter::once("OK").chain(names).chain(["UNKNOWN"]);
+        all.map(|n| c_string_lossy(n.to_string())).collect()
+    });
+    let unknown = ErrorKind::ALL.len() + 1;
+    let i = usize::try_from(status).map_or(unknown, |i| i.min(unknown));
+    quietly(c"UNKNOWN".as_ptr(), || NAMES[i].as_ptr())
 }
 
 /// The status code of `error`; `SR_INVALID_ARGUMENT` if `error` is NULL.
@@ -165,23 +163,16 @@ pub unsafe extern "C" fn sr_error_pod_index(error: *const sr_error) -> i64 {
 
 /// Makes an error for a callback to hand back through its `sr_error **err_out` (the library
 /// then owns and frees it): code `status` (a value that is not an error code, `SR_OK`
-/// included, becomes `SR_INTERNAL`) and `message` (`message_len` bytes, borrowed for the call;
+/// included, becomes `SR_INTERNAL`) and `message` (borrowed for the call;
 /// invalid UTF-8 is replaced; NULL means no message). Never returns NULL. An error not handed
 /// to the library is freed with `sr_error_free`.
 #[no_mangle]
-pub unsafe extern "C" fn sr_error_new(
-    status: i32,
-    message: *const c_char,
-    message_len: usize,
-) -> *mut sr_error {
-    let text = if message.is_null() {
-        String::new()
-    } else {
-        // SAFETY: the caller guarantees `message_len` readable bytes at `message`.
-        let bytes = unsafe { std::slice::from_raw_parts(message.cast::<u8>(), message_len) };
-        String::from_utf8_lossy(bytes).into_owned()
-    };
-    let e = Error::new(kind_of_status(status), text);
+pub unsafe extern "C" fn sr_error_new(status: i32, message: sr_str) -> *mut sr_error {
+    // SAFETY: the caller guarantees `message` is valid for its length.
+    let text = unsafe { message.bytes() }
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let e = Error::new(kind_of_status(status), text.into_owned());
     Box::into_raw(Box::new(sr_error::from(e)))
 }
 
@@ -195,35 +186,5 @@ pub unsafe extern "C" fn sr_error_free(error: *mut sr_error) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_codes_follow_error_kind_all() {
-        for (i, kind) in ErrorKind::ALL.into_iter().enumerate() {
-            let status = sr_status::of(kind);
-            assert_eq!(status as i32, i as i32 + 1, "{kind}");
-            // SAFETY: sr_status_name returns a static C string.
-            let name = unsafe { CStr::from_ptr(sr_status_name(status as i32)) };
-            assert_eq!(name.to_str().unwrap(), kind.as_str());
-        }
-        assert_eq!(ErrorKind::ALL.len(), sr_status::SR_INTERNAL as usize);
-    }
-
-    #[test]
-    fn callback_statuses_map_to_kinds() {
-        assert_eq!(kind_of_status(4), ErrorKind::NoAvailablePod);
-        assert_eq!(kind_of_status(10), ErrorKind::Internal);
-        for bad in [0, -1, 11, i32::MAX] {
-            assert_eq!(kind_of_status(bad), ErrorKind::Internal);
-        }
-    }
-
-    #[test]
-    fn interior_nul_is_replaced() {
-        assert_eq!(
-            c_string_lossy("a\0b".into()).to_str().unwrap(),
-            "a\u{fffd}b"
-        );
-    }
-}
+#[path = "../tests/unit/error.rs"]
+mod tests;

@@ -7,8 +7,7 @@
 //! become the core's `Result`. Every check of the answer the core makes itself (an index out
 //! of range) stays the core's.
 
-use std::ffi::{c_char, c_void};
-use std::fmt;
+use std::ffi::c_void;
 use std::ptr;
 use std::sync::Arc;
 
@@ -20,9 +19,9 @@ use sr_core::{
 
 use crate::client::{sr_client_driver, sr_release_callback, UserCallback};
 use crate::config::sr_routing_state;
-use crate::convert::{handle, invalid, out, str_arg};
+use crate::convert::{handle, invalid, sr_str};
 use crate::error::{kind_of_status, sr_error, sr_status};
-use crate::panic::{block_on, boundary};
+use crate::panic::{answer, block_on, run, with};
 use crate::server::sr_server_driver;
 
 /// One pod a placement policy may choose. Plain data, valid during the callback.
@@ -35,8 +34,10 @@ pub struct sr_candidate {
     pub load: u32,
     /// New users this driver placed on it since its snapshot was read.
     pub placed: u32,
+    /// Its load as placement compares it: `load` plus a share per placed user.
+    pub effective_load: u64,
     /// Its routing state (always `SR_ROUTING_READY` today).
-    pub routing: sr_routing_state,
+    pub routing_state: sr_routing_state,
     /// How old its published state was when the snapshot was read, in ms.
     pub age_ms: u64,
     /// The placement weight the pod publishes (default 100; see `sr_server_set_weight`).
@@ -49,30 +50,25 @@ impl From<&Candidate> for sr_candidate {
             pod_index: c.pod_index.into(),
             load: c.load,
             placed: c.placed,
-            routing: sr_routing_state::of(Some(c.routing_state)),
+            effective_load: c.effective_load(),
+            routing_state: sr_routing_state::of(Some(c.routing_state)),
             age_ms: c.age_ms,
             weight: c.weight,
         }
     }
 }
 
-/// The request a placement policy places. The strings are UTF-8, pointer + length, **not**
-/// NUL-terminated, valid during the callback.
+/// The request a placement policy places. The strings are UTF-8, **not** NUL-terminated,
+/// valid during the callback.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct sr_placement_request {
     /// The driver's namespace.
-    pub namespace_name: *const c_char,
-    /// Length of `namespace_name` in bytes.
-    pub namespace_len: usize,
+    pub namespace_name: sr_str,
     /// The user.
-    pub uid: *const c_char,
-    /// Length of `uid` in bytes.
-    pub uid_len: usize,
+    pub uid: sr_str,
     /// The service.
-    pub service: *const c_char,
-    /// Length of `service` in bytes.
-    pub service_len: usize,
+    pub service: sr_str,
     /// How many placements this driver made for this service before this one.
     pub sequence: u64,
 }
@@ -114,54 +110,41 @@ type PlaceFn = unsafe extern "C" fn(
 /// What `*choice_out` holds until the callback writes it.
 const NOT_WRITTEN: i64 = i64::MIN;
 
-/// The error a callback reported through its status and optional error object.
+/// A callback's status and optional error object as a result (an error object set with
+/// `SR_OK` is freed).
 ///
 /// # Safety
 /// `err` is NULL or an error from `sr_error_new` that the library now owns.
-unsafe fn callback_error(what: &str, status: i32, err: *mut sr_error) -> Error {
-    let detail = if err.is_null() {
-        format!("it returned {}", status_word(status))
-    } else {
-        // SAFETY: made by `sr_error_new` (a `Box`); ownership passed to the library.
-        let e = unsafe { Box::from_raw(err) };
-        e.core().message().to_string()
-    };
-    Error::new(kind_of_status(status), format!("{what} failed: {detail}"))
-}
-
-fn status_word(status: i32) -> String {
-    // SAFETY: sr_status_name returns a static C string.
-    let name = unsafe { std::ffi::CStr::from_ptr(crate::error::sr_status_name(status)) };
-    format!("{} ({status})", name.to_string_lossy())
-}
-
-/// Frees an error object a callback set although it returned `SR_OK`.
-///
-/// # Safety
-/// As [`callback_error`].
-unsafe fn discard(err: *mut sr_error) {
-    // SAFETY: forwarded.
-    unsafe { crate::error::sr_error_free(err) };
-}
-
-struct CPolicy(UserCallback<PlaceFn>);
-
-impl fmt::Debug for CPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CPolicy")
+unsafe fn callback_result(what: &str, status: i32, err: *mut sr_error) -> Result<()> {
+    if status == sr_status::SR_OK as i32 {
+        // SAFETY: as the caller guarantees.
+        unsafe { crate::error::sr_error_free(err) };
+        return Ok(());
     }
+    let detail = match err.is_null() {
+        // SAFETY: sr_status_name returns a static C string.
+        true => format!("it returned {} ({status})", unsafe {
+            std::ffi::CStr::from_ptr(crate::error::sr_status_name(status)).to_string_lossy()
+        }),
+        // SAFETY: made by `sr_error_new` (a `Box`); ownership passed to the library.
+        false => unsafe { Box::from_raw(err) }.core().message().to_string(),
+    };
+    Err(Error::new(
+        kind_of_status(status),
+        format!("{what} failed: {detail}"),
+    ))
 }
+
+#[derive(Debug)]
+struct CPolicy(UserCallback<PlaceFn>);
 
 impl PlacementPolicy for CPolicy {
     fn choose(&self, c: &[Candidate], r: &PlacementRequest<'_>) -> Result<Option<usize>> {
         let candidates: Vec<sr_candidate> = c.iter().map(sr_candidate::from).collect();
         let request = sr_placement_request {
-            namespace_name: r.namespace.as_ptr().cast(),
-            namespace_len: r.namespace.len(),
-            uid: r.uid.as_ptr().cast(),
-            uid_len: r.uid.len(),
-            service: r.service.as_ptr().cast(),
-            service_len: r.service.len(),
+            namespace_name: sr_str::of(r.namespace),
+            uid: sr_str::of(r.uid),
+            service: sr_str::of(r.service),
             sequence: r.sequence,
         };
         let mut choice = NOT_WRITTEN;
@@ -179,12 +162,8 @@ impl PlacementPolicy for CPolicy {
                 &mut err,
             )
         };
-        if status != sr_status::SR_OK as i32 {
-            // SAFETY: `err` is NULL or the callback's error, now ours.
-            return Err(unsafe { callback_error("placement callback", status, err) });
-        }
-        // SAFETY: as above.
-        unsafe { discard(err) };
+        // SAFETY: `err` is NULL or the callback's error, now ours.
+        unsafe { callback_result("placement callback", status, err) }?;
         match choice {
             -1 => Ok(None),
             NOT_WRITTEN => Err(Error::new(
@@ -238,16 +217,14 @@ pub unsafe extern "C" fn sr_placement_policy_new(
 ) -> sr_status {
     // SAFETY: pointers are checked by the helpers; the caller guarantees the rest.
     unsafe {
-        boundary(err_out, || {
+        answer(err_out, "policy_out", policy_out, || {
             let call = callback.ok_or_else(|| invalid("callback", "is NULL"))?;
-            let policy_out = out("policy_out", policy_out)?;
             let inner = Arc::new(CPolicy(UserCallback {
                 call,
                 release,
                 user_data,
             }));
-            policy_out.set(Box::into_raw(Box::new(sr_placement_policy { inner })));
-            Ok(())
+            Ok(Box::into_raw(Box::new(sr_placement_policy { inner })))
         })
     }
 }
@@ -261,51 +238,28 @@ pub unsafe extern "C" fn sr_placement_policy_free(policy: *mut sr_placement_poli
     }
 }
 
-/// `set_service_placement`: places new users of `service` with the built-in policy `name`
-/// instead of the configured one: `"p2c"`, `"random"`, `"round_robin"`, `"rendezvous"` or
-/// `"weighted"` (UTF-8, pointer + length).
+/// `set_service_placement`: places new users of `service` with the built-in policy
+/// `placement` instead of the configured one: `"p2c"`, `"random"`, `"round_robin"`,
+/// `"rendezvous"` or `"weighted"` (the core's `Placement::from_setting` decides).
 ///
 /// - `load_factor`: rendezvous's bound c (>= 1; a pod above c × the average load is skipped);
 ///   0 means the default 1.25. Must be 0 for the other policies.
 ///
-/// Errors: `SR_INVALID_ARGUMENT` (NULL, bad service, unknown name, a load factor for another
-/// policy), `SR_INVALID_CONFIG` (a rendezvous load factor below 1).
+/// Errors: `SR_INVALID_ARGUMENT` (NULL, bad service), `SR_INVALID_CONFIG` (unknown name, a
+/// load factor for another policy, a rendezvous load factor below 1).
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_set_service_placement(
     client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
-    name: *const c_char,
-    name_len: usize,
+    service: sr_str,
+    placement: sr_str,
     load_factor: f64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_placement_policy_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let svc = str_arg("service", service, service_len)?;
-            let name = str_arg("name", name, name_len)?;
-            let Some(placement) = Placement::from_name(name) else {
-                return Err(invalid(
-                    "name",
-                    &format!("{name:?} is not p2c, random, round_robin, rendezvous or weighted"),
-                ));
-            };
-            let placement = match placement {
-                _ if load_factor == 0.0 => placement,
-                Placement::Rendezvous { .. } => Placement::Rendezvous { load_factor },
-                other => {
-                    return Err(invalid(
-                        "load_factor",
-                        &format!(
-                            "{load_factor}: only rendezvous takes a load factor, not {}",
-                            other.name()
-                        ),
-                    ))
-                }
-            };
-            c.set_service_placement(svc, placement)
+        run(client, err_out, |c| {
+            let (svc, name) = (service.get("service")?, placement.get("placement")?);
+            c.set_service_placement(svc, Placement::from_setting(name, load_factor)?)
         })
     }
 }
@@ -317,31 +271,27 @@ pub unsafe extern "C" fn sr_client_set_service_placement(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_set_service_placement_policy(
     client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
+    service: sr_str,
     policy: *const sr_placement_policy,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_placement_policy_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let svc = str_arg("service", service, service_len)?;
+        run(client, err_out, |c| {
+            let svc = service.get("service")?;
             let policy = handle("policy", policy)?;
             c.set_service_placement(svc, policy.placement())
         })
     }
 }
 
-/// One custom load signal (`sr_server_set_load_signal`). The name is UTF-8, pointer + length,
+/// One custom load signal (`sr_server_set_load_signal`). The name is UTF-8 (an `sr_str`),
 /// **not** NUL-terminated, valid during the callback.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct sr_load_signal {
     /// The signal's name.
-    pub name: *const c_char,
-    /// Length of `name` in bytes.
-    pub name_len: usize,
+    pub name: sr_str,
     /// Its value.
     pub value: f64,
 }
@@ -384,13 +334,8 @@ pub type sr_load_callback = Option<
 type LoadFn =
     unsafe extern "C" fn(*mut c_void, *const sr_load_input, *mut i64, *mut *mut sr_error) -> i32;
 
+#[derive(Debug)]
 struct CLoad(UserCallback<LoadFn>);
-
-impl fmt::Debug for CLoad {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CLoad")
-    }
-}
 
 impl LoadCalculator for CLoad {
     fn weighted_load(&self, input: &LoadInput<'_>) -> Result<u32> {
@@ -398,8 +343,7 @@ impl LoadCalculator for CLoad {
             .signals
             .iter()
             .map(|(name, value)| sr_load_signal {
-                name: name.as_ptr().cast(),
-                name_len: name.len(),
+                name: sr_str::of(name),
                 value: *value,
             })
             .collect();
@@ -416,12 +360,8 @@ impl LoadCalculator for CLoad {
         // SAFETY: the caller registered a callback that accepts its user data and these
         // arguments, valid for the duration of the call.
         let status = unsafe { (cb.call)(cb.user_data, &c_input, &mut load, &mut err) };
-        if status != sr_status::SR_OK as i32 {
-            // SAFETY: `err` is NULL or the callback's error, now ours.
-            return Err(unsafe { callback_error("load callback", status, err) });
-        }
-        // SAFETY: as above.
-        unsafe { discard(err) };
+        // SAFETY: `err` is NULL or the callback's error, now ours.
+        unsafe { callback_result("load callback", status, err) }?;
         match load {
             NOT_WRITTEN => Err(Error::new(
                 ErrorKind::Internal,
@@ -437,28 +377,27 @@ impl LoadCalculator for CLoad {
     }
 }
 
-/// Replaces SPEC's load formula with `callback` (see `sr_load_callback`) for every later
-/// publish of this pod; a NULL `callback` restores the formula. The calculator set before is
+/// Replaces SPEC's load formula with `calculator` (see `sr_load_callback`) for every later
+/// publish of this pod; a NULL `calculator` restores the formula. The calculator set before is
 /// released once no call of it is running.
 ///
-/// - `release`: optional (may be NULL); called once with `user_data` when `callback` will
+/// - `release`: optional (may be NULL); called once with `user_data` when `calculator` will
 ///   never run again (after replacement or `sr_server_free`), from any thread.
 ///
 /// Errors: `SR_INVALID_ARGUMENT` (NULL server; `release` is then not called). With a NULL
-/// `callback`, `release` is not called either.
+/// `calculator`, `release` is not called either.
 #[no_mangle]
 pub unsafe extern "C" fn sr_server_set_load_calculator(
     server: *const sr_server_driver,
-    callback: sr_load_callback,
+    calculator: sr_load_callback,
     release: sr_release_callback,
     user_data: *mut c_void,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_placement_policy_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            let calculator: Arc<dyn LoadCalculator> = match callback {
+        run(server, err_out, |s| {
+            let calculator: Arc<dyn LoadCalculator> = match calculator {
                 Some(call) => Arc::new(CLoad(UserCallback {
                     call,
                     release,
@@ -480,16 +419,14 @@ pub unsafe extern "C" fn sr_server_set_load_calculator(
 #[no_mangle]
 pub unsafe extern "C" fn sr_server_set_load_signal(
     server: *const sr_server_driver,
-    name: *const c_char,
-    name_len: usize,
+    name: sr_str,
     value: f64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_placement_policy_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            let name = str_arg("name", name, name_len)?;
+        run(server, err_out, |s| {
+            let name = name.get("name")?;
             s.set_load_signal(name, value)
         })
     }
@@ -507,8 +444,7 @@ pub unsafe extern "C" fn sr_server_set_weight(
 ) -> sr_status {
     // SAFETY: as in `sr_placement_policy_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
+        run(server, err_out, |s| {
             let weight = u32::try_from(weight)
                 .map_err(|_| invalid("weight", &format!("{weight} must be 0..=4294967295")))?;
             block_on(s.set_weight(weight))?
@@ -527,10 +463,8 @@ pub unsafe extern "C" fn sr_server_get_weight(
 ) -> sr_status {
     // SAFETY: as in `sr_placement_policy_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            out("weight_out", weight_out)?.set(s.get_weight().into());
-            Ok(())
+        with(server, "weight_out", weight_out, err_out, |s| {
+            Ok(s.get_weight().into())
         })
     }
 }
@@ -547,11 +481,8 @@ pub unsafe extern "C" fn sr_server_try_weighted_load(
 ) -> sr_status {
     // SAFETY: as in `sr_placement_policy_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            let load_out = out("load_out", load_out)?;
-            load_out.set(s.try_weighted_load()?.into());
-            Ok(())
+        with(server, "load_out", load_out, err_out, |s| {
+            Ok(s.try_weighted_load()?.into())
         })
     }
 }

@@ -9,8 +9,9 @@
 //! Conventions (repeated in the header and the README's "C API conventions"):
 //! - Every fallible function returns `sr_status` (`SR_OK` = 0) and takes `sr_error **err_out`
 //!   last; pass NULL there if you only want the code.
-//! - Strings in are UTF-8 pointer + length, borrowed for the call; strings out are freed with
-//!   `sr_string_free`, lists with their own `_free`. "No link" is -1.
+//! - Strings in are UTF-8 `sr_str` values (pointer + length) passed by value, borrowed for
+//!   the call (`{NULL, 0}` is `""`; NULL with a length is `SR_INVALID_ARGUMENT`); strings out
+//!   are freed with `sr_string_free`, lists with their own `_free`. "No link" is -1.
 //! - Every pointer argument is checked: NULL is `SR_INVALID_ARGUMENT`, unless its doc says
 //!   it may be NULL.
 //!

@@ -3,13 +3,13 @@
 //! One callback per process. It runs on whatever thread logged: the library's runtime
 //! threads, or a caller's thread inside a blocking call.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::c_void;
 
 use sr_core::log::LogRecord;
 use sr_core::{Error, ErrorKind};
 
 use crate::client::{sr_release_callback, UserCallback};
-use crate::convert::invalid;
+use crate::convert::{invalid, sr_str};
 use crate::error::{c_string_lossy, sr_error, sr_status};
 use crate::panic::boundary;
 
@@ -29,20 +29,16 @@ pub enum sr_log_level {
     SR_LOG_TRACE = 5,
 }
 
-/// One log record, valid only during the callback. Strings are UTF-8 and NUL-terminated.
+/// One log record, valid only during the callback. Strings are UTF-8 and also NUL-terminated.
 #[repr(C)]
 #[derive(Debug)]
 pub struct sr_log_record {
     /// Its severity.
     pub level: sr_log_level,
     /// The module that logged, e.g. `stateful_route::server`.
-    pub target: *const c_char,
-    /// Length of `target` in bytes.
-    pub target_len: usize,
+    pub target: sr_str,
     /// The message followed by its fields as `key=value`.
-    pub message: *const c_char,
-    /// Length of `message` in bytes.
-    pub message_len: usize,
+    pub message: sr_str,
 }
 
 /// Receives log records. Called from any thread (the library's runtime threads included),
@@ -65,10 +61,8 @@ impl LogCallback {
         let message = c_string_lossy(r.message.clone());
         let record = sr_log_record {
             level,
-            target: target.as_ptr(),
-            target_len: target.as_bytes().len(),
-            message: message.as_ptr(),
-            message_len: message.as_bytes().len(),
+            target: sr_str::of_c(&target),
+            message: sr_str::of_c(&message),
         };
         // SAFETY: the caller registered a callback that accepts its user data and a record
         // valid for the duration of the call.
@@ -97,19 +91,23 @@ pub unsafe extern "C" fn sr_set_log_callback(
     // SAFETY: `err_out` is NULL or valid, as the caller guarantees.
     unsafe {
         boundary(err_out, || {
-            let level = match max_level {
-                1 => tracing::Level::ERROR,
-                2 => tracing::Level::WARN,
-                3 => tracing::Level::INFO,
-                4 => tracing::Level::DEBUG,
-                5 => tracing::Level::TRACE,
-                l => {
-                    return Err(invalid(
-                        "max_level",
-                        &format!("{l} is not one of sr_log_level"),
-                    ))
-                }
-            };
+            use tracing::Level;
+            let levels = [
+                Level::ERROR,
+                Level::WARN,
+                Level::INFO,
+                Level::DEBUG,
+                Level::TRACE,
+            ];
+            let level = usize::try_from(max_level)
+                .ok()
+                .and_then(|l| levels.get(l.wrapping_sub(1)));
+            let level = *level.ok_or_else(|| {
+                invalid(
+                    "max_level",
+                    &format!("{max_level} is not one of sr_log_level"),
+                )
+            })?;
             let call = callback.ok_or_else(|| invalid("callback", "is NULL"))?;
             let cb = LogCallback {
                 call,

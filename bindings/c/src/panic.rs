@@ -41,6 +41,91 @@ pub(crate) unsafe fn boundary(
     }
 }
 
+/// [`boundary`] for a call with one out-parameter: checks `out_ptr` (named `field`) for NULL
+/// before `f` runs, then writes `f`'s value there (only on success).
+///
+/// # Safety
+/// `err_out` as in [`boundary`]; `out_ptr` is NULL or valid for writes.
+pub(crate) unsafe fn answer<T>(
+    err_out: *mut *mut sr_error,
+    field: &str,
+    out_ptr: *mut T,
+    f: impl FnOnce() -> Result<T>,
+) -> sr_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        boundary(err_out, || {
+            if out_ptr.is_null() {
+                return Err(crate::convert::invalid(field, "is NULL"));
+            }
+            let value = f()?;
+            // Written without reading (or dropping) what the caller's memory held.
+            out_ptr.write(value);
+            Ok(())
+        })
+    }
+}
+
+/// An opaque handle of the C API and the core object it wraps.
+pub(crate) trait Handle {
+    /// The core object.
+    type Inner;
+    /// The parameter's name in messages.
+    const NAME: &'static str;
+    /// The core object.
+    fn inner(&self) -> &Self::Inner;
+}
+
+/// Implements [`Handle`] for a handle struct with an `inner` field.
+macro_rules! handle {
+    ($handle:ty, $inner:ty, $name:literal) => {
+        impl crate::panic::Handle for $handle {
+            type Inner = $inner;
+            const NAME: &'static str = $name;
+            fn inner(&self) -> &$inner {
+                &self.inner
+            }
+        }
+    };
+}
+pub(crate) use handle;
+
+/// [`answer`] on the core object behind `handle` (checked for NULL after `out_ptr`).
+///
+/// # Safety
+/// As [`answer`]; `handle` is NULL or a live handle.
+pub(crate) unsafe fn with<H: Handle, T>(
+    handle: *const H,
+    field: &str,
+    out_ptr: *mut T,
+    err_out: *mut *mut sr_error,
+    f: impl FnOnce(&H::Inner) -> Result<T>,
+) -> sr_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        answer(err_out, field, out_ptr, || {
+            f(crate::convert::handle(H::NAME, handle)?.inner())
+        })
+    }
+}
+
+/// [`boundary`] on the core object behind `handle` (checked for NULL).
+///
+/// # Safety
+/// As [`boundary`]; `handle` is NULL or a live handle.
+pub(crate) unsafe fn run<H: Handle>(
+    handle: *const H,
+    err_out: *mut *mut sr_error,
+    f: impl FnOnce(&H::Inner) -> Result<()>,
+) -> sr_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        boundary(err_out, || {
+            f(crate::convert::handle(H::NAME, handle)?.inner())
+        })
+    }
+}
+
 /// Runs a function that returns no status (a `_free`, a getter) and swallows a panic.
 pub(crate) fn quietly<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)

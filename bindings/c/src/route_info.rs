@@ -5,13 +5,40 @@
 
 use std::ffi::c_char;
 
+use sr_core::{ClientDriver, PodState, Result};
+
 use crate::client::sr_client_driver;
 use crate::config::sr_routing_state;
 use crate::convert::{
-    handle, out, pod_arg, sr_pod_list, sr_str, sr_string_list, str_arg, str_array, string_out,
+    boxed_slice, handle, pod_arg, sr_pod_list, sr_str, sr_string_list, str_array, string_out, take,
 };
 use crate::error::{sr_error, sr_status};
-use crate::panic::{block_on, boundary};
+use crate::panic::{answer, block_on, run, with};
+
+/// A call on one service with one out-parameter (`field`): `f` gets the driver and the
+/// checked service.
+///
+/// # Safety
+/// As every exported function (see the crate docs).
+unsafe fn on_service<T>(
+    client: *const sr_client_driver,
+    service: sr_str,
+    field: &str,
+    out_ptr: *mut T,
+    err_out: *mut *mut sr_error,
+    f: impl FnOnce(&ClientDriver, &str) -> Result<T>,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        answer(err_out, field, out_ptr, || {
+            f(&handle("client", client)?.inner, service.get("service")?)
+        })
+    }
+}
+
+fn pod_list(pods: Vec<u32>) -> sr_pod_list {
+    sr_pod_list::new(pods.into_iter().map(i64::from).collect())
+}
 
 /// Alive pods of `service` as of the snapshot (blocks if it is not loaded yet).
 /// `pods_out` receives the list; free it with `sr_pod_list_free`.
@@ -20,13 +47,16 @@ use crate::panic::{block_on, boundary};
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_alive_pods(
     client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
+    service: sr_str,
     pods_out: *mut sr_pod_list,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: forwarded.
-    unsafe { pods(client, service, service_len, false, pods_out, err_out) }
+    unsafe {
+        on_service(client, service, "pods_out", pods_out, err_out, |c, svc| {
+            Ok(pod_list(block_on(c.alive_pods(svc))??))
+        })
+    }
 }
 
 /// Routable (alive and READY) pods of `service` as of the snapshot (blocks if it is not
@@ -36,35 +66,14 @@ pub unsafe extern "C" fn sr_client_alive_pods(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_routable_pods(
     client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
+    service: sr_str,
     pods_out: *mut sr_pod_list,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: forwarded.
-    unsafe { pods(client, service, service_len, true, pods_out, err_out) }
-}
-
-unsafe fn pods(
-    client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
-    routable: bool,
-    pods_out: *mut sr_pod_list,
-    err_out: *mut *mut sr_error,
-) -> sr_status {
-    // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let svc = str_arg("service", service, service_len)?;
-            let pods_out = out("pods_out", pods_out)?;
-            let pods = match routable {
-                true => block_on(c.routable_pods(svc))??,
-                false => block_on(c.alive_pods(svc))??,
-            };
-            pods_out.set(sr_pod_list::new(pods.into_iter().map(i64::from).collect()));
-            Ok(())
+        on_service(client, service, "pods_out", pods_out, err_out, |c, svc| {
+            Ok(pod_list(block_on(c.routable_pods(svc))??))
         })
     }
 }
@@ -76,22 +85,20 @@ unsafe fn pods(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_is_pod_alive(
     client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
+    service: sr_str,
     pod_index: i64,
     alive_out: *mut bool,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: forwarded.
     unsafe {
-        is_pod(
+        on_service(
             client,
             service,
-            service_len,
-            pod_index,
-            false,
+            "alive_out",
             alive_out,
             err_out,
+            |c, svc| block_on(c.is_pod_alive(svc, pod_arg(pod_index)?))?,
         )
     }
 }
@@ -103,48 +110,21 @@ pub unsafe extern "C" fn sr_client_is_pod_alive(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_is_pod_routable(
     client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
+    service: sr_str,
     pod_index: i64,
     routable_out: *mut bool,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: forwarded.
     unsafe {
-        is_pod(
+        on_service(
             client,
             service,
-            service_len,
-            pod_index,
-            true,
+            "routable_out",
             routable_out,
             err_out,
+            |c, svc| block_on(c.is_pod_routable(svc, pod_arg(pod_index)?))?,
         )
-    }
-}
-
-unsafe fn is_pod(
-    client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
-    pod_index: i64,
-    routable: bool,
-    yes_out: *mut bool,
-    err_out: *mut *mut sr_error,
-) -> sr_status {
-    // SAFETY: as in `sr_client_new`.
-    unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let svc = str_arg("service", service, service_len)?;
-            let yes_out = out("result_out", yes_out)?;
-            let pod = pod_arg(pod_index)?;
-            yes_out.set(match routable {
-                true => block_on(c.is_pod_routable(svc, pod))??,
-                false => block_on(c.is_pod_alive(svc, pod))??,
-            });
-            Ok(())
-        })
     }
 }
 
@@ -160,6 +140,8 @@ pub struct sr_pod_state {
     pub update_ms: u64,
     /// Its routing state as published.
     pub routing_state: sr_routing_state,
+    /// Its placement weight (default 100; see `sr_server_set_weight`).
+    pub weight: u32,
 }
 
 /// Pod states of a service, sorted by pod. Free with `sr_pod_state_list_free`.
@@ -172,6 +154,20 @@ pub struct sr_pod_state_list {
     pub len: usize,
 }
 
+impl sr_pod_state_list {
+    pub(crate) fn new(states: Vec<PodState>) -> sr_pod_state_list {
+        let states = states.into_iter().map(|p| sr_pod_state {
+            pod_index: p.pod_index.into(),
+            load: p.load.into(),
+            update_ms: p.update_ms,
+            routing_state: sr_routing_state::of(Some(p.routing_state)),
+            weight: p.weight,
+        });
+        let (states, len) = boxed_slice(states.collect());
+        sr_pod_state_list { states, len }
+    }
+}
+
 /// Pod states of `service` as of the last snapshot (blocks if it is not loaded yet).
 /// `states_out` receives the list; free it with `sr_pod_state_list_free`.
 ///
@@ -179,30 +175,20 @@ pub struct sr_pod_state_list {
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_pod_states(
     client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
+    service: sr_str,
     states_out: *mut sr_pod_state_list,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
-    // SAFETY: as in `sr_client_new`.
+    // SAFETY: forwarded.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let svc = str_arg("service", service, service_len)?;
-            let states_out = out("states_out", states_out)?;
-            let states: Vec<sr_pod_state> = block_on(c.pod_states(svc))??
-                .into_iter()
-                .map(|p| sr_pod_state {
-                    pod_index: p.pod_index.into(),
-                    load: p.load.into(),
-                    update_ms: p.update_ms,
-                    routing_state: sr_routing_state::of(Some(p.routing_state)),
-                })
-                .collect();
-            let (states, len) = crate::convert::boxed_slice(states);
-            states_out.set(sr_pod_state_list { states, len });
-            Ok(())
-        })
+        on_service(
+            client,
+            service,
+            "states_out",
+            states_out,
+            err_out,
+            |c, svc| Ok(sr_pod_state_list::new(block_on(c.pod_states(svc))??)),
+        )
     }
 }
 
@@ -210,16 +196,10 @@ pub unsafe extern "C" fn sr_client_pod_states(
 /// (or zeroed), is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sr_pod_state_list_free(list: *mut sr_pod_state_list) {
-    // SAFETY: the caller passes NULL or a list this library filled.
-    let Some(list) = (unsafe { list.as_mut() }) else {
-        return;
-    };
-    if !list.states.is_null() {
-        // SAFETY: allocated by `sr_client_pod_states`.
-        drop(unsafe { crate::convert::unbox_slice(list.states, list.len) });
+    // SAFETY: the caller passes NULL or a list this library filled, not freed yet.
+    if let Some(l) = unsafe { list.as_mut() } {
+        drop(unsafe { take(&mut l.states, &mut l.len) });
     }
-    list.states = std::ptr::null_mut();
-    list.len = 0;
 }
 
 /// The pod a new user of `service` would get now, into `*pod_out`. Blocks if the snapshot is
@@ -229,19 +209,14 @@ pub unsafe extern "C" fn sr_pod_state_list_free(list: *mut sr_pod_state_list) {
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_best_pod(
     client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
+    service: sr_str,
     pod_out: *mut i64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
-    // SAFETY: as in `sr_client_new`.
+    // SAFETY: forwarded.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let svc = str_arg("service", service, service_len)?;
-            let pod_out = out("pod_out", pod_out)?;
-            pod_out.set(block_on(c.best_pod(svc))??.into());
-            Ok(())
+        on_service(client, service, "pod_out", pod_out, err_out, |c, svc| {
+            Ok(block_on(c.best_pod(svc))??.into())
         })
     }
 }
@@ -253,16 +228,13 @@ pub unsafe extern "C" fn sr_client_best_pod(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_refresh_service(
     client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
+    service: sr_str,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let svc = str_arg("service", service, service_len)?;
-            block_on(c.refresh_service(svc))?
+        run(client, err_out, |c| {
+            block_on(c.refresh_service(service.get("service")?))?
         })
     }
 }
@@ -274,20 +246,20 @@ pub unsafe extern "C" fn sr_client_refresh_service(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_get_workload_state(
     client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
+    service: sr_str,
     state_out: *mut *mut c_char,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
-    // SAFETY: as in `sr_client_new`.
+    // SAFETY: forwarded.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let svc = str_arg("service", service, service_len)?;
-            let state_out = out("state_out", state_out)?;
-            state_out.set(string_out(block_on(c.get_workload_state(svc))??));
-            Ok(())
-        })
+        on_service(
+            client,
+            service,
+            "state_out",
+            state_out,
+            err_out,
+            |c, svc| Ok(string_out(block_on(c.get_workload_state(svc))??)),
+        )
     }
 }
 
@@ -297,18 +269,14 @@ pub unsafe extern "C" fn sr_client_get_workload_state(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_set_workload_state(
     client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
-    state: *const c_char,
-    state_len: usize,
+    service: sr_str,
+    state: sr_str,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let svc = str_arg("service", service, service_len)?;
-            let state = str_arg("workload_state", state, state_len)?;
+        run(client, err_out, |c| {
+            let (svc, state) = (service.get("service")?, state.get("state")?);
             block_on(c.set_workload_state(svc, state))?
         })
     }
@@ -328,14 +296,11 @@ pub unsafe extern "C" fn sr_client_batch_get_workload_state(
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
+        with(client, "states_out", states_out, err_out, |c| {
             let services = str_array("services", services, services_len)?;
-            let states_out = out("states_out", states_out)?;
-            states_out.set(sr_string_list::new(block_on(
+            Ok(sr_string_list::new(block_on(
                 c.batch_get_workload_state(&services),
-            )??));
-            Ok(())
+            )??))
         })
     }
 }
@@ -346,20 +311,20 @@ pub unsafe extern "C" fn sr_client_batch_get_workload_state(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_is_workload_ready(
     client: *const sr_client_driver,
-    service: *const c_char,
-    service_len: usize,
+    service: sr_str,
     ready_out: *mut bool,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
-    // SAFETY: as in `sr_client_new`.
+    // SAFETY: forwarded.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let svc = str_arg("service", service, service_len)?;
-            let ready_out = out("ready_out", ready_out)?;
-            ready_out.set(block_on(c.is_workload_ready(svc))??);
-            Ok(())
-        })
+        on_service(
+            client,
+            service,
+            "ready_out",
+            ready_out,
+            err_out,
+            |c, svc| block_on(c.is_workload_ready(svc))?,
+        )
     }
 }
 
@@ -369,18 +334,14 @@ pub unsafe extern "C" fn sr_client_is_workload_ready(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_set_global_service_name_tag(
     client: *const sr_client_driver,
-    tag: *const c_char,
-    tag_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    tag: sr_str,
+    service: sr_str,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let tag = str_arg("tag", tag, tag_len)?;
-            let svc = str_arg("service", service, service_len)?;
+        run(client, err_out, |c| {
+            let (tag, svc) = (tag.get("tag")?, service.get("service")?);
             block_on(c.set_global_service_name_tag(tag, svc))?
         })
     }
@@ -393,19 +354,16 @@ pub unsafe extern "C" fn sr_client_set_global_service_name_tag(
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_get_service_name_by_tag(
     client: *const sr_client_driver,
-    tag: *const c_char,
-    tag_len: usize,
+    tag: sr_str,
     service_out: *mut *mut c_char,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
-            let c = &handle("client", client)?.inner;
-            let tag = str_arg("tag", tag, tag_len)?;
-            let service_out = out("service_out", service_out)?;
-            service_out.set(string_out(block_on(c.get_service_name_by_tag(tag))??));
-            Ok(())
+        with(client, "service_out", service_out, err_out, |c| {
+            Ok(string_out(block_on(
+                c.get_service_name_by_tag(tag.get("tag")?),
+            )??))
         })
     }
 }

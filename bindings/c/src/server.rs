@@ -1,13 +1,11 @@
 //! `sr_server_driver`: the C face of the core's `ServerDriver` (SPEC §7), run in each pod.
 
-use std::ffi::c_char;
-
 use sr_core::ServerDriver;
 
 use crate::config::{sr_base_config, sr_routing_state, sr_server_info, sr_try_set_outcome};
-use crate::convert::{handle, input, invalid, out, pod_arg, pod_or_none};
+use crate::convert::{handle, invalid, pod_arg, pod_or_none, sr_str};
 use crate::error::{sr_error, sr_status};
-use crate::panic::{block_on, boundary};
+use crate::panic::{answer, block_on, run, with};
 use crate::store::{link_args, sr_store};
 
 /// A pod's driver: publishes its state and owns its users' persistent links. Thread-safe;
@@ -16,6 +14,8 @@ use crate::store::{link_args, sr_store};
 pub struct sr_server_driver {
     pub(crate) inner: ServerDriver,
 }
+
+crate::panic::handle!(sr_server_driver, ServerDriver, "server");
 
 /// Makes a server driver for the pod `info`. It publishes nothing until `sr_server_start`.
 ///
@@ -34,14 +34,12 @@ pub unsafe extern "C" fn sr_server_new(
 ) -> sr_status {
     // SAFETY: pointers are checked by the helpers; the caller guarantees the rest.
     unsafe {
-        boundary(err_out, || {
+        answer(err_out, "server_out", server_out, || {
             let store = handle("store", store)?.inner.clone();
-            let info = input("info", info)?.to_core()?;
-            let config = input("config", config)?.to_core()?;
-            let server_out = out("server_out", server_out)?;
+            let info = handle("info", info)?.to_core()?;
+            let config = handle("config", config)?.to_core()?;
             let inner = ServerDriver::new(store, info, config)?;
-            server_out.set(Box::into_raw(Box::new(sr_server_driver { inner })));
-            Ok(())
+            Ok(Box::into_raw(Box::new(sr_server_driver { inner })))
         })
     }
 }
@@ -68,12 +66,7 @@ pub unsafe extern "C" fn sr_server_start(
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_server_new`.
-    unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            block_on(s.start())?
-        })
-    }
+    unsafe { run(server, err_out, |s| block_on(s.start())?) }
 }
 
 /// Drains and stops: publishes DENY_NEW_CALL, waits `drain_seconds`, publishes SHUTDOWN
@@ -87,12 +80,7 @@ pub unsafe extern "C" fn sr_server_stop(
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_server_new`.
-    unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            block_on(s.stop())?
-        })
-    }
+    unsafe { run(server, err_out, |s| block_on(s.stop())?) }
 }
 
 /// Sets the app's load (0 … 2^32-1), published with the next period. Does not block.
@@ -106,8 +94,7 @@ pub unsafe extern "C" fn sr_server_set_load_state(
 ) -> sr_status {
     // SAFETY: as in `sr_server_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
+        run(server, err_out, |s| {
             let load = u32::try_from(load)
                 .map_err(|_| invalid("load", &format!("{load} must be 0..=4294967295")))?;
             s.set_load_state(load)
@@ -126,10 +113,8 @@ pub unsafe extern "C" fn sr_server_get_load_state(
 ) -> sr_status {
     // SAFETY: as in `sr_server_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            out("load_out", load_out)?.set(s.get_load_state().into());
-            Ok(())
+        with(server, "load_out", load_out, err_out, |s| {
+            Ok(s.get_load_state().into())
         })
     }
 }
@@ -145,10 +130,8 @@ pub unsafe extern "C" fn sr_server_weighted_load(
 ) -> sr_status {
     // SAFETY: as in `sr_server_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            out("load_out", load_out)?.set(s.weighted_load().into());
-            Ok(())
+        with(server, "load_out", load_out, err_out, |s| {
+            Ok(s.weighted_load().into())
         })
     }
 }
@@ -160,14 +143,13 @@ pub unsafe extern "C" fn sr_server_weighted_load(
 #[no_mangle]
 pub unsafe extern "C" fn sr_server_set_routing_state(
     server: *const sr_server_driver,
-    routing_state: i32,
+    state: i32,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_server_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            let state = sr_routing_state::parse(routing_state)?;
+        run(server, err_out, |s| {
+            let state = sr_routing_state::parse(state)?;
             block_on(s.set_routing_state(state))?
         })
     }
@@ -184,17 +166,15 @@ pub unsafe extern "C" fn sr_server_get_routing_state(
 ) -> sr_status {
     // SAFETY: as in `sr_server_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            out("state_out", state_out)?.set(sr_routing_state::of(Some(s.get_routing_state())));
-            Ok(())
+        with(server, "state_out", state_out, err_out, |s| {
+            Ok(sr_routing_state::of(Some(s.get_routing_state())))
         })
     }
 }
 
 /// `SetLinkedPod`: links `uid` persistently to `pod_index` for `service`.
 ///
-/// - `ns`, `uid`, `service`: UTF-8 (pointer + length, borrowed); `ns` is `""` or the
+/// - `ns`, `uid`, `service`: UTF-8 `sr_str`s (borrowed); `ns` is `""` or the
 ///   driver's namespace.
 /// - `previous_out`: receives the pod linked before, or -1.
 ///
@@ -202,25 +182,18 @@ pub unsafe extern "C" fn sr_server_get_routing_state(
 #[no_mangle]
 pub unsafe extern "C" fn sr_server_set_linked_pod(
     server: *const sr_server_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_index: i64,
     previous_out: *mut i64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_server_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let previous_out = out("previous_out", previous_out)?;
-            let pod = pod_arg(pod_index)?;
-            previous_out.set(pod_or_none(block_on(s.set_linked_pod(ns, uid, svc, pod))??));
-            Ok(())
+        with(server, "previous_out", previous_out, err_out, |s| {
+            let ((ns, uid, svc), pod) = (link_args(ns, uid, service)?, pod_arg(pod_index)?);
+            Ok(pod_or_none(block_on(s.set_linked_pod(ns, uid, svc, pod))??))
         })
     }
 }
@@ -232,25 +205,18 @@ pub unsafe extern "C" fn sr_server_set_linked_pod(
 #[no_mangle]
 pub unsafe extern "C" fn sr_server_try_set_linked_pod(
     server: *const sr_server_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_index: i64,
     outcome_out: *mut sr_try_set_outcome,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_server_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let outcome_out = out("outcome_out", outcome_out)?;
-            let pod = pod_arg(pod_index)?;
-            outcome_out.set(block_on(s.try_set_linked_pod(ns, uid, svc, pod))??.into());
-            Ok(())
+        with(server, "outcome_out", outcome_out, err_out, |s| {
+            let ((ns, uid, svc), pod) = (link_args(ns, uid, service)?, pod_arg(pod_index)?);
+            Ok(block_on(s.try_set_linked_pod(ns, uid, svc, pod))??.into())
         })
     }
 }
@@ -262,24 +228,18 @@ pub unsafe extern "C" fn sr_server_try_set_linked_pod(
 #[no_mangle]
 pub unsafe extern "C" fn sr_server_remove_linked_pod(
     server: *const sr_server_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     delay_seconds: i64,
     removed_out: *mut bool,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_server_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let removed_out = out("removed_out", removed_out)?;
-            removed_out.set(block_on(s.remove_linked_pod(ns, uid, svc, delay_seconds))??);
-            Ok(())
+        with(server, "removed_out", removed_out, err_out, |s| {
+            let (ns, uid, svc) = link_args(ns, uid, service)?;
+            block_on(s.remove_linked_pod(ns, uid, svc, delay_seconds))?
         })
     }
 }
@@ -291,12 +251,9 @@ pub unsafe extern "C" fn sr_server_remove_linked_pod(
 #[no_mangle]
 pub unsafe extern "C" fn sr_server_remove_linked_pod_with_id(
     server: *const sr_server_driver,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_index: i64,
     delay_seconds: i64,
     removed_out: *mut bool,
@@ -304,19 +261,9 @@ pub unsafe extern "C" fn sr_server_remove_linked_pod_with_id(
 ) -> sr_status {
     // SAFETY: as in `sr_server_new`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("server", server)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let removed_out = out("removed_out", removed_out)?;
-            let pod = pod_arg(pod_index)?;
-            removed_out.set(block_on(s.remove_linked_pod_with_id(
-                ns,
-                uid,
-                svc,
-                pod,
-                delay_seconds,
-            ))??);
-            Ok(())
+        with(server, "removed_out", removed_out, err_out, |s| {
+            let ((ns, uid, svc), pod) = (link_args(ns, uid, service)?, pod_arg(pod_index)?);
+            block_on(s.remove_linked_pod_with_id(ns, uid, svc, pod, delay_seconds))?
         })
     }
 }

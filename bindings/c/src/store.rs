@@ -3,17 +3,15 @@
 //! A store handle is shared by any number of drivers: a driver keeps its own reference, so the
 //! handle may be freed while drivers made from it are still in use.
 
-use std::ffi::c_char;
-
 use sr_core::{LinkTtl, Result, Store};
 
 use crate::config::{sr_link, sr_store_config, sr_try_set_outcome};
 use crate::convert::{
-    handle, input, out, pod_arg, pod_or_none, sr_pod_list, sr_service_links, sr_str, str_arg,
-    str_array, Out,
+    handle, pod_arg, pod_or_none, sr_pod_groups, sr_service_links, sr_str, str_array,
 };
 use crate::error::{sr_error, sr_status};
-use crate::panic::{block_on, boundary};
+use crate::panic::{answer, block_on, with};
+use crate::route_info::sr_pod_state_list;
 
 /// A store: Redis (one node: `sr_store_connect`; a cluster: `sr_store_connect_cluster`; a
 /// Sentinel-managed master: `sr_store_connect_sentinel`) or the embedded in-memory store
@@ -24,27 +22,29 @@ pub struct sr_store {
     pub(crate) inner: Store,
 }
 
+crate::panic::handle!(sr_store, Store, "store");
+
 /// (namespace, uid, service) arguments, checked for NULL and UTF-8.
 ///
 /// # Safety
-/// Each pointer is NULL or valid for its length.
+/// Each string is valid as in [`sr_str::get`].
 pub(crate) unsafe fn link_args<'a>(
-    ns: (*const c_char, usize),
-    uid: (*const c_char, usize),
-    service: (*const c_char, usize),
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
 ) -> Result<(&'a str, &'a str, &'a str)> {
     // SAFETY: forwarded from the caller.
     unsafe {
         Ok((
-            str_arg("namespace", ns.0, ns.1)?,
-            str_arg("uid", uid.0, uid.1)?,
-            str_arg("service", service.0, service.1)?,
+            ns.get("namespace")?,
+            uid.get("uid")?,
+            service.get("service")?,
         ))
     }
 }
 
-fn new_store(store_out: Out<*mut sr_store>, store: Store) {
-    store_out.set(Box::into_raw(Box::new(sr_store { inner: store })));
+fn new_store(store: Store) -> *mut sr_store {
+    Box::into_raw(Box::new(sr_store { inner: store }))
 }
 
 /// Makes an embedded in-memory store (one per call; nothing is shared between two of them).
@@ -62,18 +62,16 @@ pub unsafe extern "C" fn sr_store_memory(
 ) -> sr_status {
     // SAFETY: pointers are checked by the helpers; the caller guarantees the rest.
     unsafe {
-        boundary(err_out, || {
-            let config = input("config", config)?.to_core()?;
-            let store_out = out("store_out", store_out)?;
-            new_store(store_out, Store::memory_with(&config)?);
-            Ok(())
+        answer(err_out, "store_out", store_out, || {
+            let config = handle("config", config)?.to_core()?;
+            Ok(new_store(Store::memory_with(&config)?))
         })
     }
 }
 
 /// Connects to Redis. Blocks until connected or the connect timeout passes.
 ///
-/// - `url`, `url_len`: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS
+/// - `url`: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS
 ///   (UTF-8, borrowed). Messages never show the password.
 /// - `config`: key prefix and timeouts; borrowed for the call.
 /// - `store_out`: receives the new store; the caller owns it and frees it with `sr_store_free`.
@@ -83,20 +81,16 @@ pub unsafe extern "C" fn sr_store_memory(
 /// `SR_STORE_UNAVAILABLE`, `SR_TIMEOUT`, `SR_STORE_ERROR`.
 #[no_mangle]
 pub unsafe extern "C" fn sr_store_connect(
-    url: *const c_char,
-    url_len: usize,
+    url: sr_str,
     config: *const sr_store_config,
     store_out: *mut *mut sr_store,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_store_memory`.
     unsafe {
-        boundary(err_out, || {
-            let url = str_arg("url", url, url_len)?;
-            let config = input("config", config)?.to_core()?;
-            let store_out = out("store_out", store_out)?;
-            new_store(store_out, block_on(Store::redis_with(url, &config))??);
-            Ok(())
+        answer(err_out, "store_out", store_out, || {
+            let (url, config) = (url.get("url")?, handle("config", config)?.to_core()?);
+            Ok(new_store(block_on(Store::redis_with(url, &config))??))
         })
     }
 }
@@ -127,15 +121,12 @@ pub unsafe extern "C" fn sr_store_connect_cluster(
 ) -> sr_status {
     // SAFETY: as in `sr_store_memory`.
     unsafe {
-        boundary(err_out, || {
+        answer(err_out, "store_out", store_out, || {
             let urls = str_array("urls", urls, urls_len)?;
-            let config = input("config", config)?.to_core()?;
-            let store_out = out("store_out", store_out)?;
-            new_store(
-                store_out,
-                block_on(Store::redis_cluster_with(&urls, &config))??,
-            );
-            Ok(())
+            let config = handle("config", config)?.to_core()?;
+            Ok(new_store(block_on(Store::redis_cluster_with(
+                &urls, &config,
+            ))??))
         })
     }
 }
@@ -147,7 +138,7 @@ pub unsafe extern "C" fn sr_store_connect_cluster(
 ///
 /// - `sentinel_urls`, `sentinel_urls_len`: the sentinels (at least one), each
 ///   `redis://host:port` (an array of `sr_str`, borrowed).
-/// - `master_name`, `master_name_len`: the name the sentinels monitor the master under
+/// - `master_name`: the name the sentinels monitor the master under
 ///   (UTF-8, not empty, borrowed).
 /// - `config`: key prefix and timeouts; borrowed for the call.
 /// - `store_out`: receives the new store; the caller owns it and frees it with `sr_store_free`.
@@ -159,24 +150,20 @@ pub unsafe extern "C" fn sr_store_connect_cluster(
 pub unsafe extern "C" fn sr_store_connect_sentinel(
     sentinel_urls: *const sr_str,
     sentinel_urls_len: usize,
-    master_name: *const c_char,
-    master_name_len: usize,
+    master_name: sr_str,
     config: *const sr_store_config,
     store_out: *mut *mut sr_store,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_store_memory`.
     unsafe {
-        boundary(err_out, || {
+        answer(err_out, "store_out", store_out, || {
             let urls = str_array("sentinel_urls", sentinel_urls, sentinel_urls_len)?;
-            let master = str_arg("master_name", master_name, master_name_len)?;
-            let config = input("config", config)?.to_core()?;
-            let store_out = out("store_out", store_out)?;
-            new_store(
-                store_out,
-                block_on(Store::redis_sentinel_with(&urls, master, &config))??,
-            );
-            Ok(())
+            let master = master_name.get("master_name")?;
+            let config = handle("config", config)?.to_core()?;
+            Ok(new_store(block_on(Store::redis_sentinel_with(
+                &urls, master, &config,
+            ))??))
         })
     }
 }
@@ -193,8 +180,8 @@ pub unsafe extern "C" fn sr_store_free(store: *mut sr_store) {
 
 /// SPEC §4 `set_link`: links `uid` to `pod_index` for `service`, unconditionally.
 ///
-/// - `store`: the store (borrowed). `ns`, `uid`, `service`: UTF-8 strings (pointer + length,
-///   borrowed); `ns` must be a named namespace here.
+/// - `store`: the store (borrowed). `ns`, `uid`, `service`: UTF-8 `sr_str`s (borrowed);
+///   `ns` must be a named namespace here.
 /// - `pod_index`: 0 … 2^31-1. `ttl_seconds`: -1 = persistent, > 0 = temporary.
 /// - `previous_out`: receives the pod linked before, or -1.
 ///
@@ -203,12 +190,9 @@ pub unsafe extern "C" fn sr_store_free(store: *mut sr_store) {
 #[no_mangle]
 pub unsafe extern "C" fn sr_store_set_link(
     store: *const sr_store,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_index: i64,
     ttl_seconds: i64,
     previous_out: *mut i64,
@@ -216,13 +200,10 @@ pub unsafe extern "C" fn sr_store_set_link(
 ) -> sr_status {
     // SAFETY: as in `sr_store_memory`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("store", store)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let previous_out = out("previous_out", previous_out)?;
+        with(store, "previous_out", previous_out, err_out, |s| {
+            let (ns, uid, svc) = link_args(ns, uid, service)?;
             let (pod, ttl) = (pod_arg(pod_index)?, LinkTtl::from_secs(ttl_seconds)?);
-            previous_out.set(pod_or_none(block_on(s.set_link(ns, uid, svc, pod, ttl))??));
-            Ok(())
+            Ok(pod_or_none(block_on(s.set_link(ns, uid, svc, pod, ttl))??))
         })
     }
 }
@@ -236,12 +217,9 @@ pub unsafe extern "C" fn sr_store_set_link(
 #[no_mangle]
 pub unsafe extern "C" fn sr_store_set_link_if_absent(
     store: *const sr_store,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_index: i64,
     ttl_seconds: i64,
     link_out: *mut sr_link,
@@ -249,15 +227,12 @@ pub unsafe extern "C" fn sr_store_set_link_if_absent(
 ) -> sr_status {
     // SAFETY: as in `sr_store_memory`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("store", store)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let link_out = out("link_out", link_out)?;
+        with(store, "link_out", link_out, err_out, |s| {
+            let (ns, uid, svc) = link_args(ns, uid, service)?;
             let (pod, ttl) = (pod_arg(pod_index)?, LinkTtl::from_secs(ttl_seconds)?);
-            link_out.set(sr_link::of(Some(block_on(
+            Ok(sr_link::of(Some(block_on(
                 s.set_link_if_absent(ns, uid, svc, pod, ttl),
-            )??)));
-            Ok(())
+            )??)))
         })
     }
 }
@@ -271,12 +246,9 @@ pub unsafe extern "C" fn sr_store_set_link_if_absent(
 #[no_mangle]
 pub unsafe extern "C" fn sr_store_try_set_link(
     store: *const sr_store,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_index: i64,
     ttl_seconds: i64,
     outcome_out: *mut sr_try_set_outcome,
@@ -284,13 +256,10 @@ pub unsafe extern "C" fn sr_store_try_set_link(
 ) -> sr_status {
     // SAFETY: as in `sr_store_memory`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("store", store)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let outcome_out = out("outcome_out", outcome_out)?;
+        with(store, "outcome_out", outcome_out, err_out, |s| {
+            let (ns, uid, svc) = link_args(ns, uid, service)?;
             let (pod, ttl) = (pod_arg(pod_index)?, LinkTtl::from_secs(ttl_seconds)?);
-            outcome_out.set(block_on(s.try_set_link(ns, uid, svc, pod, ttl))??.into());
-            Ok(())
+            Ok(block_on(s.try_set_link(ns, uid, svc, pod, ttl))??.into())
         })
     }
 }
@@ -304,24 +273,18 @@ pub unsafe extern "C" fn sr_store_try_set_link(
 #[no_mangle]
 pub unsafe extern "C" fn sr_store_remove_link(
     store: *const sr_store,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     delay_seconds: i64,
     removed_out: *mut bool,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_store_memory`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("store", store)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let removed_out = out("removed_out", removed_out)?;
-            removed_out.set(block_on(s.remove_link(ns, uid, svc, delay_seconds))??);
-            Ok(())
+        with(store, "removed_out", removed_out, err_out, |s| {
+            let (ns, uid, svc) = link_args(ns, uid, service)?;
+            block_on(s.remove_link(ns, uid, svc, delay_seconds))?
         })
     }
 }
@@ -335,12 +298,9 @@ pub unsafe extern "C" fn sr_store_remove_link(
 #[no_mangle]
 pub unsafe extern "C" fn sr_store_remove_link_if(
     store: *const sr_store,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_index: i64,
     delay_seconds: i64,
     removed_out: *mut bool,
@@ -348,19 +308,9 @@ pub unsafe extern "C" fn sr_store_remove_link_if(
 ) -> sr_status {
     // SAFETY: as in `sr_store_memory`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("store", store)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let removed_out = out("removed_out", removed_out)?;
-            let pod = pod_arg(pod_index)?;
-            removed_out.set(block_on(s.remove_link_if(
-                ns,
-                uid,
-                svc,
-                pod,
-                delay_seconds,
-            ))??);
-            Ok(())
+        with(store, "removed_out", removed_out, err_out, |s| {
+            let ((ns, uid, svc), pod) = (link_args(ns, uid, service)?, pod_arg(pod_index)?);
+            block_on(s.remove_link_if(ns, uid, svc, pod, delay_seconds))?
         })
     }
 }
@@ -373,23 +323,17 @@ pub unsafe extern "C" fn sr_store_remove_link_if(
 #[no_mangle]
 pub unsafe extern "C" fn sr_store_get_link(
     store: *const sr_store,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     link_out: *mut sr_link,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_store_memory`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("store", store)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let link_out = out("link_out", link_out)?;
-            link_out.set(sr_link::of(block_on(s.get_link(ns, uid, svc))??));
-            Ok(())
+        with(store, "link_out", link_out, err_out, |s| {
+            let (ns, uid, svc) = link_args(ns, uid, service)?;
+            Ok(sr_link::of(block_on(s.get_link(ns, uid, svc))??))
         })
     }
 }
@@ -402,23 +346,17 @@ pub unsafe extern "C" fn sr_store_get_link(
 #[no_mangle]
 pub unsafe extern "C" fn sr_store_get_link_if_persist(
     store: *const sr_store,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
-    service: *const c_char,
-    service_len: usize,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
     pod_out: *mut i64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_store_memory`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("store", store)?.inner;
-            let (ns, uid, svc) = link_args((ns, ns_len), (uid, uid_len), (service, service_len))?;
-            let pod_out = out("pod_out", pod_out)?;
-            pod_out.set(pod_or_none(block_on(s.get_link_if_persist(ns, uid, svc))??));
-            Ok(())
+        with(store, "pod_out", pod_out, err_out, |s| {
+            let (ns, uid, svc) = link_args(ns, uid, service)?;
+            Ok(pod_or_none(block_on(s.get_link_if_persist(ns, uid, svc))??))
         })
     }
 }
@@ -431,24 +369,18 @@ pub unsafe extern "C" fn sr_store_get_link_if_persist(
 #[no_mangle]
 pub unsafe extern "C" fn sr_store_get_link_services(
     store: *const sr_store,
-    ns: *const c_char,
-    ns_len: usize,
-    uid: *const c_char,
-    uid_len: usize,
+    ns: sr_str,
+    uid: sr_str,
     links_out: *mut sr_service_links,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_store_memory`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("store", store)?.inner;
-            let ns = str_arg("namespace", ns, ns_len)?;
-            let uid = str_arg("uid", uid, uid_len)?;
-            let links_out = out("links_out", links_out)?;
-            links_out.set(sr_service_links::new(block_on(
+        with(store, "links_out", links_out, err_out, |s| {
+            let (ns, uid) = (ns.get("namespace")?, uid.get("uid")?);
+            Ok(sr_service_links::new(block_on(
                 s.get_link_services(ns, uid),
-            )??));
-            Ok(())
+            )??))
         })
     }
 }
@@ -456,35 +388,52 @@ pub unsafe extern "C" fn sr_store_get_link_services(
 /// SPEC §4 `batch_get_links`: reads the links of many users of one service at once.
 ///
 /// - `uids`, `uids_len`: the users (an array of `sr_str`, borrowed).
-/// - `pods_out`: receives one entry per uid, in input order: its pod, or -1 for no link.
-///   Free it with `sr_pod_list_free`.
+/// - `groups_out`: receives the core's answer, pod → uids (sorted by pod, uids in input
+///   order, users without a link left out). Free it with `sr_pod_groups_free`.
 ///
 /// Errors: as `sr_store_set_link`.
 #[no_mangle]
 pub unsafe extern "C" fn sr_store_batch_get_links(
     store: *const sr_store,
-    ns: *const c_char,
-    ns_len: usize,
+    ns: sr_str,
     uids: *const sr_str,
     uids_len: usize,
-    service: *const c_char,
-    service_len: usize,
-    pods_out: *mut sr_pod_list,
+    service: sr_str,
+    groups_out: *mut sr_pod_groups,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_store_memory`.
     unsafe {
-        boundary(err_out, || {
-            let s = &handle("store", store)?.inner;
-            let ns = str_arg("namespace", ns, ns_len)?;
+        with(store, "groups_out", groups_out, err_out, |s| {
+            let (ns, svc) = (ns.get("namespace")?, service.get("service")?);
             let uids = str_array("uids", uids, uids_len)?;
-            let svc = str_arg("service", service, service_len)?;
-            let pods_out = out("pods_out", pods_out)?;
-            let by_pod = block_on(s.batch_get_links(ns, &uids, svc))??;
-            pods_out.set(sr_pod_list::new(crate::convert::pods_in_input_order(
-                &uids, by_pod,
-            )));
-            Ok(())
+            Ok(sr_pod_groups::new(block_on(
+                s.batch_get_links(ns, &uids, svc),
+            )??))
+        })
+    }
+}
+
+/// SPEC §3 `pod_states`: the published pod states of `service` in namespace `ns`, sorted by
+/// pod (unparsable entries are skipped and logged). `states_out` receives the list; free it
+/// with `sr_pod_state_list_free`.
+///
+/// Errors: as `sr_store_set_link`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_store_pod_states(
+    store: *const sr_store,
+    ns: sr_str,
+    service: sr_str,
+    states_out: *mut sr_pod_state_list,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_store_memory`.
+    unsafe {
+        with(store, "states_out", states_out, err_out, |s| {
+            let (ns, svc) = (ns.get("namespace")?, service.get("service")?);
+            Ok(sr_pod_state_list::new(
+                block_on(s.pod_states(ns, svc))??.pods,
+            ))
         })
     }
 }

@@ -31,39 +31,29 @@ extern "C" {
 
 type Store = c_void;
 type Error = c_void;
-type Str = (*const u8, usize);
+/// `sr_str`, passed by value.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct Str {
+    ptr: *const u8,
+    len: usize,
+}
+
+fn sr(b: &[u8]) -> Str {
+    Str {
+        ptr: b.as_ptr(),
+        len: b.len(),
+    }
+}
 
 type StoreConfigDefault = unsafe extern "C" fn(*mut u8) -> i32;
 type StoreMemory = unsafe extern "C" fn(*const u8, *mut *mut Store, *mut *mut Error) -> i32;
-type StoreConnect =
-    unsafe extern "C" fn(*const u8, usize, *const u8, *mut *mut Store, *mut *mut Error) -> i32;
+type StoreConnect = unsafe extern "C" fn(Str, *const u8, *mut *mut Store, *mut *mut Error) -> i32;
 type StoreFree = unsafe extern "C" fn(*mut Store);
-#[allow(clippy::type_complexity)]
-type SetLink = unsafe extern "C" fn(
-    *const Store,
-    *const u8,
-    usize,
-    *const u8,
-    usize,
-    *const u8,
-    usize,
-    i64,
-    i64,
-    *mut i64,
-    *mut *mut Error,
-) -> i32;
-#[allow(clippy::type_complexity)]
-type GetLinkIfPersist = unsafe extern "C" fn(
-    *const Store,
-    *const u8,
-    usize,
-    *const u8,
-    usize,
-    *const u8,
-    usize,
-    *mut i64,
-    *mut *mut Error,
-) -> i32;
+type SetLink =
+    unsafe extern "C" fn(*const Store, Str, Str, Str, i64, i64, *mut i64, *mut *mut Error) -> i32;
+type GetLinkIfPersist =
+    unsafe extern "C" fn(*const Store, Str, Str, Str, *mut i64, *mut *mut Error) -> i32;
 type ErrorCode = unsafe extern "C" fn(*const Error) -> i32;
 type ErrorMessage = unsafe extern "C" fn(*const Error) -> *const c_char;
 type ErrorFree = unsafe extern "C" fn(*mut Error);
@@ -289,12 +279,9 @@ fn random_bytes_get_a_status_and_never_a_crash() {
             let s = unsafe {
                 (api.set_link)(
                     store,
-                    ns.as_ptr(),
-                    ns.len(),
-                    uid.as_ptr(),
-                    uid.len(),
-                    svc.as_ptr(),
-                    svc.len(),
+                    sr(&ns),
+                    sr(&uid),
+                    sr(&svc),
                     pod,
                     ttl,
                     &mut prev,
@@ -311,17 +298,7 @@ fn random_bytes_get_a_status_and_never_a_crash() {
             let (mut got, mut err) = (0i64, null_mut());
             // SAFETY: as above.
             let s = unsafe {
-                (api.get_link_if_persist)(
-                    store,
-                    ns.as_ptr(),
-                    ns.len(),
-                    uid.as_ptr(),
-                    uid.len(),
-                    svc.as_ptr(),
-                    svc.len(),
-                    &mut got,
-                    &mut err,
-                )
+                (api.get_link_if_persist)(store, sr(&ns), sr(&uid), sr(&svc), &mut got, &mut err)
             };
             check_error(s, err);
             prop_assert_eq!(s == SR_OK, ns_ok(&ns) && uid_ok(&uid) && svc_ok(&svc));
@@ -356,49 +333,34 @@ fn random_bytes_get_a_status_and_never_a_crash() {
 fn null_pointers_are_invalid_arguments() {
     let api = api();
     let store = memory_store();
-    let good: [Str; 3] = [
-        (b"default".as_ptr(), 7),
-        (b"u1".as_ptr(), 2),
-        (b"room".as_ptr(), 4),
-    ];
+    let good: [Str; 3] = [sr(b"default"), sr(b"u1"), sr(b"room")];
     for hole in 0..5 {
-        let mut args = good;
+        let mut empty = good;
         let mut len_big = good;
         if hole < 3 {
-            args[hole] = (null(), 0);
-            len_big[hole] = (null(), 5);
+            // {NULL, 0} is "": no identifier may be empty, so still invalid, but not "NULL".
+            empty[hole] = Str {
+                ptr: null(),
+                len: 0,
+            };
+            len_big[hole] = Str {
+                ptr: null(),
+                len: 5,
+            };
         }
-        for a in [args, len_big] {
+        for (a, is_null) in [(empty, hole >= 3), (len_big, true)] {
             let mut prev = 0i64;
             let prev_ptr: *mut i64 = if hole == 3 { null_mut() } else { &mut prev };
             let st: *const Store = if hole == 4 { null() } else { store };
             let mut err = null_mut();
             // SAFETY: non-NULL pointers are valid for their lengths.
-            let s = unsafe {
-                (api.set_link)(
-                    st, a[0].0, a[0].1, a[1].0, a[1].1, a[2].0, a[2].1, 0, -1, prev_ptr, &mut err,
-                )
-            };
+            let s = unsafe { (api.set_link)(st, a[0], a[1], a[2], 0, -1, prev_ptr, &mut err) };
             assert_eq!(s, SR_INVALID_ARGUMENT, "NULL in argument {hole}");
             let msg = check_error(s, err);
-            assert!(msg.contains("is NULL"), "{msg}");
+            assert_eq!(msg.contains("is NULL"), is_null, "{msg}");
             // A NULL err_out is allowed: the status alone.
             // SAFETY: as above.
-            let s2 = unsafe {
-                (api.set_link)(
-                    st,
-                    a[0].0,
-                    a[0].1,
-                    a[1].0,
-                    a[1].1,
-                    a[2].0,
-                    a[2].1,
-                    0,
-                    -1,
-                    prev_ptr,
-                    null_mut(),
-                )
-            };
+            let s2 = unsafe { (api.set_link)(st, a[0], a[1], a[2], 0, -1, prev_ptr, null_mut()) };
             assert_eq!(s2, s);
         }
     }
@@ -426,15 +388,8 @@ fn connect_with_random_non_urls_is_an_invalid_argument() {
         .run(&url, |url| {
             let (mut store, mut err) = (null_mut(), null_mut());
             // SAFETY: valid pointers for their lengths.
-            let s = unsafe {
-                (api.store_connect)(
-                    url.as_ptr(),
-                    url.len(),
-                    cfg.as_ptr().cast(),
-                    &mut store,
-                    &mut err,
-                )
-            };
+            let s =
+                unsafe { (api.store_connect)(sr(&url), cfg.as_ptr().cast(), &mut store, &mut err) };
             check_error(s, err);
             prop_assert_eq!(s, SR_INVALID_ARGUMENT);
             prop_assert!(store.is_null());

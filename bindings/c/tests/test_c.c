@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S(s) (s), strlen(s)
+#define S(s) sr_str_from_cstr(s)
 #define NS "default"
 #define SVC "room"
 
@@ -86,8 +86,22 @@ static sr_base_config fast_config(void) {
 }
 
 static sr_server_info info(const char *ns, const char *svc, int64_t pod) {
-  sr_server_info i = {ns, strlen(ns), svc, strlen(svc), pod};
+  sr_server_info i = {S(ns), S(svc), pod};
   return i;
+}
+
+/* The pod of `uid` in a batch read's pod -> uids groups, or -1; *uids counts every uid. */
+static int64_t group_pod(const sr_pod_groups *g, const char *uid, size_t *uids) {
+  int64_t pod = -1;
+  *uids = 0;
+  for (size_t i = 0; i < g->len; i++) {
+    CHECK(i == 0 || g->groups[i].pod_index > g->groups[i - 1].pod_index); /* sorted by pod */
+    for (size_t j = 0; j < g->groups[i].uids.len; j++) {
+      (*uids)++;
+      if (strcmp(g->groups[i].uids.strings[j], uid) == 0) pod = g->groups[i].pod_index;
+    }
+  }
+  return pod;
 }
 
 /* ---- a store per test, with a prefix no other run uses ---- */
@@ -101,8 +115,7 @@ static sr_store *new_store(int redis) {
   snprintf(prefix, sizeof prefix, "ct%d-%d", (int)getpid(), prefix_seq++);
   sr_store_config sc;
   sr_store_config_default(&sc);
-  sc.key_prefix = prefix;
-  sc.key_prefix_len = strlen(prefix);
+  sc.key_prefix = S(prefix);
   sr_store *store = NULL;
   if (redis) {
     OK(sr_store_connect(S(redis_url), &sc, &store, err_out));
@@ -118,8 +131,7 @@ static sr_store *new_cluster_store(void) {
   snprintf(prefix, sizeof prefix, "ct%d-%d", (int)getpid(), prefix_seq++);
   sr_store_config sc;
   sr_store_config_default(&sc);
-  sc.key_prefix = prefix;
-  sc.key_prefix_len = strlen(prefix);
+  sc.key_prefix = S(prefix);
   sr_str seeds[16];
   size_t n = 0;
   for (const char *p = cluster_urls; *p != '\0' && n < 16;) {
@@ -177,6 +189,16 @@ static void test_flow(sr_store *store) {
   uint64_t n = 0;
   OK(sr_client_cache_len(c, &n, err_out));
   CHECK(n == 1); /* u1 only */
+  /* compute_linked_pod's halves: the cache probe (-1 on a miss), then the store */
+  OK(sr_client_compute_cached(c, S(NS), S("halves"), S(SVC), &pod, err_out));
+  CHECK(pod == -1);
+  OK(sr_client_compute_linked_pod_uncached(c, S(NS), S("halves"), S(SVC), &pod, err_out));
+  CHECK(pod == 0);
+  pod = -2;
+  OK(sr_client_compute_cached(c, S(""), S("halves"), S(SVC), &pod, err_out));
+  CHECK(pod == 0);
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_cached(c, S(NS), S("a}b"), S(SVC), &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod_uncached(c, S(NS), S("u"), S(SVC), NULL, err_out));
   OK(sr_client_cache_expired(c, S(NS), S("u1"), S(SVC), &pod, err_out));
   CHECK(pod == 0);
   OK(sr_client_get_linked_in_cache(c, S(NS), S("u1"), S(SVC), &pod, err_out));
@@ -201,11 +223,17 @@ static void test_flow(sr_store *store) {
   CHECK(links.links == NULL && links.len == 0);
   sr_service_links_free(&links); /* a freed list frees again as a no-op */
 
-  sr_str uids[3] = {{S("u1")}, {S("nobody")}, {S("u2")}};
+  sr_str uids[3] = {S("u1"), S("nobody"), S("u2")};
+  sr_pod_groups groups;
+  size_t n_uids = 0;
+  OK(sr_client_batch_get_linked_pod(c, S(NS), uids, 3, S(SVC), &groups, err_out));
+  CHECK(groups.len == 1 && groups.groups[0].pod_index == 0 && groups.groups[0].uids.len == 2);
+  CHECK(strcmp(groups.groups[0].uids.strings[0], "u1") == 0 && strcmp(groups.groups[0].uids.strings[1], "u2") == 0);
+  CHECK(group_pod(&groups, "nobody", &n_uids) == -1 && n_uids == 2);
+  sr_pod_groups_free(&groups);
+  CHECK(groups.groups == NULL && groups.len == 0);
+  sr_pod_groups_free(&groups); /* a freed list frees again as a no-op */
   sr_pod_list pods;
-  OK(sr_client_batch_get_linked_pod(c, S(NS), uids, 3, S(SVC), &pods, err_out));
-  CHECK(pods.len == 3 && pods.pods[0] == 0 && pods.pods[1] == -1 && pods.pods[2] == 0);
-  sr_pod_list_free(&pods);
 
   /* the read side */
   OK(sr_client_alive_pods(c, S(SVC), &pods, err_out));
@@ -224,7 +252,13 @@ static void test_flow(sr_store *store) {
   sr_pod_state_list states;
   OK(sr_client_pod_states(c, S(SVC), &states, err_out));
   CHECK(states.len == 1 && states.states[0].pod_index == 0 && states.states[0].load == 10 &&
-        states.states[0].routing_state == SR_ROUTING_READY && states.states[0].update_ms > 0);
+        states.states[0].routing_state == SR_ROUTING_READY && states.states[0].update_ms > 0 &&
+        states.states[0].weight == 100);
+  sr_pod_state_list stored;
+  OK(sr_store_pod_states(store, S(NS), S(SVC), &stored, err_out));
+  CHECK(stored.len == 1 && stored.states[0].pod_index == 0 && stored.states[0].load == 10 &&
+        stored.states[0].weight == 100 && stored.states[0].routing_state == SR_ROUTING_READY);
+  sr_pod_state_list_free(&stored);
   sr_pod_state_list_free(&states);
 
   /* workload state (pod 0 keeps it) and tags */
@@ -235,7 +269,7 @@ static void test_flow(sr_store *store) {
   OK(sr_client_is_workload_ready(c, S(SVC), &yes, err_out));
   CHECK(yes);
   OK(sr_client_set_workload_state(c, S("other"), S("WARMING"), err_out));
-  sr_str services[3] = {{S(SVC)}, {S("other")}, {S("unknown")}};
+  sr_str services[3] = {S(SVC), S("other"), S("unknown")};
   sr_string_list words;
   OK(sr_client_batch_get_workload_state(c, services, 3, &words, err_out));
   CHECK(words.len == 3 && strcmp(words.strings[0], "READY") == 0 && strcmp(words.strings[1], "WARMING") == 0 &&
@@ -310,14 +344,20 @@ static void test_store_links(sr_store *store) {
   OK(sr_store_get_link_services(store, S(ns), S("p1"), &links, err_out));
   CHECK(links.len == 1 && links.links[0].pod_index == 5);
   sr_service_links_free(&links);
-  sr_str uids[3] = {{S("p1")}, {S("t1")}, {S("none")}};
-  sr_pod_list pods;
-  OK(sr_store_batch_get_links(store, S(ns), uids, 3, S(SVC), &pods, err_out));
-  CHECK(pods.len == 3 && pods.pods[0] == 5 && pods.pods[1] == 1 && pods.pods[2] == -1);
-  sr_pod_list_free(&pods);
-  OK(sr_store_batch_get_links(store, S(ns), uids, 0, S(SVC), &pods, err_out));
-  CHECK(pods.len == 0);
-  sr_pod_list_free(&pods);
+  sr_str uids[3] = {S("p1"), S("t1"), S("none")};
+  sr_pod_groups groups;
+  size_t n_uids = 0;
+  OK(sr_store_batch_get_links(store, S(ns), uids, 3, S(SVC), &groups, err_out));
+  CHECK(groups.len == 2 && group_pod(&groups, "p1", &n_uids) == 5 && group_pod(&groups, "t1", &n_uids) == 1 &&
+        group_pod(&groups, "none", &n_uids) == -1 && n_uids == 2);
+  sr_pod_groups_free(&groups);
+  OK(sr_store_batch_get_links(store, S(ns), uids, 0, S(SVC), &groups, err_out));
+  CHECK(groups.len == 0);
+  sr_pod_groups_free(&groups);
+  sr_pod_state_list states;
+  OK(sr_store_pod_states(store, S(ns), S(SVC), &states, err_out)); /* no pod published here */
+  CHECK(states.len == 0);
+  sr_pod_state_list_free(&states);
   bool removed = false;
   OK(sr_store_remove_link_if(store, S(ns), S("p1"), S(SVC), 4, 0, &removed, err_out));
   CHECK(!removed);
@@ -352,9 +392,18 @@ static void test_errors(sr_store *store) {
   EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), S("\xff\xfe"), S(SVC), &pod, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S("\xc3"), S("u"), S(SVC), &pod, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(NULL, S(NS), S("u"), S(SVC), &pod, err_out));
-  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, NULL, 0, S("u"), S(SVC), &pod, err_out));
-  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), NULL, 1, S(SVC), &pod, err_out));
-  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), S("u"), NULL, 4, &pod, err_out));
+  sr_str null_1 = {NULL, 1}, null_0 = {NULL, 0};
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, null_1, S("u"), S(SVC), &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), null_1, S(SVC), &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), S("u"), (sr_str){NULL, 4}, &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), null_0, S(SVC), &pod, err_out)); /* "" */
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), S("u"), (sr_str){SVC, 5}, &pod, err_out));
+  OK(sr_client_get_linked_in_cache(c, null_0, S("u"), S(SVC), &pod, err_out)); /* "" = the local namespace */
+  CHECK(pod == -1);
+  sr_error *null_e = NULL;
+  CHECK(sr_client_compute_linked_pod(c, null_1, S("u"), S(SVC), &pod, &null_e) == SR_INVALID_ARGUMENT);
+  CHECK(null_e != NULL && strstr(sr_error_message(null_e), "invalid namespace: is NULL") != NULL);
+  sr_error_free(null_e);
   EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod(c, S(NS), S("u"), S(SVC), NULL, err_out));
   CHECK(sr_client_compute_linked_pod(c, S(NS), S("a}b"), S(SVC), &pod, NULL) == SR_INVALID_ARGUMENT);
   int64_t prev;
@@ -368,15 +417,16 @@ static void test_errors(sr_store *store) {
   sr_link l;
   OK(sr_store_get_link(store, S(NS), S("u"), S(SVC), &l, err_out));
   CHECK(l.pod_index == -1); /* nothing was written */
-  sr_str bad[2] = {{S("ok")}, {S("\xff")}};
-  sr_pod_list pods;
-  EXPECT(SR_INVALID_ARGUMENT, sr_store_batch_get_links(store, S(NS), bad, 2, S(SVC), &pods, err_out));
-  EXPECT(SR_INVALID_ARGUMENT, sr_store_batch_get_links(store, S(NS), NULL, 0, S(SVC), &pods, err_out));
+  sr_str bad[2] = {S("ok"), S("\xff")};
+  sr_pod_groups groups;
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_batch_get_links(store, S(NS), bad, 2, S(SVC), &groups, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_batch_get_links(store, S(NS), NULL, 0, S(SVC), &groups, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_pod_states(store, S(NS), S(SVC), NULL, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_client_get_link_service(c, S(NS), S("u"), NULL, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_client_get_workload_state(c, S(SVC), NULL, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_client_set_workload_state(c, S(SVC), S("not a word"), err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_store_memory(NULL, NULL, err_out));
-  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect(NULL, 0, NULL, NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect(null_0, NULL, NULL, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_client_init(NULL, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_client_close(NULL, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_server_start(NULL, err_out));
@@ -393,7 +443,7 @@ static void test_errors(sr_store *store) {
   bad_info = info(NS, SVC, -1);
   EXPECT(SR_INVALID_ARGUMENT, sr_server_new(store, &bad_info, &cfg, &s, err_out));
   bad_info = info(NS, SVC, 0);
-  bad_info.service_name = NULL;
+  bad_info.service_name = null_1;
   EXPECT(SR_INVALID_ARGUMENT, sr_server_new(store, &bad_info, &cfg, &s, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_server_new(store, NULL, &cfg, &s, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_server_new(store, &gw, NULL, &s, err_out));
@@ -410,12 +460,13 @@ static void test_errors(sr_store *store) {
   bad_cfg.user_link_info_cache_time_seconds = 300;
   EXPECT(SR_INVALID_CONFIG, sr_client_new(store, &gw, &bad_cfg, &c, err_out));
   bad_cfg = cfg;
-  bad_cfg.placement = 7;
+  bad_cfg.placement = S("7");
   EXPECT(SR_INVALID_CONFIG, sr_client_new(store, &gw, &bad_cfg, &c, err_out));
+  bad_cfg.placement = null_1;
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_new(store, &gw, &bad_cfg, &c, err_out));
   sr_store_config sc;
   sr_store_config_default(&sc);
-  sc.key_prefix = "a:b";
-  sc.key_prefix_len = 3;
+  sc.key_prefix = S("a:b");
   sr_store *st = NULL;
   EXPECT(SR_INVALID_CONFIG, sr_store_memory(&sc, &st, err_out));
 
@@ -519,7 +570,7 @@ static void on_change(void *user_data, const sr_routing_state_change *ch) {
   struct listener *l = user_data;
   atomic_fetch_add(&l->calls, 1);
   if (ch->pod_index == 0 && ch->old_state == SR_ROUTING_READY && ch->new_state == SR_ROUTING_DENY_NEW_CALL &&
-      strlen(ch->service) == ch->service_len && strcmp(ch->service, "cb") == 0)
+      strlen(ch->service.ptr) == ch->service.len && strcmp(ch->service.ptr, "cb") == 0)
     atomic_fetch_add(&l->ready_to_deny, 1);
   /* a blocking call from a callback is refused, never a deadlock or an abort */
   atomic_store(&l->nested_status, (int)sr_client_refresh_service(l->client, S("cb"), NULL));
@@ -536,8 +587,8 @@ struct logs {
 
 static void on_log(void *user_data, const sr_log_record *r) {
   struct logs *l = user_data;
-  if (r->level < SR_LOG_ERROR || r->level > SR_LOG_TRACE || strlen(r->message) != r->message_len ||
-      strlen(r->target) != r->target_len || strncmp(r->target, "stateful_route", 14) != 0)
+  if (r->level < SR_LOG_ERROR || r->level > SR_LOG_TRACE || strlen(r->message.ptr) != r->message.len ||
+      strlen(r->target.ptr) != r->target.len || strncmp(r->target.ptr, "stateful_route", 14) != 0)
     atomic_fetch_add(&l->bad, 1);
   atomic_fetch_add(&l->records, 1);
 }
@@ -613,11 +664,12 @@ static int32_t place(void *user_data, const sr_candidate *cands, size_t n, const
   struct policy *p = user_data;
   atomic_fetch_add(&p->calls, 1);
   /* plain data: sorted ready candidates, the request's strings as pointer + length */
-  if (n == 0 || req->namespace_len != strlen(NS) || memcmp(req->namespace_name, NS, req->namespace_len) != 0 ||
-      req->uid_len == 0 || req->service_len == 0)
+  if (n == 0 || req->namespace_name.len != strlen(NS) || memcmp(req->namespace_name.ptr, NS, strlen(NS)) != 0 ||
+      req->uid.len == 0 || req->service.len == 0)
     atomic_fetch_add(&p->bad, 1);
   for (size_t i = 0; i < n; i++)
-    if (cands[i].routing != SR_ROUTING_READY || cands[i].weight != 100 || (i > 0 && cands[i].pod_index <= cands[i - 1].pod_index))
+    if (cands[i].routing_state != SR_ROUTING_READY || cands[i].weight != 100 || cands[i].effective_load < cands[i].load ||
+        (i > 0 && cands[i].pod_index <= cands[i - 1].pod_index))
       atomic_fetch_add(&p->bad, 1);
   switch (p->mode) {
   case HIGHEST: *choice_out = (int64_t)n - 1; return SR_OK;
@@ -645,7 +697,7 @@ static int32_t calc_load(void *user_data, const sr_load_input *in, int64_t *load
   atomic_fetch_add(&c->calls, 1);
   double sessions = 0;
   for (size_t i = 0; i < in->signals_len; i++)
-    if (in->signals[i].name_len == 8 && memcmp(in->signals[i].name, "sessions", 8) == 0) sessions = in->signals[i].value;
+    if (in->signals[i].name.len == 8 && memcmp(in->signals[i].name.ptr, "sessions", 8) == 0) sessions = in->signals[i].value;
   if (sessions < 0) {
     *err_out = sr_error_new(SR_INVALID_ARGUMENT, S("negative sessions"));
     return SR_INVALID_ARGUMENT;
@@ -726,13 +778,15 @@ static void test_extensions(sr_store *store) {
   for (int i = 0; i < 6; i++) rr[i] = place_new(c, svc, "rr", i);
   /* in turn, from wherever this driver's placement count for the service stands */
   for (int i = 0; i < 6; i++) CHECK(rr[i] == (rr[0] + i) % 3);
-  EXPECT(SR_INVALID_ARGUMENT, sr_client_set_service_placement(c, S(svc), S("nope"), 0, err_out));
-  EXPECT(SR_INVALID_ARGUMENT, sr_client_set_service_placement(c, S(svc), S("p2c"), 2.0, err_out));
+  /* the core's Placement::from_setting decides: an unknown name or a stray factor is a config error */
+  EXPECT(SR_INVALID_CONFIG, sr_client_set_service_placement(c, S(svc), S("nope"), 0, err_out));
+  EXPECT(SR_INVALID_CONFIG, sr_client_set_service_placement(c, S(svc), S("p2c"), 2.0, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_set_service_placement(c, S(svc), (sr_str){NULL, 3}, 0, err_out));
   EXPECT(SR_INVALID_CONFIG, sr_client_set_service_placement(c, S(svc), S("rendezvous"), 0.5, err_out));
   OK(sr_client_set_service_placement(c, S(svc), S("rendezvous"), 1.5, err_out));
   /* rendezvous is deterministic: a second gateway agrees on every new user */
   sr_base_config rcfg = fast_config();
-  rcfg.placement = SR_PLACEMENT_RENDEZVOUS;
+  rcfg.placement = S("rendezvous");
   sr_client_driver *c2 = NULL;
   OK(sr_client_new(store, &gi, &rcfg, &c2, err_out));
   OK(sr_client_init(c2, err_out));
@@ -748,7 +802,10 @@ static void test_extensions(sr_store *store) {
   sr_client_free(c2);
   rcfg.placement_load_factor = 0.5;
   EXPECT(SR_INVALID_CONFIG, sr_client_new(store, &gi, &rcfg, &c2, err_out));
-  rcfg.placement = 99;
+  rcfg.placement = S("nope");
+  EXPECT(SR_INVALID_CONFIG, sr_client_new(store, &gi, &rcfg, &c2, err_out));
+  rcfg.placement = S("p2c");
+  rcfg.placement_load_factor = 2.0; /* a factor for another policy */
   EXPECT(SR_INVALID_CONFIG, sr_client_new(store, &gi, &rcfg, &c2, err_out));
 
   /* weighted: weights 0, 0, 100 send every new user to pod 2 */
@@ -803,7 +860,7 @@ static void test_extensions(sr_store *store) {
   OK(sr_server_try_weighted_load(lp[0], &load, err_out));
   CHECK(load == 0);
   /* sr_error_new: a non-error status is INTERNAL */
-  e = sr_error_new(SR_OK, NULL, 0);
+  e = sr_error_new(SR_OK, (sr_str){NULL, 0});
   CHECK(sr_error_code(e) == SR_INTERNAL);
   sr_error_free(e);
   sr_client_free(c);
@@ -940,15 +997,21 @@ static void test_cluster_batch(sr_store *cluster) {
                            err_out));
     }
   }
-  sr_pod_list a, b;
+  sr_pod_groups a, b;
   OK(sr_store_batch_get_links(cluster, S(NS), uids, N, S(SVC), &a, err_out));
   OK(sr_store_batch_get_links(memory, S(NS), uids, N, S(SVC), &b, err_out));
-  CHECK(a.len == N && b.len == N && memcmp(a.pods, b.pods, N * sizeof *a.pods) == 0);
-  int linked = 0;
-  for (size_t i = 0; i < a.len; i++) linked += a.pods[i] >= 0;
+  /* the same groups, each in input order */
+  int same = a.len == b.len, linked = 0;
+  for (size_t i = 0; same && i < a.len; i++) {
+    same = a.groups[i].pod_index == b.groups[i].pod_index && a.groups[i].uids.len == b.groups[i].uids.len;
+    for (size_t j = 0; same && j < a.groups[i].uids.len; j++)
+      same = strcmp(a.groups[i].uids.strings[j], b.groups[i].uids.strings[j]) == 0;
+    linked += (int)a.groups[i].uids.len;
+  }
+  CHECK(same && a.len == 5);
   CHECK(linked == N - N / 7 - (N % 7 > 3));
-  sr_pod_list_free(&a);
-  sr_pod_list_free(&b);
+  sr_pod_groups_free(&a);
+  sr_pod_groups_free(&b);
   sr_store_free(memory);
 }
 
@@ -962,7 +1025,7 @@ static void test_topology_config(void) {
   sc.connect_timeout_ms = 300;
   sc.command_timeout_ms = 300;
   sr_store *s = NULL;
-  sr_str none[1] = {{S("")}};
+  sr_str none[1] = {S("")};
   EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_cluster(NULL, 1, &sc, &s, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_cluster(none, 0, &sc, &s, err_out)); /* no seed */
   EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_cluster(none, 1, NULL, &s, err_out));
@@ -973,15 +1036,15 @@ static void test_topology_config(void) {
   close(fd); /* nothing listens there now */
   char url[64];
   snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
-  sr_str dead[1] = {{S(url)}};
+  sr_str dead[1] = {S(url)};
   EXPECT(SR_STORE_UNAVAILABLE, sr_store_connect_cluster(dead, 1, &sc, &s, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_sentinel(NULL, 1, S("main"), &sc, &s, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_sentinel(dead, 0, S("main"), &sc, &s, err_out));
-  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_sentinel(dead, 1, NULL, 4, &sc, &s, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_sentinel(dead, 1, (sr_str){NULL, 4}, &sc, &s, err_out));
   EXPECT(SR_INVALID_ARGUMENT, sr_store_connect_sentinel(dead, 1, S(""), &sc, &s, err_out));
   EXPECT(SR_STORE_UNAVAILABLE, sr_store_connect_sentinel(dead, 1, S("main"), &sc, &s, err_out));
   /* a plain redis-server is no sentinel: it cannot name a master */
-  sr_str not_sentinel[1] = {{S(redis_url)}};
+  sr_str not_sentinel[1] = {S(redis_url)};
   sr_status st = sr_store_connect_sentinel(not_sentinel, 1, S("main"), &sc, &s, NULL);
   CHECK(st != SR_OK && st != SR_INTERNAL);
   CHECK(s == NULL);
@@ -1239,12 +1302,9 @@ static void json_link(char *got, size_t cap, sr_link l) {
 static int run_vector_step(sr_store *store, const char *default_ns, const jv *step, const char *at) {
   const jv *op = j_get(step, "op"), *expect = j_get(step, "expect");
   const jv *nsv = j_get(step, "namespace"), *uidv = j_get(step, "uid"), *svcv = j_get(step, "service");
-  const char *ns = nsv ? nsv->str : default_ns;
-  size_t ns_len = nsv ? nsv->len : strlen(default_ns);
-  const char *uid = uidv ? uidv->str : "";
-  size_t uid_len = uidv ? uidv->len : 0;
-  const char *svc = svcv ? svcv->str : "";
-  size_t svc_len = svcv ? svcv->len : 0;
+  sr_str ns = {nsv ? nsv->str : default_ns, nsv ? nsv->len : strlen(default_ns)};
+  sr_str uid = {uidv ? uidv->str : "", uidv ? uidv->len : 0};
+  sr_str svc = {svcv ? svcv->str : "", svcv ? svcv->len : 0};
   const jv *podv = j_get(step, "pod"), *ttlv = j_get(step, "ttl"), *delayv = j_get(step, "delay");
   int64_t pod = podv ? (int64_t)podv->num : 0, ttl = ttlv ? (int64_t)ttlv->num : 0;
   int64_t delay = delayv ? (int64_t)delayv->num : 0;
@@ -1255,18 +1315,18 @@ static int run_vector_step(sr_store *store, const char *default_ns, const jv *st
   const char *o = op->str;
   if (strcmp(o, "set_link") == 0) {
     int64_t prev = -2;
-    st = sr_store_set_link(store, ns, ns_len, uid, uid_len, svc, svc_len, pod, ttl, &prev, &err);
+    st = sr_store_set_link(store, ns, uid, svc, pod, ttl, &prev, &err);
     if (prev == -1)
       snprintf(got, sizeof got, "{\"previous\": null}");
     else
       snprintf(got, sizeof got, "{\"previous\": %lld}", (long long)prev);
   } else if (strcmp(o, "set_link_if_absent") == 0) {
     sr_link l = {-1, false, -1};
-    st = sr_store_set_link_if_absent(store, ns, ns_len, uid, uid_len, svc, svc_len, pod, ttl, &l, &err);
+    st = sr_store_set_link_if_absent(store, ns, uid, svc, pod, ttl, &l, &err);
     json_link(got, sizeof got, l);
   } else if (strcmp(o, "try_set_link") == 0) {
     sr_try_set_outcome t = {false, -1, -1};
-    st = sr_store_try_set_link(store, ns, ns_len, uid, uid_len, svc, svc_len, pod, ttl, &t, &err);
+    st = sr_store_try_set_link(store, ns, uid, svc, pod, ttl, &t, &err);
     if (t.previous < 0)
       snprintf(got, sizeof got, "{\"accepted\": %s, \"owner\": %lld, \"previous\": null}",
                t.accepted ? "true" : "false", (long long)t.owner);
@@ -1276,24 +1336,24 @@ static int run_vector_step(sr_store *store, const char *default_ns, const jv *st
   } else if (strcmp(o, "remove_link") == 0 || strcmp(o, "remove_link_if") == 0) {
     bool removed = false;
     if (o[11] == '\0')
-      st = sr_store_remove_link(store, ns, ns_len, uid, uid_len, svc, svc_len, delay, &removed, &err);
+      st = sr_store_remove_link(store, ns, uid, svc, delay, &removed, &err);
     else
-      st = sr_store_remove_link_if(store, ns, ns_len, uid, uid_len, svc, svc_len, pod, delay, &removed, &err);
+      st = sr_store_remove_link_if(store, ns, uid, svc, pod, delay, &removed, &err);
     snprintf(got, sizeof got, "{\"removed\": %s}", removed ? "true" : "false");
   } else if (strcmp(o, "get_link") == 0) {
     sr_link l = {-1, false, -1};
-    st = sr_store_get_link(store, ns, ns_len, uid, uid_len, svc, svc_len, &l, &err);
+    st = sr_store_get_link(store, ns, uid, svc, &l, &err);
     json_link(got, sizeof got, l);
   } else if (strcmp(o, "get_link_if_persist") == 0) {
     int64_t p = -2;
-    st = sr_store_get_link_if_persist(store, ns, ns_len, uid, uid_len, svc, svc_len, &p, &err);
+    st = sr_store_get_link_if_persist(store, ns, uid, svc, &p, &err);
     if (p < 0)
       snprintf(got, sizeof got, "{\"pod\": null}");
     else
       snprintf(got, sizeof got, "{\"pod\": %lld}", (long long)p);
   } else if (strcmp(o, "get_link_services") == 0) {
     sr_service_links links = {NULL, 0};
-    st = sr_store_get_link_services(store, ns, ns_len, uid, uid_len, &links, &err);
+    st = sr_store_get_link_services(store, ns, uid, &links, &err);
     snprintf(got, sizeof got, "{\"services\": {");
     for (size_t i = 0; i < links.len; i++) {
       if (i) strncat(got, ", ", sizeof got - strlen(got) - 1);
@@ -1311,30 +1371,22 @@ static int run_vector_step(sr_store *store, const char *default_ns, const jv *st
       arr[i].ptr = uids->items[i].str;
       arr[i].len = uids->items[i].len;
     }
-    sr_pod_list pods = {NULL, 0};
-    st = sr_store_batch_get_links(store, ns, ns_len, arr, n, svc, svc_len, &pods, &err);
-    /* {"pods": {"<pod>": [uids with that pod, in input order], ...}} */
+    sr_pod_groups groups = {NULL, 0};
+    st = sr_store_batch_get_links(store, ns, arr, n, svc, &groups, &err);
+    /* {"pods": {"<pod>": [uids with that pod, in input order], ...}}: the library's shape */
     snprintf(got, sizeof got, "{\"pods\": {");
-    int first = 1;
-    for (size_t i = 0; st == SR_OK && i < pods.len; i++) {
-      int seen = 0;
-      for (size_t j = 0; j < i; j++) seen |= pods.pods[j] == pods.pods[i];
-      if (pods.pods[i] < 0 || seen) continue;
+    for (size_t i = 0; st == SR_OK && i < groups.len; i++) {
       size_t m = strlen(got);
-      snprintf(got + m, sizeof got - m, "%s\"%lld\": [", first ? "" : ", ", (long long)pods.pods[i]);
-      first = 0;
-      int first_uid = 1;
-      for (size_t j = i; j < pods.len; j++) {
-        if (pods.pods[j] != pods.pods[i]) continue;
-        if (!first_uid) strncat(got, ", ", sizeof got - strlen(got) - 1);
-        first_uid = 0;
-        json_str(got, sizeof got, arr[j].ptr, arr[j].len);
+      snprintf(got + m, sizeof got - m, "%s\"%lld\": [", i ? ", " : "", (long long)groups.groups[i].pod_index);
+      for (size_t j = 0; j < groups.groups[i].uids.len; j++) {
+        if (j) strncat(got, ", ", sizeof got - strlen(got) - 1);
+        const char *u = groups.groups[i].uids.strings[j];
+        json_str(got, sizeof got, u, strlen(u));
       }
       strncat(got, "]", sizeof got - strlen(got) - 1);
     }
     strncat(got, "}}", sizeof got - strlen(got) - 1);
-    CHECK(st != SR_OK || pods.len == n);
-    sr_pod_list_free(&pods);
+    sr_pod_groups_free(&groups);
     free(arr);
   } else {
     fprintf(stderr, "%s: unknown op %s\n", at, o);
@@ -1488,7 +1540,7 @@ static void test_config_edges(void) {
         case E_SERVE_STALE: cfg.serve_stale_seconds = v; break;
         case E_SLOW_START: cfg.slow_start_seconds = v; break;
         case E_LOAD_FACTOR:
-          cfg.placement = SR_PLACEMENT_RENDEZVOUS;
+          cfg.placement = S("rendezvous");
           cfg.placement_load_factor = v;
           break;
         default: break;
@@ -1737,8 +1789,7 @@ static sr_store *fault_store(void) {
   snprintf(prefix, sizeof prefix, "ctf%d-%d", (int)getpid(), prefix_seq++);
   sr_store_config sc;
   sr_store_config_default(&sc);
-  sc.key_prefix = prefix;
-  sc.key_prefix_len = strlen(prefix);
+  sc.key_prefix = S(prefix);
   sc.connect_timeout_ms = FAULT_TIMEOUT_MS;
   sc.command_timeout_ms = FAULT_TIMEOUT_MS;
   sr_store *store = NULL;
