@@ -34,6 +34,11 @@ const path = require('node:path')
 // From the directory the bench runs in (where the package and ioredis are installed).
 const cwdRequire = createRequire(path.join(process.cwd(), 'bench.js'))
 const sr = cwdRequire('stateful-route')
+if (typeof sr.benchBareCall !== 'function') {
+  throw new Error(
+    'the addon has no measuring points: build it with the bench feature (node/bench.sh)',
+  )
+}
 
 const NS = 'bench'
 const SVC = 'bench'

@@ -42,16 +42,16 @@ export declare class ClientDriver {
   /** Drops the cached link and returns what it held (`null` if nothing). */
   cacheExpired(namespace: string, uid: string, service: string): number | null
   /** Caches `pod` for `uid` (for `userLinkInfoCacheTimeSeconds`). */
-  setCache(namespace: string, uid: string, service: string, pod: number): Promise<void>
+  setCache(namespace: string, uid: string, service: string, pod: number): Promise<undefined>
   /** The user's persistent links: service → pod. */
   getLinkService(namespace: string, uid: string): Promise<Record<string, number>>
   /** pod (as a string key) → uids in input order, for the uids that have a link. */
   batchGetLinkedPod(namespace: string, uids: Array<string>, service: string): Promise<Record<string, Array<string>>>
   /**
-   * Links `uid` to `pod` unless a link exists (`ttlSeconds`: -1 persistent, > 0 seconds);
-   * resolves to the link in force, which is cached.
+   * Links `uid` to `pod` unless a link exists (`ttl`: -1 persistent, > 0 seconds); resolves
+   * to the link in force, which is cached.
    */
-  setLinkedPodIfAbsent(namespace: string, uid: string, service: string, pod: number, ttlSeconds: number): Promise<Link>
+  setLinkedPodIfAbsent(namespace: string, uid: string, service: string, pod: number, ttl: number): Promise<Link>
   /** Links held by the local cache (approximate). */
   cacheLen(): number
   /** Alive pods of `service`, sorted. */
@@ -67,26 +67,27 @@ export declare class ClientDriver {
   /** Pod states of `service` as of the last snapshot. */
   podStates(service: string): Promise<Array<PodState>>
   /** Re-reads `service`'s pod states now (routing-state listeners see the changes). */
-  refreshService(service: string): Promise<void>
+  refreshService(service: string): Promise<undefined>
   /** Workload state of `service`, or `null`. */
   getWorkloadState(service: string): Promise<string | null>
   /** Sets the workload state of `service`. */
-  setWorkloadState(service: string, state: string): Promise<void>
+  setWorkloadState(service: string, state: string): Promise<undefined>
   /** Workload states of many services, in input order (`null` where unset). */
   batchGetWorkloadState(services: Array<string>): Promise<Array<string | null>>
   /** Whether `service`'s workload state is `READY`. */
   isWorkloadReady(service: string): Promise<boolean>
   /** Makes `tag` stand for `service`. */
-  setGlobalServiceNameTag(tag: string, service: string): Promise<void>
+  setGlobalServiceNameTag(tag: string, service: string): Promise<undefined>
   /** The service `tag` stands for, or `null`. */
   getServiceNameByTag(tag: string): Promise<string | null>
   /**
    * Places new users of `service` with `placement` instead of the configured policy: a
    * built-in policy's name (`'p2c'`, `'random'`, `'round_robin'`, `'rendezvous'`,
    * `'weighted'`) or a function `(candidates, request) => index | null`, called on the JS
-   * thread for each new user (a runtime thread waits for it, at most 2 s).
+   * thread for each new user (a runtime thread waits for it, at most 2 s). `loadFactor`:
+   * rendezvous's bound, as `placementLoadFactor` (`INVALID_CONFIG` for another policy).
    */
-  setServicePlacement(service: string, placement: string | ((candidates: Array<Candidate>, request: PlacementRequest) => number | null | undefined)): void
+  setServicePlacement(service: string, placement: string | ((candidates: Array<Candidate>, request: PlacementRequest) => number | null | undefined), loadFactor?: number | undefined | null): void
   /**
    * Calls `callback` on the JS thread whenever a snapshot refresh sees a pod's routing state
    * change. The callback does not keep the process alive. Returns an id for
@@ -112,14 +113,14 @@ export declare class ServerDriver {
    * Publishes the pod state at once, then every period. A second `start()` rejects with
    * `INVALID_ARGUMENT`; a `start()` after `stop()` with `CLOSED`.
    */
-  start(): Promise<void>
+  start(): Promise<undefined>
   /**
    * Drains and stops: publishes `DENY_NEW_CALL`, waits `drainSeconds`, publishes `SHUTDOWN`
    * and ends the loop. Idempotent.
    */
-  stop(): Promise<void>
+  stop(): Promise<undefined>
   /** Sets the app's load (a whole number >= 0), published with the next period. */
-  setLoadState(loadState: number): void
+  setLoadState(load: number): void
   /** The app's load as last set. */
   getLoadState(): number
   /** The weighted load this pod publishes, from the last CPU sample. */
@@ -130,7 +131,8 @@ export declare class ServerDriver {
    * Replaces SPEC's load formula with `calculator` (`(input) => load`, called on the JS
    * thread at each publish; a runtime thread waits for it, at most 2 s) for every later
    * publish; `null` restores the formula. If it throws or returns no valid load, the error
-   * is logged and the formula's value is published.
+   * is logged and the formula's value is published. (`undefined` is refused, so that a
+   * missing function is not silently the formula.)
    */
   setLoadCalculator(calculator: ((input: LoadInput) => number) | null): void
   /**
@@ -142,14 +144,14 @@ export declare class ServerDriver {
    * Sets this pod's placement weight for the `'weighted'` policy (a whole number >= 0;
    * default 100; 0 = never chosen by weight). Published at once when running.
    */
-  setWeight(weight: number): Promise<void>
+  setWeight(weight: number): Promise<undefined>
   /** This pod's placement weight. */
   getWeight(): number
   /**
    * Sets the routing state; when running, publishes it at once (draining does not wait a
    * period).
    */
-  setRoutingState(routingState: RoutingState): Promise<void>
+  setRoutingState(state: RoutingState): Promise<undefined>
   /** The routing state as last set. */
   getRoutingState(): RoutingState
   /** Links `uid` persistently to `pod`; resolves to the previous pod or `null`. */
@@ -157,12 +159,12 @@ export declare class ServerDriver {
   /** Links `uid` persistently to `pod` unless it is persistently linked to another pod. */
   trySetLinkedPod(namespace: string, uid: string, service: string, pod: number): Promise<TrySetOutcome>
   /**
-   * Removes the link now (`delaySeconds <= 0`) or after `delaySeconds`; resolves to whether
-   * a link existed.
+   * Removes the link now (`delay <= 0`) or after `delay` seconds; resolves to whether a
+   * link existed.
    */
-  removeLinkedPod(namespace: string, uid: string, service: string, delaySeconds: number): Promise<boolean>
+  removeLinkedPod(namespace: string, uid: string, service: string, delay: number): Promise<boolean>
   /** As `removeLinkedPod`, only if the link points to `pod`. */
-  removeLinkedPodWithId(namespace: string, uid: string, service: string, pod: number, delaySeconds: number): Promise<boolean>
+  removeLinkedPodWithId(namespace: string, uid: string, service: string, pod: number, delay: number): Promise<boolean>
 }
 
 /**
@@ -191,21 +193,21 @@ export declare class Store {
    * Sets a link unconditionally (`ttl`: -1 persistent, > 0 seconds); resolves to the
    * previous pod or `null`.
    */
-  setLink(namespace: string, uid: string, service: string, pod: number, ttlSeconds: number): Promise<number | null>
+  setLink(namespace: string, uid: string, service: string, pod: number, ttl: number): Promise<number | null>
   /**
    * Sets a link unless one exists (an existing link wins, its TTL untouched); resolves to
    * the link in force.
    */
-  setLinkIfAbsent(namespace: string, uid: string, service: string, pod: number, ttlSeconds: number): Promise<Link>
+  setLinkIfAbsent(namespace: string, uid: string, service: string, pod: number, ttl: number): Promise<Link>
   /** Sets a link unless a persistent link to another pod exists. */
-  trySetLink(namespace: string, uid: string, service: string, pod: number, ttlSeconds: number): Promise<TrySetOutcome>
+  trySetLink(namespace: string, uid: string, service: string, pod: number, ttl: number): Promise<TrySetOutcome>
   /**
-   * Removes a link now (`delaySeconds <= 0`) or lets it expire after `delaySeconds`; it
-   * leaves the user's persistent links at once. Resolves to whether a link existed.
+   * Removes a link now (`delay <= 0`) or lets it expire after `delay` seconds; it leaves
+   * the user's persistent links at once. Resolves to whether a link existed.
    */
-  removeLink(namespace: string, uid: string, service: string, delaySeconds: number): Promise<boolean>
+  removeLink(namespace: string, uid: string, service: string, delay: number): Promise<boolean>
   /** As `removeLink`, only if the link points to `pod`. Resolves to whether it was removed. */
-  removeLinkIf(namespace: string, uid: string, service: string, pod: number, delaySeconds: number): Promise<boolean>
+  removeLinkIf(namespace: string, uid: string, service: string, pod: number, delay: number): Promise<boolean>
   /** Reads a link with its remaining TTL; `null` if there is none. */
   getLink(namespace: string, uid: string, service: string): Promise<Link | null>
   /** Reads a persistent link; temporary links read as `null`. */
@@ -226,11 +228,11 @@ export declare class Store {
   /** A service's pod states, sorted by pod index (unparsable entries are skipped and logged). */
   podStates(namespace: string, service: string): Promise<Array<PodState>>
   /** Sets a service's workload state (a word; `'READY'` means ready). */
-  setWorkloadState(namespace: string, service: string, state: string): Promise<void>
+  setWorkloadState(namespace: string, service: string, state: string): Promise<undefined>
   /** A service's workload state, or `null`. */
   getWorkloadState(namespace: string, service: string): Promise<string | null>
   /** Sets the service name that `tag` stands for. */
-  setTag(namespace: string, tag: string, service: string): Promise<void>
+  setTag(namespace: string, tag: string, service: string): Promise<undefined>
   /** The service name that `tag` stands for, or `null`. */
   getTag(namespace: string, tag: string): Promise<string | null>
 }
@@ -264,6 +266,11 @@ export interface BaseConfig {
    * `(candidates, request) => index | null` (read back as `'custom'`).
    */
   placement?: string | ((candidates: Array<Candidate>, request: PlacementRequest) => number | null | undefined)
+  /**
+   * `'rendezvous'` only: a pod whose load is above this factor (> 1) times the average is
+   * skipped. Default (and 0): 1.25. Any other policy takes none (`INVALID_CONFIG`).
+   */
+  placementLoadFactor?: number
   /** Most links a client driver caches; 0 turns the cache off. Default 100000. */
   cacheCapacity?: number
   /**
@@ -284,24 +291,6 @@ export interface BaseConfig {
   slowStartSeconds?: number
 }
 
-/**
- * A bare native call: one string in, one number out (its length in bytes). The baseline of
- * the cache-hit benchmark.
- */
-export declare function benchBareCall(s: string): number
-
-/**
- * The core's own cache-hit cost: `n` calls of `compute_cached` looped in Rust; nanoseconds
- * per call.
- */
-export declare function benchCoreHits(client: ClientDriver, namespace: string, uid: string, service: string, n: number): number
-
-/**
- * The core's own new-user throughput: `n` new users (`{prefix}{i}`, service `service`)
- * computed by `concurrency` tokio tasks on the core's runtime; resolves to elapsed seconds.
- */
-export declare function benchCoreNewUsers(client: ClientDriver, prefix: string, service: string, n: number, concurrency: number): Promise<number>
-
 /** One pod a JS placement policy may choose. */
 export interface Candidate {
   /** The pod's index. */
@@ -310,13 +299,25 @@ export interface Candidate {
   load: number
   /** New users this gateway placed on it since the snapshot was read. */
   placed: number
+  /** `load + placed`: what `'p2c'` compares. */
+  effectiveLoad: number
   /** Its routing state (`'READY'` for every candidate today). */
-  routing: RoutingState
+  routingState: RoutingState
   /** How old its published state was when the snapshot was read, in ms. */
   ageMs: number
   /** The placement weight the pod publishes (default 100). */
   weight: number
 }
+
+/**
+ * The core's defaults of `BaseConfig`; `undefined` where a default follows from other fields
+ * (`staleAfterSeconds` and `slowStartSeconds` from the period, `placementLoadFactor` from the
+ * placement). A driver's `config` reads back every value in force.
+ */
+export declare function defaultBaseConfig(): BaseConfig
+
+/** The core's defaults of `StoreConfig` (`tlsCaCertPem`: none). */
+export declare function defaultStoreConfig(): StoreConfig
 
 /** The codes of `err.code`, one per kind of the core's errors. */
 export declare function errorCodes(): Array<string>
@@ -426,9 +427,9 @@ export interface StoreConfig {
   /** Prefix of every key (`[A-Za-z0-9._-]`, 1–64 chars). Default `'sf'`. */
   keyPrefix?: string
   /** Deadline for establishing a connection, in seconds. Default 5. */
-  connectTimeoutSeconds?: number
+  connectTimeout?: number
   /** Deadline for one store command, in seconds. Default 2. */
-  commandTimeoutSeconds?: number
+  commandTimeout?: number
   /**
    * For `rediss://`: the PEM certificate (chain) of the CA that signed the server's
    * certificate, trusted in addition to the system's roots.

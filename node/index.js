@@ -15,6 +15,7 @@
  */
 
 const fs = require('node:fs')
+const path = require('node:path')
 const platform = require('./platform.js')
 
 // A source build (a checkout) wins over a prebuilt addon: install.js made it for this machine.
@@ -24,68 +25,16 @@ const native = require(
 
 const CODES = new Set(native.errorCodes())
 
-/** Methods that return a Promise, per class; every other method is synchronous. */
-const ASYNC_METHODS = {
-  Store: {
-    static: ['connect', 'connectCluster', 'connectSentinel'],
-    proto: [
-      'setLink',
-      'setLinkIfAbsent',
-      'trySetLink',
-      'removeLink',
-      'removeLinkIf',
-      'getLink',
-      'getLinkIfPersist',
-      'getLinkServices',
-      'batchGetLinks',
-      'publishPodState',
-      'podStates',
-      'setWorkloadState',
-      'getWorkloadState',
-      'setTag',
-      'getTag',
-    ],
-  },
-  ClientDriver: {
-    static: [],
-    proto: [
-      'computeLinkedPod',
-      'computeLinkedPodUncached',
-      'getLinkedPod',
-      'getLinkedPodInCacheOrIfPersist',
-      'getLinkedPodNotCache',
-      'setCache',
-      'getLinkService',
-      'batchGetLinkedPod',
-      'setLinkedPodIfAbsent',
-      'alivePods',
-      'routablePods',
-      'isPodAlive',
-      'isPodRoutable',
-      'bestPod',
-      'podStates',
-      'refreshService',
-      'getWorkloadState',
-      'setWorkloadState',
-      'batchGetWorkloadState',
-      'isWorkloadReady',
-      'setGlobalServiceNameTag',
-      'getServiceNameByTag',
-    ],
-  },
-  ServerDriver: {
-    static: [],
-    proto: [
-      'start',
-      'stop',
-      'setRoutingState',
-      'setWeight',
-      'setLinkedPod',
-      'trySetLinkedPod',
-      'removeLinkedPod',
-      'removeLinkedPodWithId',
-    ],
-  },
+/**
+ * `Class.method` of every method that returns a Promise, as the generated index.d.ts declares
+ * them (generated from the Rust signatures, so this cannot drift); the others are synchronous.
+ */
+const dts = fs.readFileSync(path.join(__dirname, 'index.d.ts'), 'utf8')
+const ASYNC = new Set()
+for (const [, cls, body] of dts.matchAll(/^export declare class (\w+) \{$([\s\S]*?)^\}$/gm)) {
+  for (const [, name] of body.matchAll(/^ {2}(?:static )?(\w+)\(.*\): Promise<.*$/gm)) {
+    ASYNC.add(`${cls}.${name}`)
+  }
 }
 
 /** `err` itself if it carries one of the core's codes, else an `INVALID_ARGUMENT` error. */
@@ -97,45 +46,35 @@ function withCode(err, where) {
   return e
 }
 
-function syncMethod(fn, where) {
+/** `fn` throwing (or, if it returns a Promise, rejecting with) errors that carry a code. */
+function wrap(fn, where) {
+  const isAsync = ASYNC.has(where)
   return function (...args) {
     try {
       return fn.apply(this, args)
     } catch (err) {
+      if (isAsync) return Promise.reject(withCode(err, where))
       throw withCode(err, where)
     }
   }
 }
 
-function asyncMethod(fn, where) {
-  return function (...args) {
-    try {
-      return fn.apply(this, args)
-    } catch (err) {
-      return Promise.reject(withCode(err, where))
-    }
-  }
-}
-
-function wrapFunctions(target, names, label, asyncNames) {
+function wrapFunctions(target, names, label) {
   for (const name of names) {
     const desc = Object.getOwnPropertyDescriptor(target, name)
     if (!desc || typeof desc.value !== 'function') continue
-    const where = `${label}.${name}`
-    const wrap = asyncNames.includes(name) ? asyncMethod : syncMethod
-    Object.defineProperty(target, name, { ...desc, value: wrap(desc.value, where) })
+    Object.defineProperty(target, name, { ...desc, value: wrap(desc.value, `${label}.${name}`) })
   }
 }
 
 function wrapClass(name) {
   const cls = native[name]
-  const { static: statics, proto } = ASYNC_METHODS[name]
   const protoNames = Object.getOwnPropertyNames(cls.prototype).filter((n) => n !== 'constructor')
-  wrapFunctions(cls.prototype, protoNames, name, proto)
+  wrapFunctions(cls.prototype, protoNames, name)
   const staticNames = Object.getOwnPropertyNames(cls).filter(
     (n) => !['length', 'name', 'prototype'].includes(n),
   )
-  wrapFunctions(cls, staticNames, name, statics)
+  wrapFunctions(cls, staticNames, name)
   // `new X(bad arguments)` throws INVALID_ARGUMENT too; the class itself (statics,
   // prototype, instanceof) is unchanged.
   return new Proxy(cls, {
@@ -167,14 +106,9 @@ function computeLinkedPod(namespace, uid, service) {
 const Store = wrapClass('Store')
 const ClientDriver = wrapClass('ClientDriver')
 const ServerDriver = wrapClass('ServerDriver')
-Object.defineProperty(native.ClientDriver.prototype, 'computeLinkedPod', {
-  value: computeLinkedPod,
-  writable: true,
-  configurable: true,
-  enumerable: false,
-})
+native.ClientDriver.prototype.computeLinkedPod = computeLinkedPod
 
-const setLogger = syncMethod(native.setLogger, 'setLogger')
+const setLogger = wrap(native.setLogger, 'setLogger')
 
 // Every export of the addon, with the wrapped classes and functions in place of the raw ones.
 module.exports = { ...native, Store, ClientDriver, ServerDriver, setLogger }

@@ -11,8 +11,7 @@ export const {
   RoutingState,
   setLogger,
   errorCodes,
-  benchBareCall,
-  benchCoreHits,
-  benchCoreNewUsers,
+  defaultBaseConfig,
+  defaultStoreConfig,
 } = sr
 export default sr

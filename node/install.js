@@ -8,9 +8,13 @@
 // source build. npm links a local directory instead of copying it and does not
 // install a linked package's dependencies, so the napi CLI is installed here first if missing.
 // Set STATEFUL_ROUTE_NODE_PROFILE=debug for a faster, unoptimised build.
+// STATEFUL_ROUTE_NODE_BENCH=1 (node/bench.sh) builds with the `bench` feature (the measuring
+// points of bench.js) and writes its index.d.ts to the temporary directory, so the package's
+// index.d.ts always describes the shipped, bench-free addon.
 
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 
 const platform = require('./platform.js')
@@ -61,6 +65,11 @@ if (!napiCli()) {
 }
 
 const release = process.env.STATEFUL_ROUTE_NODE_PROFILE !== 'debug'
+const bench = process.env.STATEFUL_ROUTE_NODE_BENCH === '1'
+const outDir = process.env.STATEFUL_ROUTE_NODE_OUT_DIR || here
+const dts = bench
+  ? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sr-bench-')), 'index.d.ts')
+  : ''
 run(process.execPath, [
   napiCli(),
   'build',
@@ -69,10 +78,12 @@ run(process.execPath, [
   manifest,
   '--package-json-path',
   path.join(here, 'package.json'),
+  ...(bench ? ['--features', 'bench'] : []),
   '--output-dir',
-  process.env.STATEFUL_ROUTE_NODE_OUT_DIR || here,
+  outDir,
   '--dts',
-  'index.d.ts',
+  bench ? path.relative(outDir, dts) : 'index.d.ts',
   '--no-const-enum',
   '--runtime-string-enum',
 ])
+if (bench) fs.rmSync(path.dirname(dts), { recursive: true, force: true })

@@ -212,7 +212,7 @@ for (const kind of h.STORES) {
       const [r] = track(newClient(store, ns, { ...FAST, placement: 'rendezvous' }))
       assert.equal(r.config.placement, 'rendezvous')
       assert.ok([0, 1].includes(await r.computeLinkedPod(ns, 'rv', SVC)))
-      throwsWith(() => c.setServicePlacement(SVC, 'nearest'), 'INVALID_ARGUMENT', /placement/)
+      throwsWith(() => c.setServicePlacement(SVC, 'nearest'), 'INVALID_CONFIG', /placement/)
       assert.equal(c.config.serveStaleSeconds, 60)
       const cfg = new sr.ClientDriver(
         store,
@@ -371,11 +371,11 @@ describe('store errors', () => {
     const { port } = srv.address()
     await new Promise((r) => srv.close(r)) // nothing listens there now
     await rejectsWith(
-      sr.Store.connect(`redis://127.0.0.1:${port}`, { connectTimeoutSeconds: 2 }),
+      sr.Store.connect(`redis://127.0.0.1:${port}`, { connectTimeout: 2 }),
       'STORE_UNAVAILABLE',
     )
     await rejectsWith(sr.Store.connect('not a url'), 'INVALID_ARGUMENT', /url/)
-    const opts = { connectTimeoutSeconds: 1 }
+    const opts = { connectTimeout: 1 }
     await rejectsWith(
       sr.Store.connectCluster([`redis://127.0.0.1:${port}`], opts),
       'STORE_UNAVAILABLE',
@@ -392,7 +392,7 @@ describe('store errors', () => {
     try {
       const url = `redis://127.0.0.1:${srv.address().port}`
       await rejectsWith(
-        sr.Store.connect(url, { connectTimeoutSeconds: 0.3, commandTimeoutSeconds: 0.3 }),
+        sr.Store.connect(url, { connectTimeout: 0.3, commandTimeout: 0.3 }),
         'TIMEOUT',
       )
     } finally {

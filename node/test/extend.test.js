@@ -55,13 +55,15 @@ for (const kind of h.STORES) {
       for (const x of candidates) {
         assert.deepEqual(Object.keys(x).sort(), [
           'ageMs',
+          'effectiveLoad',
           'load',
           'placed',
           'podIndex',
-          'routing',
+          'routingState',
           'weight',
         ])
-        assert.equal(x.routing, 'READY')
+        assert.equal(x.routingState, 'READY')
+        assert.equal(x.effectiveLoad, x.load + x.placed)
         assert.equal(x.weight, 100)
         assert.equal(typeof x.ageMs, 'number')
       }
@@ -248,7 +250,8 @@ describe('extension points: arguments and the event loop', () => {
     const [p] = await startPods(store, ns, SVC, [0])
     const c = newClient(store, ns)
     throwsWith(() => c.setServicePlacement(SVC, 42), 'INVALID_ARGUMENT')
-    throwsWith(() => c.setServicePlacement(SVC, 'nearest'), 'INVALID_ARGUMENT', /nearest/)
+    // The core's Placement::from_setting decides, for every binding: INVALID_CONFIG.
+    throwsWith(() => c.setServicePlacement(SVC, 'nearest'), 'INVALID_CONFIG', /nearest/)
     throwsWith(() => c.setServicePlacement('bad}', () => 0), 'INVALID_ARGUMENT')
     throwsWith(
       () =>

@@ -1,6 +1,6 @@
 'use strict'
 // Faults and routing guarantees through the Node package (README "Operating it"): a store that
-// stops answering (SIGSTOP: TIMEOUT within commandTimeoutSeconds) or is killed (SIGKILL:
+// stops answering (SIGSTOP: TIMEOUT within commandTimeout) or is killed (SIGKILL:
 // STORE_UNAVAILABLE), then routes again after SIGCONT or a restart on the same port;
 // stale-if-error while the store is silent; a pod that stops publishing stops being alive after
 // staleAfterSeconds; a cached temporary link never outlives its TTL minus the cache margin.
@@ -61,8 +61,8 @@ async function withOwnRedis(body) {
 function connect(redis) {
   return sr.Store.connect(redis.url, {
     keyPrefix: unique('nf'),
-    connectTimeoutSeconds: COMMAND_TIMEOUT,
-    commandTimeoutSeconds: COMMAND_TIMEOUT,
+    connectTimeout: COMMAND_TIMEOUT,
+    commandTimeout: COMMAND_TIMEOUT,
   })
 }
 

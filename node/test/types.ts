@@ -5,6 +5,8 @@ import {
   RoutingState,
   ServerDriver,
   Store,
+  defaultBaseConfig,
+  defaultStoreConfig,
   errorCodes,
   setLogger,
   type BaseConfig,
@@ -38,8 +40,13 @@ export async function example(url: string | undefined): Promise<number> {
   await server.setWeight(50)
   const weight: number = server.getWeight()
   client0(store, info).setServicePlacement('room', 'rendezvous')
+  client0(store, info).setServicePlacement('room', 'rendezvous', 1.5)
+  void new ClientDriver(store, info, { placement: 'rendezvous', placementLoadFactor: 2 })
+  const period: number | undefined = defaultBaseConfig().serviceStateUpdatePeriodSeconds
+  const prefix: string | undefined = defaultStoreConfig().keyPrefix
+  void [period, prefix]
   const cluster: Promise<Store> = Store.connectCluster(['redis://127.0.0.1:7000'], {
-    commandTimeoutSeconds: 1,
+    commandTimeout: 1,
   })
   void [weight, cluster]
   const state: RoutingState = server.getRoutingState()
@@ -77,6 +84,8 @@ export async function example(url: string | undefined): Promise<number> {
   client.removeRoutingStateListener(id)
   setLogger((r: LogRecord) => void r.message, 'info')
   const codes: string[] = errorCodes()
+  const workloads: Array<string | null | undefined> = await client.batchGetWorkloadState(['room'])
+  void workloads
 
   try {
     await client.computeLinkedPod('', 'user}', 'room')

@@ -5,12 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use napi::bindgen_prelude::PromiseRaw;
-use napi::Env;
 use napi_derive::napi;
 
 use crate::client::ClientDriver;
-use crate::runtime::promise;
+use crate::runtime::{promise, Promise};
 
 /// A bare native call: one string in, one number out (its length in bytes). The baseline of
 /// the cache-hit benchmark.
@@ -39,17 +37,15 @@ pub fn bench_core_hits(
 
 /// The core's own new-user throughput: `n` new users (`{prefix}{i}`, service `service`)
 /// computed by `concurrency` tokio tasks on the core's runtime; resolves to elapsed seconds.
-#[napi(ts_return_type = "Promise<number>")]
-pub fn bench_core_new_users<'env>(
-    env: &'env Env,
+#[napi]
+pub fn bench_core_new_users(
     client: &ClientDriver,
     prefix: String,
     service: String,
     n: u32,
     concurrency: u32,
-) -> napi::Result<PromiseRaw<'env, f64>> {
-    let c = client.inner.clone();
-    promise(env, async move {
+) -> Promise<f64> {
+    promise(&client.inner, move |c| async move {
         let next = Arc::new(AtomicUsize::new(0));
         let n = n as usize;
         let start = Instant::now();

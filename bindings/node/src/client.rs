@@ -8,16 +8,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Function, PromiseRaw};
+use napi::bindgen_prelude::{Either, Function, Null};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
-use napi::Env;
 use napi_derive::napi;
-use stateful_route::{self as core, ErrorKind};
+use stateful_route as core;
 
-use crate::config::{pod_index, ttl, BaseConfig, Link, PodState, RoutingState, ServerInfo, Text};
+use crate::config::{self as arg, or_null, pod_index, BaseConfig, Link, PodState, RoutingState};
+use crate::config::{ServerInfo, Text};
 use crate::error::{Code, OrThrow, Result};
 use crate::extend::PlacementArg;
-use crate::runtime::promise;
+use crate::runtime::{promise, Promise};
 use crate::store::{by_pod, Store};
 
 /// A change of a pod's routing state as this gateway saw it in a snapshot refresh.
@@ -92,16 +92,15 @@ impl ClientDriver {
 
     /// The pod serving `uid` for `service`, placing the user on the best pod if it has no link
     /// yet. `namespace` is `''` or this driver's namespace. A cache hit resolves on the JS thread.
-    #[napi(ts_return_type = "Promise<number>")]
-    pub fn compute_linked_pod<'env>(
+    #[napi]
+    pub fn compute_linked_pod(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
-    ) -> napi::Result<PromiseRaw<'env, u32>> {
-        let c = self.inner.clone();
-        promise(env, async move {
+    ) -> Promise<u32> {
+        promise(&self.inner, move |c| async move {
+            // index.js replaces this with `computeCached` + `computeLinkedPodUncached`.
             c.compute_linked_pod(&namespace, &uid, &service).await
         })
     }
@@ -117,64 +116,61 @@ impl ClientDriver {
 
     /// The store half of `computeLinkedPod`, after a cache miss. Concurrent calls for one user
     /// share one store call.
-    #[napi(ts_return_type = "Promise<number>")]
-    pub fn compute_linked_pod_uncached<'env>(
+    #[napi]
+    pub fn compute_linked_pod_uncached(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
-    ) -> napi::Result<PromiseRaw<'env, u32>> {
-        let c = self.inner.clone();
-        promise(env, async move {
+    ) -> Promise<u32> {
+        promise(&self.inner, move |c| async move {
             c.compute_linked_pod_uncached(&namespace, &uid, &service)
                 .await
         })
     }
 
     /// The link from the cache, else from the store (then cached); `null` if none.
-    #[napi(ts_return_type = "Promise<number | null>")]
-    pub fn get_linked_pod<'env>(
+    #[napi]
+    pub fn get_linked_pod(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
-    ) -> napi::Result<PromiseRaw<'env, Option<u32>>> {
-        let c = self.inner.clone();
-        promise(env, async move {
-            c.get_linked_pod(&namespace, &uid, &service).await
+    ) -> Promise<Either<u32, Null>> {
+        promise(&self.inner, move |c| async move {
+            c.get_linked_pod(&namespace, &uid, &service)
+                .await
+                .map(or_null)
         })
     }
 
     /// The cached link, else a persistent link from the store; `null` if neither.
-    #[napi(ts_return_type = "Promise<number | null>")]
-    pub fn get_linked_pod_in_cache_or_if_persist<'env>(
+    #[napi]
+    pub fn get_linked_pod_in_cache_or_if_persist(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
-    ) -> napi::Result<PromiseRaw<'env, Option<u32>>> {
-        let c = self.inner.clone();
-        promise(env, async move {
+    ) -> Promise<Either<u32, Null>> {
+        promise(&self.inner, move |c| async move {
             c.get_linked_pod_in_cache_or_if_persist(&namespace, &uid, &service)
                 .await
+                .map(or_null)
         })
     }
 
     /// The link from the store, bypassing (and not filling) the cache; `null` if none.
-    #[napi(ts_return_type = "Promise<number | null>")]
-    pub fn get_linked_pod_not_cache<'env>(
+    #[napi]
+    pub fn get_linked_pod_not_cache(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
-    ) -> napi::Result<PromiseRaw<'env, Option<u32>>> {
-        let c = self.inner.clone();
-        promise(env, async move {
-            c.get_linked_pod_not_cache(&namespace, &uid, &service).await
+    ) -> Promise<Either<u32, Null>> {
+        promise(&self.inner, move |c| async move {
+            c.get_linked_pod_not_cache(&namespace, &uid, &service)
+                .await
+                .map(or_null)
         })
     }
 
@@ -205,73 +201,64 @@ impl ClientDriver {
     }
 
     /// Caches `pod` for `uid` (for `userLinkInfoCacheTimeSeconds`).
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_cache<'env>(
+    #[napi]
+    pub fn set_cache(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
         pod: f64,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
-        let c = self.inner.clone();
-        promise(env, async move {
-            c.set_cache(&namespace, &uid, &service, pod_index(pod)?)
-                .await
+    ) -> Promise<()> {
+        promise(&self.inner, move |c| async move {
+            let pod = pod_index(pod)?;
+            c.set_cache(&namespace, &uid, &service, pod).await
         })
     }
 
     /// The user's persistent links: service → pod.
-    #[napi(ts_return_type = "Promise<Record<string, number>>")]
-    pub fn get_link_service<'env>(
+    #[napi]
+    pub fn get_link_service(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
-    ) -> napi::Result<PromiseRaw<'env, BTreeMap<String, u32>>> {
-        let c = self.inner.clone();
-        promise(
-            env,
-            async move { c.get_link_service(&namespace, &uid).await },
-        )
-    }
-
-    /// pod (as a string key) → uids in input order, for the uids that have a link.
-    #[napi(ts_return_type = "Promise<Record<string, Array<string>>>")]
-    pub fn batch_get_linked_pod<'env>(
-        &self,
-        env: &'env Env,
-        namespace: String,
-        uids: Vec<String>,
-        service: String,
-    ) -> napi::Result<PromiseRaw<'env, BTreeMap<String, Vec<String>>>> {
-        let c = self.inner.clone();
-        promise(env, async move {
-            Ok(by_pod(
-                c.batch_get_linked_pod(&namespace, &uids, &service).await?,
-            ))
+    ) -> Promise<BTreeMap<String, u32>> {
+        promise(&self.inner, move |c| async move {
+            c.get_link_service(&namespace, &uid).await
         })
     }
 
-    /// Links `uid` to `pod` unless a link exists (`ttlSeconds`: -1 persistent, > 0 seconds);
-    /// resolves to the link in force, which is cached.
-    #[napi(ts_return_type = "Promise<Link>")]
-    pub fn set_linked_pod_if_absent<'env>(
+    /// pod (as a string key) → uids in input order, for the uids that have a link.
+    #[napi]
+    pub fn batch_get_linked_pod(
         &self,
-        env: &'env Env,
+        namespace: String,
+        uids: Vec<String>,
+        service: String,
+    ) -> Promise<BTreeMap<String, Vec<String>>> {
+        promise(&self.inner, move |c| async move {
+            let links = c.batch_get_linked_pod(&namespace, &uids, &service).await?;
+            Ok(by_pod(links))
+        })
+    }
+
+    /// Links `uid` to `pod` unless a link exists (`ttl`: -1 persistent, > 0 seconds); resolves
+    /// to the link in force, which is cached.
+    #[napi]
+    pub fn set_linked_pod_if_absent(
+        &self,
         namespace: String,
         uid: String,
         service: String,
         pod: f64,
-        ttl_seconds: f64,
-    ) -> napi::Result<PromiseRaw<'env, Link>> {
-        let c = self.inner.clone();
-        promise(env, async move {
-            let ttl = ttl(ttl_seconds)?.as_secs();
-            let l = c
-                .set_linked_pod_if_absent(&namespace, &uid, &service, pod_index(pod)?, ttl)
-                .await?;
-            Ok(Link::from(l))
+        ttl: f64,
+    ) -> Promise<Link> {
+        promise(&self.inner, move |c| async move {
+            let (pod, ttl) = (pod_index(pod)?, arg::ttl(ttl)?.as_secs());
+            Ok(
+                c.set_linked_pod_if_absent(&namespace, &uid, &service, pod, ttl)
+                    .await?
+                    .into(),
+            )
         })
     }
 
@@ -282,179 +269,134 @@ impl ClientDriver {
     }
 
     /// Alive pods of `service`, sorted.
-    #[napi(ts_return_type = "Promise<Array<number>>")]
-    pub fn alive_pods<'env>(
-        &self,
-        env: &'env Env,
-        service: String,
-    ) -> napi::Result<PromiseRaw<'env, Vec<u32>>> {
-        let c = self.inner.clone();
-        promise(env, async move { c.alive_pods(&service).await })
+    #[napi]
+    pub fn alive_pods(&self, service: String) -> Promise<Vec<u32>> {
+        promise(
+            &self.inner,
+            move |c| async move { c.alive_pods(&service).await },
+        )
     }
 
     /// Routable (alive and `READY`) pods of `service`, sorted.
-    #[napi(ts_return_type = "Promise<Array<number>>")]
-    pub fn routable_pods<'env>(
-        &self,
-        env: &'env Env,
-        service: String,
-    ) -> napi::Result<PromiseRaw<'env, Vec<u32>>> {
-        let c = self.inner.clone();
-        promise(env, async move { c.routable_pods(&service).await })
+    #[napi]
+    pub fn routable_pods(&self, service: String) -> Promise<Vec<u32>> {
+        promise(&self.inner, move |c| async move {
+            c.routable_pods(&service).await
+        })
     }
 
     /// Whether `pod` of `service` is alive.
-    #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn is_pod_alive<'env>(
-        &self,
-        env: &'env Env,
-        service: String,
-        pod: f64,
-    ) -> napi::Result<PromiseRaw<'env, bool>> {
-        let c = self.inner.clone();
-        promise(env, async move {
+    #[napi]
+    pub fn is_pod_alive(&self, service: String, pod: f64) -> Promise<bool> {
+        promise(&self.inner, move |c| async move {
             c.is_pod_alive(&service, pod_index(pod)?).await
         })
     }
 
     /// Whether `pod` of `service` is routable.
-    #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn is_pod_routable<'env>(
-        &self,
-        env: &'env Env,
-        service: String,
-        pod: f64,
-    ) -> napi::Result<PromiseRaw<'env, bool>> {
-        let c = self.inner.clone();
-        promise(env, async move {
+    #[napi]
+    pub fn is_pod_routable(&self, service: String, pod: f64) -> Promise<bool> {
+        promise(&self.inner, move |c| async move {
             c.is_pod_routable(&service, pod_index(pod)?).await
         })
     }
 
     /// The pod a new user of `service` would get now (`NO_AVAILABLE_POD` if none is routable).
-    #[napi(ts_return_type = "Promise<number>")]
-    pub fn best_pod<'env>(
-        &self,
-        env: &'env Env,
-        service: String,
-    ) -> napi::Result<PromiseRaw<'env, u32>> {
-        let c = self.inner.clone();
-        promise(env, async move { c.best_pod(&service).await })
+    #[napi]
+    pub fn best_pod(&self, service: String) -> Promise<u32> {
+        promise(
+            &self.inner,
+            move |c| async move { c.best_pod(&service).await },
+        )
     }
 
     /// Pod states of `service` as of the last snapshot.
-    #[napi(ts_return_type = "Promise<Array<PodState>>")]
-    pub fn pod_states<'env>(
-        &self,
-        env: &'env Env,
-        service: String,
-    ) -> napi::Result<PromiseRaw<'env, Vec<PodState>>> {
-        let c = self.inner.clone();
-        promise(env, async move {
-            Ok(c.pod_states(&service)
-                .await?
-                .into_iter()
-                .map(PodState::from)
-                .collect())
+    #[napi]
+    pub fn pod_states(&self, service: String) -> Promise<Vec<PodState>> {
+        promise(&self.inner, move |c| async move {
+            let states = c.pod_states(&service).await?;
+            Ok(states.into_iter().map(PodState::from).collect())
         })
     }
 
     /// Re-reads `service`'s pod states now (routing-state listeners see the changes).
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn refresh_service<'env>(
-        &self,
-        env: &'env Env,
-        service: String,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
-        let c = self.inner.clone();
-        promise(env, async move { c.refresh_service(&service).await })
+    #[napi]
+    pub fn refresh_service(&self, service: String) -> Promise<()> {
+        promise(&self.inner, move |c| async move {
+            c.refresh_service(&service).await
+        })
     }
 
     /// Workload state of `service`, or `null`.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn get_workload_state<'env>(
-        &self,
-        env: &'env Env,
-        service: String,
-    ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
-        let c = self.inner.clone();
-        promise(env, async move { c.get_workload_state(&service).await })
+    #[napi]
+    pub fn get_workload_state(&self, service: String) -> Promise<Either<String, Null>> {
+        promise(&self.inner, move |c| async move {
+            c.get_workload_state(&service).await.map(or_null)
+        })
     }
 
     /// Sets the workload state of `service`.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_workload_state<'env>(
-        &self,
-        env: &'env Env,
-        service: String,
-        state: String,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
-        let c = self.inner.clone();
-        promise(
-            env,
-            async move { c.set_workload_state(&service, &state).await },
-        )
+    #[napi]
+    pub fn set_workload_state(&self, service: String, state: String) -> Promise<()> {
+        promise(&self.inner, move |c| async move {
+            c.set_workload_state(&service, &state).await
+        })
     }
 
     /// Workload states of many services, in input order (`null` where unset).
-    #[napi(ts_return_type = "Promise<Array<string | null>>")]
-    pub fn batch_get_workload_state<'env>(
+    #[napi]
+    pub fn batch_get_workload_state(
         &self,
-        env: &'env Env,
         services: Vec<String>,
-    ) -> napi::Result<PromiseRaw<'env, Vec<Option<String>>>> {
-        let c = self.inner.clone();
-        promise(
-            env,
-            async move { c.batch_get_workload_state(&services).await },
-        )
+    ) -> Promise<Vec<Either<String, Null>>> {
+        promise(&self.inner, move |c| async move {
+            Ok(c.batch_get_workload_state(&services)
+                .await?
+                .into_iter()
+                .map(or_null)
+                .collect())
+        })
     }
 
     /// Whether `service`'s workload state is `READY`.
-    #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn is_workload_ready<'env>(
-        &self,
-        env: &'env Env,
-        service: String,
-    ) -> napi::Result<PromiseRaw<'env, bool>> {
-        let c = self.inner.clone();
-        promise(env, async move { c.is_workload_ready(&service).await })
+    #[napi]
+    pub fn is_workload_ready(&self, service: String) -> Promise<bool> {
+        promise(&self.inner, move |c| async move {
+            c.is_workload_ready(&service).await
+        })
     }
 
     /// Makes `tag` stand for `service`.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_global_service_name_tag<'env>(
-        &self,
-        env: &'env Env,
-        tag: String,
-        service: String,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
-        let c = self.inner.clone();
-        promise(env, async move {
+    #[napi]
+    pub fn set_global_service_name_tag(&self, tag: String, service: String) -> Promise<()> {
+        promise(&self.inner, move |c| async move {
             c.set_global_service_name_tag(&tag, &service).await
         })
     }
 
     /// The service `tag` stands for, or `null`.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn get_service_name_by_tag<'env>(
-        &self,
-        env: &'env Env,
-        tag: String,
-    ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
-        let c = self.inner.clone();
-        promise(env, async move { c.get_service_name_by_tag(&tag).await })
+    #[napi]
+    pub fn get_service_name_by_tag(&self, tag: String) -> Promise<Either<String, Null>> {
+        promise(&self.inner, move |c| async move {
+            c.get_service_name_by_tag(&tag).await.map(or_null)
+        })
     }
 
     /// Places new users of `service` with `placement` instead of the configured policy: a
     /// built-in policy's name (`'p2c'`, `'random'`, `'round_robin'`, `'rendezvous'`,
     /// `'weighted'`) or a function `(candidates, request) => index | null`, called on the JS
-    /// thread for each new user (a runtime thread waits for it, at most 2 s).
+    /// thread for each new user (a runtime thread waits for it, at most 2 s). `loadFactor`:
+    /// rendezvous's bound, as `placementLoadFactor` (`INVALID_CONFIG` for another policy).
     #[napi(
-        ts_args_type = "service: string, placement: string | ((candidates: Array<Candidate>, request: PlacementRequest) => number | null | undefined)"
+        ts_args_type = "service: string, placement: string | ((candidates: Array<Candidate>, request: PlacementRequest) => number | null | undefined), loadFactor?: number | undefined | null"
     )]
-    pub fn set_service_placement(&self, service: String, placement: PlacementArg) -> Result<()> {
-        let p = placement.into_core(ErrorKind::InvalidArgument).or_throw()?;
+    pub fn set_service_placement(
+        &self,
+        service: String,
+        placement: PlacementArg,
+        load_factor: Option<f64>,
+    ) -> Result<()> {
+        let p = placement.into_core(load_factor.unwrap_or(0.0)).or_throw()?;
         self.inner.set_service_placement(&service, p).or_throw()
     }
 

@@ -5,10 +5,10 @@
 //! core's integers, so `-1`, `1.5` or `NaN` for a pod index are `INVALID_ARGUMENT`, never a
 //! silently wrapped `u32`. No routing decision is made in this file.
 
-use napi::bindgen_prelude::{FromNapiValue, TypeName};
+use napi::bindgen_prelude::{Either, FromNapiValue, Null, TypeName};
 use napi::{sys, Status, ValueType};
 use napi_derive::napi;
-use stateful_route::{self as core, ident, ErrorKind, LinkTtl, Placement};
+use stateful_route::{self as core, ident, ErrorKind, LinkTtl};
 
 use crate::error::invalid;
 use crate::extend::PlacementArg;
@@ -54,6 +54,12 @@ pub fn delay(v: f64) -> core::Result<i64> {
 /// A load (0 … 2^32−1).
 pub fn load(v: f64) -> core::Result<u32> {
     Ok(whole(ErrorKind::InvalidArgument, "load", v, 0.0, u32::MAX.into())? as u32)
+}
+
+/// `null` for `None` in a Promise's value (napi types a bare `Option` there `T | undefined |
+/// null`).
+pub fn or_null<T>(v: Option<T>) -> Either<T, Null> {
+    v.map_or(Either::B(Null), Either::A)
 }
 
 /// Bytes of a [`Text`] read without a heap allocation: every valid identifier fits (a uid is
@@ -155,6 +161,9 @@ pub struct BaseConfig {
         ts_type = "string | ((candidates: Array<Candidate>, request: PlacementRequest) => number | null | undefined)"
     )]
     pub placement: Option<PlacementArg>,
+    /// `'rendezvous'` only: a pod whose load is above this factor (> 1) times the average is
+    /// skipped. Default (and 0): 1.25. Any other policy takes none (`INVALID_CONFIG`).
+    pub placement_load_factor: Option<f64>,
     /// Most links a client driver caches; 0 turns the cache off. Default 100000.
     pub cache_capacity: Option<f64>,
     /// How long `stop()` keeps the pod in `DENY_NEW_CALL` before `SHUTDOWN` (seconds, >= 0).
@@ -167,17 +176,6 @@ pub struct BaseConfig {
     /// candidate for a new user only with a probability ramping from 0 to 1 (seconds, 0 to one
     /// day; 0 turns it off). Default: one period.
     pub slow_start_seconds: Option<f64>,
-}
-
-/// The built-in placement policy called `name`.
-pub fn placement(kind: ErrorKind, name: &str) -> core::Result<Placement> {
-    Placement::from_name(name).ok_or_else(|| {
-        invalid(
-            kind,
-            "placement",
-            format!("{name:?} is not one of p2c, random, round_robin, rendezvous, weighted"),
-        )
-    })
 }
 
 impl BaseConfig {
@@ -207,8 +205,10 @@ impl BaseConfig {
         if let Some(v) = self.load_range {
             c.load_range = int("load_range", v, u32::MAX.into())? as u32;
         }
-        if let Some(p) = self.placement {
-            c.placement = p.into_core(ErrorKind::InvalidConfig)?;
+        if self.placement.is_some() || self.placement_load_factor.is_some() {
+            let name = PlacementArg::Name(c.placement.name().into());
+            let factor = self.placement_load_factor.unwrap_or(0.0);
+            c.placement = self.placement.unwrap_or(name).into_core(factor)?;
         }
         if let Some(v) = self.cache_capacity {
             c.cache_capacity = int("cache_capacity", v, MAX_SAFE)?;
@@ -235,11 +235,25 @@ impl BaseConfig {
             stale_after_seconds: Some(c.stale_after().as_secs_f64()),
             load_range: Some(c.load_range.into()),
             placement: Some(PlacementArg::Name(c.placement.name().to_string())),
+            placement_load_factor: Some(c.placement.load_factor()).filter(|f| *f != 0.0),
             cache_capacity: Some(c.cache_capacity as f64),
             drain_seconds: Some(c.drain_seconds),
             serve_stale_seconds: Some(c.serve_stale_seconds),
             slow_start_seconds: Some(c.slow_start().as_secs_f64()),
         }
+    }
+}
+
+/// The core's defaults of `BaseConfig`; `undefined` where a default follows from other fields
+/// (`staleAfterSeconds` and `slowStartSeconds` from the period, `placementLoadFactor` from the
+/// placement). A driver's `config` reads back every value in force.
+#[napi]
+pub fn default_base_config() -> BaseConfig {
+    let c = core::BaseConfig::default();
+    BaseConfig {
+        stale_after_seconds: c.stale_after_seconds,
+        slow_start_seconds: c.slow_start_seconds,
+        ..BaseConfig::from_core(&c)
     }
 }
 

@@ -35,11 +35,12 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, ValidateNapiValue};
-use napi::{sys, ValueType};
+use napi::{check_status, sys, ValueType};
 use napi_derive::napi;
 use stateful_route::{self as core, Error, ErrorKind, LoadCalculator, Placement, PlacementPolicy};
 
-use crate::config::{placement, RoutingState};
+use crate::config::RoutingState;
+use crate::error::invalid;
 use crate::runtime::JsThread;
 
 /// How long a runtime thread waits for the JS thread to answer one call.
@@ -55,8 +56,10 @@ pub struct Candidate {
     pub load: u32,
     /// New users this gateway placed on it since the snapshot was read.
     pub placed: u32,
+    /// `load + placed`: what `'p2c'` compares.
+    pub effective_load: f64,
     /// Its routing state (`'READY'` for every candidate today).
-    pub routing: RoutingState,
+    pub routing_state: RoutingState,
     /// How old its published state was when the snapshot was read, in ms.
     pub age_ms: f64,
     /// The placement weight the pod publishes (default 100).
@@ -69,7 +72,8 @@ impl From<&core::Candidate> for Candidate {
             pod_index: c.pod_index,
             load: c.load,
             placed: c.placed,
-            routing: c.routing_state.into(),
+            effective_load: c.effective_load() as f64,
+            routing_state: c.routing_state.into(),
             age_ms: c.age_ms as f64,
             weight: c.weight,
         }
@@ -145,7 +149,8 @@ impl JsFunction {
         let js = JsThread::current(env)?;
         let mut r = ptr::null_mut();
         // SAFETY: the caller's JS thread and live env; `value` is its function.
-        check(unsafe { sys::napi_create_reference(env, value, 1, &mut r) })?;
+        let status = unsafe { sys::napi_create_reference(env, value, 1, &mut r) };
+        check_status!(status, "cannot reference the function")?;
         Ok(JsFunction {
             what,
             js,
@@ -184,17 +189,6 @@ impl JsFunction {
                 format!("the JS {what} cannot run: its Node environment has gone"),
             )),
         }
-    }
-}
-
-fn check(status: sys::napi_status) -> napi::Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(napi::Error::new(
-            napi::Status::from(status),
-            "cannot reference the function",
-        ))
     }
 }
 
@@ -275,7 +269,7 @@ unsafe fn thrown(env: sys::napi_env, exc: sys::napi_value, what: &str) -> Error 
             let name = unsafe { string_property(env, exc, c"name") };
             let kind = code
                 .as_deref()
-                .and_then(|c| ErrorKind::ALL.iter().copied().find(|k| k.as_str() == c))
+                .and_then(ErrorKind::from_code)
                 .unwrap_or(ErrorKind::Internal);
             let text = match (name, message) {
                 (Some(n), Some(m)) => format!("{n}: {m}"),
@@ -291,7 +285,8 @@ unsafe fn thrown(env: sys::napi_env, exc: sys::napi_value, what: &str) -> Error 
         ),
         ValueType::Number => (
             ErrorKind::Internal,
-            unsafe { number(env, exc) }.map_or_else(String::new, |n| n.to_string()),
+            unsafe { f64::from_napi_value(env, exc) }
+                .map_or_else(|_| String::new(), |n| n.to_string()),
         ),
         t => (
             ErrorKind::Internal,
@@ -344,19 +339,13 @@ unsafe fn string(env: sys::napi_env, v: sys::napi_value) -> Option<String> {
     (status == sys::Status::napi_ok).then(|| String::from_utf8_lossy(&buf[..len]).into_owned())
 }
 
-unsafe fn number(env: sys::napi_env, v: sys::napi_value) -> Option<f64> {
-    let mut n = 0.0;
-    // SAFETY: the caller's env and value.
-    (unsafe { sys::napi_get_value_double(env, v, &mut n) } == sys::Status::napi_ok).then_some(n)
-}
-
 /// What a policy's answer means: an index, or `None` to refuse.
 fn index_answer(env: sys::napi_env, v: sys::napi_value) -> Result<Option<usize>, String> {
     // SAFETY: called by `invoke_in_scope` on the JS thread with a value of its scope.
     match unsafe { type_of(env, v) } {
         ValueType::Null | ValueType::Undefined => Ok(None),
         ValueType::Number => {
-            let n = unsafe { number(env, v) }.unwrap_or(f64::NAN);
+            let n = unsafe { f64::from_napi_value(env, v) }.unwrap_or(f64::NAN);
             if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= u32::MAX as f64 {
                 Ok(Some(n as usize))
             } else {
@@ -375,7 +364,7 @@ fn load_answer(env: sys::napi_env, v: sys::napi_value) -> Result<u32, String> {
     // SAFETY: as in `index_answer`.
     match unsafe { type_of(env, v) } {
         ValueType::Number => {
-            let n = unsafe { number(env, v) }.unwrap_or(f64::NAN);
+            let n = unsafe { f64::from_napi_value(env, v) }.unwrap_or(f64::NAN);
             if n.is_finite() && n >= 0.0 && n.round() <= u32::MAX as f64 {
                 Ok(n.round() as u32)
             } else {
@@ -417,6 +406,17 @@ impl PlacementPolicy for JsPolicy {
 #[derive(Debug)]
 pub struct JsLoadCalculator(JsFunction);
 
+impl JsLoadCalculator {
+    /// The function `f` of `env`, whose JS thread is the calling thread.
+    pub fn new(env: sys::napi_env, f: sys::napi_value) -> napi::Result<Self> {
+        Ok(JsLoadCalculator(JsFunction::new(
+            env,
+            f,
+            "load calculator",
+        )?))
+    }
+}
+
 impl LoadCalculator for JsLoadCalculator {
     fn weighted_load(&self, input: &core::LoadInput<'_>) -> core::Result<u32> {
         let i = LoadInput {
@@ -433,55 +433,27 @@ impl LoadCalculator for JsLoadCalculator {
     }
 }
 
-/// A load calculator argument: a JS function, or `null` for SPEC's formula (`undefined` is
-/// refused, so that a missing function is not silently the formula).
-#[derive(Debug)]
-pub struct CalculatorArg(pub Option<Arc<JsLoadCalculator>>);
-
-impl TypeName for CalculatorArg {
-    fn type_name() -> &'static str {
-        "Function"
-    }
-
-    fn value_type() -> ValueType {
-        ValueType::Function
-    }
-}
-
-impl ValidateNapiValue for CalculatorArg {}
-
-impl FromNapiValue for CalculatorArg {
-    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
-        // SAFETY: napi converts arguments on the JS thread.
-        match unsafe { type_of(env, value) } {
-            ValueType::Null => Ok(CalculatorArg(None)),
-            ValueType::Function => {
-                let f = JsFunction::new(env, value, "load calculator")?;
-                Ok(CalculatorArg(Some(Arc::new(JsLoadCalculator(f)))))
-            }
-            _ => Err(napi::Error::new(
-                napi::Status::FunctionExpected,
-                "the load calculator must be a function or null",
-            )),
-        }
-    }
-}
-
 /// A placement setting from JS: a built-in policy's name or a function.
 #[derive(Debug, Clone)]
 pub enum PlacementArg {
-    /// `'p2c'`, `'random'`, … (checked by [`PlacementArg::into_core`]).
+    /// `'p2c'`, `'random'`, … (checked by the core's `Placement::from_setting`).
     Name(String),
-    /// A JS function, or what the core has in force.
+    /// A JS function.
     Placement(Placement),
 }
 
 impl PlacementArg {
-    /// The core's placement; an unknown name is a `kind` error.
-    pub fn into_core(self, kind: ErrorKind) -> core::Result<Placement> {
+    /// The core's placement with rendezvous's `load_factor` (0: the default); `INVALID_CONFIG`
+    /// for an unknown name or a factor the policy does not take.
+    pub fn into_core(self, load_factor: f64) -> core::Result<Placement> {
         match self {
-            PlacementArg::Name(n) => placement(kind, &n),
-            PlacementArg::Placement(p) => Ok(p),
+            PlacementArg::Name(n) => Placement::from_setting(&n, load_factor),
+            PlacementArg::Placement(p) if load_factor == 0.0 => Ok(p),
+            PlacementArg::Placement(_) => Err(invalid(
+                ErrorKind::InvalidConfig,
+                "placement_load_factor",
+                format!("{load_factor}: a placement function takes no load factor"),
+            )),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! One file per core concept: `store.rs`, `client.rs`, `server.rs`, `config.rs`, `error.rs`,
 //! `log.rs`, `extend.rs` for JS functions as placement policy and load calculator, and `runtime.rs` for the bridge from Promises to the core's one tokio runtime;
-//! `bench.rs` holds the measuring points of `node/bench.js`.
+//! `bench.rs` holds the measuring points of `node/bench.js`, built only with the `bench` feature.
 //! This crate only converts values, maps errors and bridges the runtime; every routing
 //! decision is the core's. It must never panic across the boundary or keep the Node process
 //! alive (callbacks are weak threadsafe functions).
@@ -11,6 +11,7 @@
 // --all-targets`) sees them as unused; the addon's tests are node/test/.
 #![cfg_attr(test, allow(dead_code))]
 
+#[cfg(feature = "bench")]
 mod bench;
 mod client;
 mod config;

@@ -1,20 +1,24 @@
 //! Promises on the core's one tokio runtime.
 //!
-//! A Promise-returning method creates its Promise on the JS thread, runs its future as a task
-//! on `stateful_route::runtime`, and the task hands the result back through one threadsafe
-//! function per Node environment (the [`Settler`]), whose JS-thread callback resolves or rejects
-//! the Promise. One long-lived threadsafe function instead of one per Promise (what napi's
-//! `spawn_future` does) keeps a store round trip's JS-thread cost low. The threadsafe function
-//! is referenced only while Promises are pending, so it never keeps the process alive.
+//! A Promise-returning method returns a [`Promise`]; napi converts it on the JS thread, which
+//! creates the JS Promise and runs the future as a task on `stateful_route::runtime`. The task
+//! hands the result back through one threadsafe function per Node environment (the
+//! [`Settler`]), whose JS-thread callback resolves or rejects the Promise. One long-lived
+//! threadsafe function instead of one per Promise (what napi's own futures use) keeps a store
+//! round trip's JS-thread cost low. It is referenced only while Promises are pending, so it
+//! never keeps the process alive.
 //!
 //! The same threadsafe function also carries [`JsThread::run`] jobs: closures that a runtime
 //! thread needs run on the JS thread (a JS placement policy or load calculator, `extend.rs`).
 //! They do not count as pending Promises, so they never keep the process alive either.
 //!
-//! napi is built without `tokio_rt`; [`register`] also hands the core's runtime to napi as its
-//! async backend, so nothing in the addon can start a second runtime. This module must never
-//! shut the core's runtime down: background loops, other bindings and other Node environments
-//! (worker threads) share it for the life of the process.
+//! Not napi's `async fn` (napi is built without its async support, so nothing in the addon can
+//! start a second runtime): its rejections carry napi's status, not the core's code, and an
+//! `async fn(&self)` reads the JS object's Rust value across awaits, which the teardown of a
+//! terminated worker frees (a crash, seen in node/test/lifecycle.test.js). A [`Promise`] owns
+//! clones of the core handles it uses. This module must never shut the core's runtime down:
+//! background loops, other bindings and other Node environments (worker threads) share it for
+//! the life of the process.
 
 use std::cell::RefCell;
 use std::ffi::c_void;
@@ -24,56 +28,18 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use napi::bindgen_prelude::{
-    retain_current_module_for_unload_safety, AsyncRuntime, AsyncRuntimeGuard,
-    AsyncRuntimeRejection, AsyncRuntimeTask, PromiseRaw, ToNapiValue,
-};
-use napi::{sys, Env};
+use napi::bindgen_prelude::{retain_current_module_for_unload_safety, ToNapiValue};
+use napi::{check_status, sys};
+
 use stateful_route::runtime;
 
 use crate::error::js_error;
 
-/// The core's runtime as napi's async backend.
-struct CoreRuntime;
-
-/// The runtime context entered by [`CoreRuntime::enter`].
-struct Entered(#[allow(dead_code)] tokio::runtime::EnterGuard<'static>);
-
-impl AsyncRuntimeGuard for Entered {}
-
-// SAFETY: napi requires that no backend thread runs code of this addon after `shutdown`
-// returns, because Node may unload the image. The addon image is pinned in `start` (and Node
-// never unloads an addon that registered successfully), so tasks that outlive an environment
-// run on a loaded image.
-unsafe impl AsyncRuntime for CoreRuntime {
-    fn spawn(&self, task: AsyncRuntimeTask) -> Result<(), AsyncRuntimeRejection<AsyncRuntimeTask>> {
-        runtime::handle().spawn(task);
-        Ok(())
-    }
-
-    fn block_on(&self, future: Pin<&mut dyn Future<Output = ()>>) -> napi::Result<()> {
-        runtime::block_on(future);
-        Ok(())
-    }
-
-    fn enter(&self) -> napi::Result<Box<dyn AsyncRuntimeGuard + '_>> {
-        Ok(Box::new(Entered(runtime::handle().enter())))
-    }
-
-    fn start(&self) -> napi::Result<()> {
-        retain_current_module_for_unload_safety();
-        Ok(())
-    }
-
-    /// The core's runtime outlives every environment; there is nothing to stop.
-    fn shutdown(&self) -> napi::Result<()> {
-        Ok(())
-    }
-}
-
-/// Hands the core's runtime to napi. Called once, from the module initialiser.
+/// Pins the addon's image for the life of the process: a runtime task may outlive the
+/// environment that started it (a terminated worker), so its code must stay loaded. Called
+/// once, from the module initialiser.
 pub fn register() {
-    napi::bindgen_prelude::register_async_runtime(CoreRuntime);
+    retain_current_module_for_unload_safety();
 }
 
 /// A pending Promise's resolver, carried to the runtime and back.
@@ -137,7 +103,7 @@ impl Settler {
         // SAFETY: plain napi calls on the JS thread with a live env; the context pointer is an
         // `Arc<Settler>` released by `finalize` when Node destroys the threadsafe function.
         unsafe {
-            check(sys::napi_create_string_utf8(
+            settler_status(sys::napi_create_string_utf8(
                 env,
                 name.as_ptr().cast(),
                 name.len() as isize,
@@ -149,7 +115,7 @@ impl Settler {
                 pending: AtomicUsize::new(0),
             });
             let context = Arc::into_raw(settler.clone()) as *mut c_void;
-            check(sys::napi_create_threadsafe_function(
+            settler_status(sys::napi_create_threadsafe_function(
                 env,
                 ptr::null_mut(),
                 ptr::null_mut(),
@@ -164,8 +130,8 @@ impl Settler {
             ))
             .inspect_err(|_| drop(Arc::from_raw(context as *const Settler)))?;
             settler.tsfn.store(tsfn, Ordering::Release);
-            check(sys::napi_unref_threadsafe_function(env, tsfn))?;
-            check(sys::napi_add_env_cleanup_hook(env, Some(teardown), context))?;
+            settler_status(sys::napi_unref_threadsafe_function(env, tsfn))?;
+            settler_status(sys::napi_add_env_cleanup_hook(env, Some(teardown), context))?;
             Ok(settler)
         }
     }
@@ -189,17 +155,6 @@ impl Settler {
             // SAFETY: not queued, so still ours.
             drop(unsafe { Box::from_raw(data) });
         }
-    }
-}
-
-fn check(status: sys::napi_status) -> napi::Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(napi::Error::new(
-            napi::Status::from(status),
-            "cannot create the Promise settler of this environment",
-        ))
     }
 }
 
@@ -235,23 +190,22 @@ unsafe extern "C" fn settle(
             Ok(Ok(value)) => sys::napi_resolve_deferred(env, deferred, value),
             Ok(Err(error)) => sys::napi_reject_deferred(env, deferred, error),
             Err(_) => {
-                let mut msg = ptr::null_mut();
-                let mut err = ptr::null_mut();
-                let text = "INTERNAL: converting a result panicked";
-                sys::napi_create_string_utf8(
-                    env,
-                    text.as_ptr().cast(),
-                    text.len() as isize,
-                    &mut msg,
-                );
-                sys::napi_create_error(env, ptr::null_mut(), msg, &mut err);
-                sys::napi_reject_deferred(env, deferred, err)
+                let e = napi::Error::from_reason("INTERNAL: converting a result panicked");
+                sys::napi_reject_deferred(env, deferred, napi::JsError::from(e).into_value(env))
             }
         };
         if settler.pending.fetch_sub(1, Ordering::Relaxed) == 1 {
             sys::napi_unref_threadsafe_function(env, settler.tsfn.load(Ordering::Acquire));
         }
     }
+}
+
+/// A napi status of the settler's creation as a result.
+fn settler_status(status: sys::napi_status) -> napi::Result<()> {
+    check_status!(
+        status,
+        "cannot create the Promise settler of this environment"
+    )
 }
 
 /// Environment cleanup hook: no more calls into the threadsafe function, and forget it.
@@ -272,43 +226,61 @@ unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mu
     drop(unsafe { Arc::from_raw(data as *const Settler) });
 }
 
-/// Runs `fut` on the core's runtime and returns a Promise of its value; a core error rejects
-/// the Promise with a JS `Error` carrying the core's code.
-pub fn promise<'env, T, F>(env: &'env Env, fut: F) -> napi::Result<PromiseRaw<'env, T>>
-where
-    T: ToNapiValue + Send + 'static,
-    F: Future<Output = stateful_route::Result<T>> + Send + 'static,
-{
-    let raw_env = env.raw();
-    let settler = Settler::of(raw_env)?;
-    let mut deferred = ptr::null_mut();
-    let mut promise = ptr::null_mut();
-    // SAFETY: the JS thread and a live env.
-    unsafe {
-        check(sys::napi_create_promise(
-            raw_env,
-            &mut deferred,
-            &mut promise,
-        ))?
-    };
-    if settler.pending.fetch_add(1, Ordering::Relaxed) == 0 {
-        // SAFETY: as above; the settler belongs to this env.
-        unsafe { sys::napi_ref_threadsafe_function(raw_env, settler.tsfn.load(Ordering::Acquire)) };
+/// A Promise of `T` from a future on the core's runtime: what a Promise-returning method
+/// returns (napi's type generation reads it as `Promise<T>`). Napi converts it on the JS thread,
+/// which creates the Promise and spawns the future; a core error rejects the Promise with a JS
+/// `Error` carrying the core's code (and `podIndex`).
+pub struct Promise<T>(Pin<Box<dyn Future<Output = stateful_route::Result<T>> + Send>>);
+
+impl<T> Promise<T> {
+    /// The Promise of `fut`'s value.
+    pub fn new(fut: impl Future<Output = stateful_route::Result<T>> + Send + 'static) -> Self {
+        Promise(Box::pin(fut))
     }
-    let deferred = Deferred(deferred);
-    runtime::handle().spawn(async move {
-        let out = fut.await;
-        let finish: Finish = Box::new(move |env: sys::napi_env| match out {
-            // SAFETY: called by `settle` on the JS thread with a live env.
-            Ok(v) => unsafe { T::to_napi_value(env, v) }.map_err(|e| {
-                // SAFETY: as above.
-                unsafe { napi::JsError::from(e).into_value(env) }
-            }),
-            Err(e) => Err(js_error(env, e)),
+}
+
+impl<T> std::fmt::Debug for Promise<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Promise")
+    }
+}
+
+/// The Promise of what `f` makes of a clone of `handle` (a driver's or store's core handle):
+/// the task owns what it uses, so the JS object may be collected, or its whole environment torn
+/// down (a terminated worker), while it runs.
+pub fn promise<H: Clone, T, Fut>(handle: &H, f: impl FnOnce(H) -> Fut) -> Promise<T>
+where
+    Fut: Future<Output = stateful_route::Result<T>> + Send + 'static,
+{
+    Promise::new(f(handle.clone()))
+}
+
+impl<T: ToNapiValue + Send + 'static> ToNapiValue for Promise<T> {
+    unsafe fn to_napi_value(env: sys::napi_env, p: Self) -> napi::Result<sys::napi_value> {
+        let settler = Settler::of(env)?;
+        let mut deferred = ptr::null_mut();
+        let mut promise = ptr::null_mut();
+        // SAFETY: napi converts return values on the JS thread with a live env.
+        settler_status(unsafe { sys::napi_create_promise(env, &mut deferred, &mut promise) })?;
+        if settler.pending.fetch_add(1, Ordering::Relaxed) == 0 {
+            // SAFETY: as above; the settler belongs to this env.
+            unsafe { sys::napi_ref_threadsafe_function(env, settler.tsfn.load(Ordering::Acquire)) };
+        }
+        let deferred = Deferred(deferred);
+        runtime::handle().spawn(async move {
+            let out = p.0.await;
+            let finish: Finish = Box::new(move |env: sys::napi_env| match out {
+                // SAFETY: called by `settle` on the JS thread with a live env.
+                Ok(v) => unsafe { T::to_napi_value(env, v) }.map_err(|e| {
+                    // SAFETY: as above.
+                    unsafe { napi::JsError::from(e).into_value(env) }
+                }),
+                Err(e) => Err(js_error(env, e)),
+            });
+            settler.send(Work::Settle(Settlement { deferred, finish }));
         });
-        settler.send(Work::Settle(Settlement { deferred, finish }));
-    });
-    Ok(PromiseRaw::new(raw_env, promise))
+        Ok(promise)
+    }
 }
 
 /// The JS thread of one Node environment, as seen from any thread: runs closures there.

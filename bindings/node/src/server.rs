@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::PromiseRaw;
-use napi::Env;
+use napi::bindgen_prelude::{Either, Function, Null};
+use napi::{Env, JsValue};
 use napi_derive::napi;
 use stateful_route as core;
 
-use crate::config::{delay, load, pod_index, BaseConfig, RoutingState, ServerInfo, TrySetOutcome};
+use crate::config::{
+    self as arg, or_null, pod_index, BaseConfig, RoutingState, ServerInfo, TrySetOutcome,
+};
 use crate::error::{OrThrow, Result};
-use crate::extend::CalculatorArg;
-use crate::runtime::promise;
+use crate::extend::JsLoadCalculator;
+use crate::runtime::{promise, Promise};
 use crate::store::Store;
 
 /// The pod side. `start()` publishes the pod's state at once and then every period;
@@ -47,25 +49,23 @@ impl ServerDriver {
 
     /// Publishes the pod state at once, then every period. A second `start()` rejects with
     /// `INVALID_ARGUMENT`; a `start()` after `stop()` with `CLOSED`.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn start<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
-        let s = self.inner.clone();
-        promise(env, async move { s.start().await })
+    #[napi]
+    pub fn start(&self) -> Promise<()> {
+        promise(&self.inner, move |s| async move { s.start().await })
     }
 
     /// Drains and stops: publishes `DENY_NEW_CALL`, waits `drainSeconds`, publishes `SHUTDOWN`
     /// and ends the loop. Idempotent.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn stop<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
-        let s = self.inner.clone();
-        promise(env, async move { s.stop().await })
+    #[napi]
+    pub fn stop(&self) -> Promise<()> {
+        promise(&self.inner, move |s| async move { s.stop().await })
     }
 
     /// Sets the app's load (a whole number >= 0), published with the next period.
     #[napi]
-    pub fn set_load_state(&self, load_state: f64) -> Result<()> {
+    pub fn set_load_state(&self, load: f64) -> Result<()> {
         self.inner
-            .set_load_state(load(load_state).or_throw()?)
+            .set_load_state(arg::load(load).or_throw()?)
             .or_throw()
     }
 
@@ -90,15 +90,20 @@ impl ServerDriver {
     /// Replaces SPEC's load formula with `calculator` (`(input) => load`, called on the JS
     /// thread at each publish; a runtime thread waits for it, at most 2 s) for every later
     /// publish; `null` restores the formula. If it throws or returns no valid load, the error
-    /// is logged and the formula's value is published.
+    /// is logged and the formula's value is published. (`undefined` is refused, so that a
+    /// missing function is not silently the formula.)
     #[napi(ts_args_type = "calculator: ((input: LoadInput) => number) | null")]
-    pub fn set_load_calculator(&self, calculator: CalculatorArg) {
-        match calculator.0 {
-            Some(c) => self.inner.set_load_calculator(c),
-            None => self
-                .inner
-                .set_load_calculator(Arc::new(core::load::DefaultLoadCalculator)),
-        }
+    pub fn set_load_calculator(
+        &self,
+        env: Env,
+        calculator: Either<Function, Null>,
+    ) -> napi::Result<()> {
+        let c: Arc<dyn core::LoadCalculator> = match calculator {
+            Either::A(f) => Arc::new(JsLoadCalculator::new(env.raw(), f.raw())?),
+            Either::B(Null) => Arc::new(core::load::DefaultLoadCalculator),
+        };
+        self.inner.set_load_calculator(c);
+        Ok(())
     }
 
     /// Sets a custom load signal (`name`: `[A-Za-z0-9._-]`, a finite number) the load
@@ -110,14 +115,11 @@ impl ServerDriver {
 
     /// Sets this pod's placement weight for the `'weighted'` policy (a whole number >= 0;
     /// default 100; 0 = never chosen by weight). Published at once when running.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_weight<'env>(
-        &self,
-        env: &'env Env,
-        weight: f64,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
-        let s = self.inner.clone();
-        promise(env, async move { s.set_weight(load(weight)?).await })
+    #[napi]
+    pub fn set_weight(&self, weight: f64) -> Promise<()> {
+        promise(&self.inner, move |s| async move {
+            s.set_weight(arg::load(weight)?).await
+        })
     }
 
     /// This pod's placement weight.
@@ -128,15 +130,10 @@ impl ServerDriver {
 
     /// Sets the routing state; when running, publishes it at once (draining does not wait a
     /// period).
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_routing_state<'env>(
-        &self,
-        env: &'env Env,
-        routing_state: RoutingState,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            s.set_routing_state(routing_state.into()).await
+    #[napi]
+    pub fn set_routing_state(&self, state: RoutingState) -> Promise<()> {
+        promise(&self.inner, move |s| async move {
+            s.set_routing_state(state.into()).await
         })
     }
 
@@ -147,81 +144,69 @@ impl ServerDriver {
     }
 
     /// Links `uid` persistently to `pod`; resolves to the previous pod or `null`.
-    #[napi(ts_return_type = "Promise<number | null>")]
-    pub fn set_linked_pod<'env>(
+    #[napi]
+    pub fn set_linked_pod(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
         pod: f64,
-    ) -> napi::Result<PromiseRaw<'env, Option<u32>>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            s.set_linked_pod(&namespace, &uid, &service, pod_index(pod)?)
+    ) -> Promise<Either<u32, Null>> {
+        promise(&self.inner, move |s| async move {
+            let pod = pod_index(pod)?;
+            s.set_linked_pod(&namespace, &uid, &service, pod)
                 .await
+                .map(or_null)
         })
     }
 
     /// Links `uid` persistently to `pod` unless it is persistently linked to another pod.
-    #[napi(ts_return_type = "Promise<TrySetOutcome>")]
-    pub fn try_set_linked_pod<'env>(
+    #[napi]
+    pub fn try_set_linked_pod(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
         pod: f64,
-    ) -> napi::Result<PromiseRaw<'env, TrySetOutcome>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            Ok(
-                s.try_set_linked_pod(&namespace, &uid, &service, pod_index(pod)?)
-                    .await?
-                    .into(),
-            )
+    ) -> Promise<TrySetOutcome> {
+        promise(&self.inner, move |s| async move {
+            let pod = pod_index(pod)?;
+            Ok(s.try_set_linked_pod(&namespace, &uid, &service, pod)
+                .await?
+                .into())
         })
     }
 
-    /// Removes the link now (`delaySeconds <= 0`) or after `delaySeconds`; resolves to whether
-    /// a link existed.
-    #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn remove_linked_pod<'env>(
+    /// Removes the link now (`delay <= 0`) or after `delay` seconds; resolves to whether a
+    /// link existed.
+    #[napi]
+    pub fn remove_linked_pod(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
-        delay_seconds: f64,
-    ) -> napi::Result<PromiseRaw<'env, bool>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            s.remove_linked_pod(&namespace, &uid, &service, delay(delay_seconds)?)
-                .await
+        delay: f64,
+    ) -> Promise<bool> {
+        promise(&self.inner, move |s| async move {
+            let delay = arg::delay(delay)?;
+            s.remove_linked_pod(&namespace, &uid, &service, delay).await
         })
     }
 
     /// As `removeLinkedPod`, only if the link points to `pod`.
-    #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn remove_linked_pod_with_id<'env>(
+    #[napi]
+    pub fn remove_linked_pod_with_id(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
         pod: f64,
-        delay_seconds: f64,
-    ) -> napi::Result<PromiseRaw<'env, bool>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            s.remove_linked_pod_with_id(
-                &namespace,
-                &uid,
-                &service,
-                pod_index(pod)?,
-                delay(delay_seconds)?,
-            )
-            .await
+        delay: f64,
+    ) -> Promise<bool> {
+        promise(&self.inner, move |s| async move {
+            let (pod, delay) = (pod_index(pod)?, arg::delay(delay)?);
+            s.remove_linked_pod_with_id(&namespace, &uid, &service, pod, delay)
+                .await
         })
     }
 }

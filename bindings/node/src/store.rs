@@ -6,14 +6,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use napi::bindgen_prelude::PromiseRaw;
-use napi::Env;
+use napi::bindgen_prelude::{Either, Null};
 use napi_derive::napi;
 use stateful_route::{self as core, pod_state, ErrorKind, StoreConfig as CoreStoreConfig};
 
-use crate::config::{delay, pod_index, ttl, Link, PodState, RoutingState, TrySetOutcome};
+use crate::config::{self as arg, or_null, pod_index, Link, PodState, RoutingState, TrySetOutcome};
 use crate::error::{OrThrow, Result};
-use crate::runtime::promise;
+use crate::runtime::{promise, Promise};
 
 /// Settings of a store; every field is optional.
 #[napi(object)]
@@ -22,9 +21,9 @@ pub struct StoreConfig {
     /// Prefix of every key (`[A-Za-z0-9._-]`, 1–64 chars). Default `'sf'`.
     pub key_prefix: Option<String>,
     /// Deadline for establishing a connection, in seconds. Default 5.
-    pub connect_timeout_seconds: Option<f64>,
+    pub connect_timeout: Option<f64>,
     /// Deadline for one store command, in seconds. Default 2.
-    pub command_timeout_seconds: Option<f64>,
+    pub command_timeout: Option<f64>,
     /// For `rediss://`: the PEM certificate (chain) of the CA that signed the server's
     /// certificate, trusted in addition to the system's roots.
     pub tls_ca_cert_pem: Option<String>,
@@ -47,16 +46,28 @@ impl StoreConfig {
         if let Some(v) = self.key_prefix {
             c.key_prefix = v;
         }
-        if let Some(v) = self.connect_timeout_seconds {
-            c.connect_timeout = secs("connect_timeout_seconds", v)?;
+        if let Some(v) = self.connect_timeout {
+            c.connect_timeout = secs("connect_timeout", v)?;
         }
-        if let Some(v) = self.command_timeout_seconds {
-            c.command_timeout = secs("command_timeout_seconds", v)?;
+        if let Some(v) = self.command_timeout {
+            c.command_timeout = secs("command_timeout", v)?;
         }
         if let Some(v) = self.tls_ca_cert_pem {
             c.tls_ca_cert_pem = Some(v.into_bytes());
         }
         Ok(c)
+    }
+}
+
+/// The core's defaults of `StoreConfig` (`tlsCaCertPem`: none).
+#[napi]
+pub fn default_store_config() -> StoreConfig {
+    let c = CoreStoreConfig::default();
+    StoreConfig {
+        key_prefix: Some(c.key_prefix),
+        connect_timeout: Some(c.connect_timeout.as_secs_f64()),
+        command_timeout: Some(c.command_timeout.as_secs_f64()),
+        tls_ca_cert_pem: None,
     }
 }
 
@@ -82,18 +93,9 @@ impl Store {
 
     /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]`, or `rediss://` for
     /// TLS). Rejects with `STORE_UNAVAILABLE` or `TIMEOUT` if it cannot connect.
-    #[napi(
-        ts_return_type = "Promise<Store>",
-        strict,
-        writable = true,
-        configurable = true
-    )]
-    pub fn connect<'env>(
-        env: &'env Env,
-        url: String,
-        config: Option<StoreConfig>,
-    ) -> napi::Result<PromiseRaw<'env, Store>> {
-        promise(env, async move {
+    #[napi(strict, writable = true, configurable = true)]
+    pub fn connect(url: String, config: Option<StoreConfig>) -> Promise<Store> {
+        Promise::new(async move {
             let config = config.unwrap_or_default().into_core()?;
             let inner = core::Store::redis_with(&url, &config).await?;
             Ok(Store { inner })
@@ -102,18 +104,9 @@ impl Store {
 
     /// Connects to a Redis Cluster through any of its nodes (`urls`: seed nodes). Behaviour is
     /// the same as on one node; redirections and failovers are followed.
-    #[napi(
-        ts_return_type = "Promise<Store>",
-        strict,
-        writable = true,
-        configurable = true
-    )]
-    pub fn connect_cluster<'env>(
-        env: &'env Env,
-        urls: Vec<String>,
-        config: Option<StoreConfig>,
-    ) -> napi::Result<PromiseRaw<'env, Store>> {
-        promise(env, async move {
+    #[napi(strict, writable = true, configurable = true)]
+    pub fn connect_cluster(urls: Vec<String>, config: Option<StoreConfig>) -> Promise<Store> {
+        Promise::new(async move {
             let config = config.unwrap_or_default().into_core()?;
             let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
             let inner = core::Store::redis_cluster_with(&urls, &config).await?;
@@ -123,19 +116,13 @@ impl Store {
 
     /// Connects to the master that the Redis Sentinels at `sentinelUrls` call `masterName`;
     /// when they fail over, the store follows the new master.
-    #[napi(
-        ts_return_type = "Promise<Store>",
-        strict,
-        writable = true,
-        configurable = true
-    )]
-    pub fn connect_sentinel<'env>(
-        env: &'env Env,
+    #[napi(strict, writable = true, configurable = true)]
+    pub fn connect_sentinel(
         sentinel_urls: Vec<String>,
         master_name: String,
         config: Option<StoreConfig>,
-    ) -> napi::Result<PromiseRaw<'env, Store>> {
-        promise(env, async move {
+    ) -> Promise<Store> {
+        Promise::new(async move {
             let config = config.unwrap_or_default().into_core()?;
             let urls: Vec<&str> = sentinel_urls.iter().map(String::as_str).collect();
             let inner = core::Store::redis_sentinel_with(&urls, &master_name, &config).await?;
@@ -145,216 +132,171 @@ impl Store {
 
     /// Sets a link unconditionally (`ttl`: -1 persistent, > 0 seconds); resolves to the
     /// previous pod or `null`.
-    #[napi(ts_return_type = "Promise<number | null>")]
-    pub fn set_link<'env>(
+    #[napi]
+    pub fn set_link(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
         pod: f64,
-        ttl_seconds: f64,
-    ) -> napi::Result<PromiseRaw<'env, Option<u32>>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            s.set_link(
-                &namespace,
-                &uid,
-                &service,
-                pod_index(pod)?,
-                ttl(ttl_seconds)?,
-            )
-            .await
+        ttl: f64,
+    ) -> Promise<Either<u32, Null>> {
+        promise(&self.inner, move |s| async move {
+            let (pod, ttl) = (pod_index(pod)?, arg::ttl(ttl)?);
+            s.set_link(&namespace, &uid, &service, pod, ttl)
+                .await
+                .map(or_null)
         })
     }
 
     /// Sets a link unless one exists (an existing link wins, its TTL untouched); resolves to
     /// the link in force.
-    #[napi(ts_return_type = "Promise<Link>")]
-    pub fn set_link_if_absent<'env>(
+    #[napi]
+    pub fn set_link_if_absent(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
         pod: f64,
-        ttl_seconds: f64,
-    ) -> napi::Result<PromiseRaw<'env, Link>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            let l = s
-                .set_link_if_absent(
-                    &namespace,
-                    &uid,
-                    &service,
-                    pod_index(pod)?,
-                    ttl(ttl_seconds)?,
-                )
-                .await?;
-            Ok(Link::from(l))
+        ttl: f64,
+    ) -> Promise<Link> {
+        promise(&self.inner, move |s| async move {
+            let (pod, ttl) = (pod_index(pod)?, arg::ttl(ttl)?);
+            Ok(s.set_link_if_absent(&namespace, &uid, &service, pod, ttl)
+                .await?
+                .into())
         })
     }
 
     /// Sets a link unless a persistent link to another pod exists.
-    #[napi(ts_return_type = "Promise<TrySetOutcome>")]
-    pub fn try_set_link<'env>(
+    #[napi]
+    pub fn try_set_link(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
         pod: f64,
-        ttl_seconds: f64,
-    ) -> napi::Result<PromiseRaw<'env, TrySetOutcome>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            let o = s
-                .try_set_link(
-                    &namespace,
-                    &uid,
-                    &service,
-                    pod_index(pod)?,
-                    ttl(ttl_seconds)?,
-                )
-                .await?;
-            Ok(TrySetOutcome::from(o))
+        ttl: f64,
+    ) -> Promise<TrySetOutcome> {
+        promise(&self.inner, move |s| async move {
+            let (pod, ttl) = (pod_index(pod)?, arg::ttl(ttl)?);
+            Ok(s.try_set_link(&namespace, &uid, &service, pod, ttl)
+                .await?
+                .into())
         })
     }
 
-    /// Removes a link now (`delaySeconds <= 0`) or lets it expire after `delaySeconds`; it
-    /// leaves the user's persistent links at once. Resolves to whether a link existed.
-    #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn remove_link<'env>(
+    /// Removes a link now (`delay <= 0`) or lets it expire after `delay` seconds; it leaves
+    /// the user's persistent links at once. Resolves to whether a link existed.
+    #[napi]
+    pub fn remove_link(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
-        delay_seconds: f64,
-    ) -> napi::Result<PromiseRaw<'env, bool>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            s.remove_link(&namespace, &uid, &service, delay(delay_seconds)?)
-                .await
+        delay: f64,
+    ) -> Promise<bool> {
+        promise(&self.inner, move |s| async move {
+            let delay = arg::delay(delay)?;
+            s.remove_link(&namespace, &uid, &service, delay).await
         })
     }
 
     /// As `removeLink`, only if the link points to `pod`. Resolves to whether it was removed.
-    #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn remove_link_if<'env>(
+    #[napi]
+    pub fn remove_link_if(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
         pod: f64,
-        delay_seconds: f64,
-    ) -> napi::Result<PromiseRaw<'env, bool>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            s.remove_link_if(
-                &namespace,
-                &uid,
-                &service,
-                pod_index(pod)?,
-                delay(delay_seconds)?,
-            )
-            .await
+        delay: f64,
+    ) -> Promise<bool> {
+        promise(&self.inner, move |s| async move {
+            let (pod, delay) = (pod_index(pod)?, arg::delay(delay)?);
+            s.remove_link_if(&namespace, &uid, &service, pod, delay)
+                .await
         })
     }
 
     /// Reads a link with its remaining TTL; `null` if there is none.
-    #[napi(ts_return_type = "Promise<Link | null>")]
-    pub fn get_link<'env>(
+    #[napi]
+    pub fn get_link(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
-    ) -> napi::Result<PromiseRaw<'env, Option<Link>>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            Ok(s.get_link(&namespace, &uid, &service)
-                .await?
-                .map(Link::from))
+    ) -> Promise<Either<Link, Null>> {
+        promise(&self.inner, move |s| async move {
+            let l = s.get_link(&namespace, &uid, &service).await?;
+            Ok(or_null(l.map(Link::from)))
         })
     }
 
     /// Reads a persistent link; temporary links read as `null`.
-    #[napi(ts_return_type = "Promise<number | null>")]
-    pub fn get_link_if_persist<'env>(
+    #[napi]
+    pub fn get_link_if_persist(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
         service: String,
-    ) -> napi::Result<PromiseRaw<'env, Option<u32>>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            s.get_link_if_persist(&namespace, &uid, &service).await
+    ) -> Promise<Either<u32, Null>> {
+        promise(&self.inner, move |s| async move {
+            s.get_link_if_persist(&namespace, &uid, &service)
+                .await
+                .map(or_null)
         })
     }
 
     /// The user's persistent links: service → pod.
-    #[napi(ts_return_type = "Promise<Record<string, number>>")]
-    pub fn get_link_services<'env>(
+    #[napi]
+    pub fn get_link_services(
         &self,
-        env: &'env Env,
         namespace: String,
         uid: String,
-    ) -> napi::Result<PromiseRaw<'env, BTreeMap<String, u32>>> {
-        let s = self.inner.clone();
-        promise(
-            env,
-            async move { s.get_link_services(&namespace, &uid).await },
-        )
+    ) -> Promise<BTreeMap<String, u32>> {
+        promise(&self.inner, move |s| async move {
+            s.get_link_services(&namespace, &uid).await
+        })
     }
 
     /// Reads many links of one service: pod (as a string key) → uids in input order; uids
     /// without a link are left out.
-    #[napi(ts_return_type = "Promise<Record<string, Array<string>>>")]
-    pub fn batch_get_links<'env>(
+    #[napi]
+    pub fn batch_get_links(
         &self,
-        env: &'env Env,
         namespace: String,
         uids: Vec<String>,
         service: String,
-    ) -> napi::Result<PromiseRaw<'env, BTreeMap<String, Vec<String>>>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            Ok(by_pod(
-                s.batch_get_links(&namespace, &uids, &service).await?,
-            ))
+    ) -> Promise<BTreeMap<String, Vec<String>>> {
+        promise(&self.inner, move |s| async move {
+            let links = s.batch_get_links(&namespace, &uids, &service).await?;
+            Ok(by_pod(links))
         })
     }
 
     /// Publishes a pod's state stamped with the store's clock, with a placement weight
     /// (default 100); resolves to the stamp (ms). Pods do this themselves through
     /// `ServerDriver`; this is for tools and tests.
-    #[napi(ts_return_type = "Promise<number>")]
-    #[allow(clippy::too_many_arguments)]
-    pub fn publish_pod_state<'env>(
+    #[napi]
+    pub fn publish_pod_state(
         &self,
-        env: &'env Env,
         namespace: String,
         service: String,
         pod: f64,
         load: f64,
         routing_state: RoutingState,
         weight: Option<f64>,
-    ) -> napi::Result<PromiseRaw<'env, f64>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            let weight = match weight {
-                Some(w) => crate::config::load(w)?,
-                None => pod_state::DEFAULT_WEIGHT,
-            };
+    ) -> Promise<f64> {
+        promise(&self.inner, move |s| async move {
+            let weight = weight.map_or(Ok(pod_state::DEFAULT_WEIGHT), arg::load)?;
+            let (pod, load) = (pod_index(pod)?, arg::load(load)?);
             let at = s
                 .publish_pod_state_weighted(
                     &namespace,
                     &service,
-                    pod_index(pod)?,
-                    crate::config::load(load)?,
+                    pod,
+                    load,
                     routing_state.into(),
                     weight,
                 )
@@ -364,75 +306,55 @@ impl Store {
     }
 
     /// A service's pod states, sorted by pod index (unparsable entries are skipped and logged).
-    #[napi(ts_return_type = "Promise<Array<PodState>>")]
-    pub fn pod_states<'env>(
-        &self,
-        env: &'env Env,
-        namespace: String,
-        service: String,
-    ) -> napi::Result<PromiseRaw<'env, Vec<PodState>>> {
-        let s = self.inner.clone();
-        promise(env, async move {
+    #[napi]
+    pub fn pod_states(&self, namespace: String, service: String) -> Promise<Vec<PodState>> {
+        promise(&self.inner, move |s| async move {
             let states = s.pod_states(&namespace, &service).await?;
             Ok(states.pods.into_iter().map(PodState::from).collect())
         })
     }
 
     /// Sets a service's workload state (a word; `'READY'` means ready).
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_workload_state<'env>(
+    #[napi]
+    pub fn set_workload_state(
         &self,
-        env: &'env Env,
         namespace: String,
         service: String,
         state: String,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
-        let s = self.inner.clone();
-        promise(env, async move {
+    ) -> Promise<()> {
+        promise(&self.inner, move |s| async move {
             s.set_workload_state(&namespace, &service, &state).await
         })
     }
 
     /// A service's workload state, or `null`.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn get_workload_state<'env>(
+    #[napi]
+    pub fn get_workload_state(
         &self,
-        env: &'env Env,
         namespace: String,
         service: String,
-    ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
-        let s = self.inner.clone();
-        promise(env, async move {
-            s.get_workload_state(&namespace, &service).await
+    ) -> Promise<Either<String, Null>> {
+        promise(&self.inner, move |s| async move {
+            s.get_workload_state(&namespace, &service)
+                .await
+                .map(or_null)
         })
     }
 
     /// Sets the service name that `tag` stands for.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_tag<'env>(
-        &self,
-        env: &'env Env,
-        namespace: String,
-        tag: String,
-        service: String,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
-        let s = self.inner.clone();
-        promise(
-            env,
-            async move { s.set_tag(&namespace, &tag, &service).await },
-        )
+    #[napi]
+    pub fn set_tag(&self, namespace: String, tag: String, service: String) -> Promise<()> {
+        promise(&self.inner, move |s| async move {
+            s.set_tag(&namespace, &tag, &service).await
+        })
     }
 
     /// The service name that `tag` stands for, or `null`.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn get_tag<'env>(
-        &self,
-        env: &'env Env,
-        namespace: String,
-        tag: String,
-    ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
-        let s = self.inner.clone();
-        promise(env, async move { s.get_tag(&namespace, &tag).await })
+    #[napi]
+    pub fn get_tag(&self, namespace: String, tag: String) -> Promise<Either<String, Null>> {
+        promise(&self.inner, move |s| async move {
+            s.get_tag(&namespace, &tag).await.map(or_null)
+        })
     }
 }
 
