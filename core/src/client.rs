@@ -97,7 +97,9 @@ impl ClientDriver {
         })
     }
 
-    /// Starts the periodic snapshot refresh. Idempotent while open; `CLOSED` after `close`.
+    /// Starts the periodic snapshot refresh and subscribes to the store's events, waiting for
+    /// the subscription (one round trip; at most the store's connect timeout, after which the
+    /// stream keeps trying in the background). Idempotent while open; `CLOSED` after `close`.
     pub fn init(&self) -> Result<()> {
         match self
             .phase
@@ -124,9 +126,9 @@ impl ClientDriver {
 
     /// Subscribes to the store's events (SPEC §11): a link event drops its entry (after
     /// bumping its stripe, so a read in flight does not cache the old answer) and reaches the
-    /// link listeners; a pod event re-reads that service's snapshot now; a gap or a resume
-    /// empties the cache (entries cached without a working stream may have missed events) and
-    /// a resume re-reads every snapshot.
+    /// link listeners; a pod event re-reads that service's snapshot now; during a gap the
+    /// cache follows the TTL rule alone, and a resume empties it (entries cached before may
+    /// have missed events) and re-reads every snapshot.
     fn listen(&self) {
         let Some(hub) = self.store.backend().events() else {
             return;
@@ -134,7 +136,13 @@ impl ClientDriver {
         let cache = Arc::downgrade(&self.cache);
         let coherence = Arc::downgrade(&self.coherence);
         let route = Arc::downgrade(&self.route);
+        let ready = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let up = ready.clone();
         let sink = Arc::new(move |event: &Event| {
+            if *event == Event::Resumed {
+                *up.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                up.1.notify_all();
+            }
             let (Some(cache), Some(coherence), Some(route)) =
                 (cache.upgrade(), coherence.upgrade(), route.upgrade())
             else {
@@ -154,17 +162,31 @@ impl ClientDriver {
                         route.refresh_if_loaded(&service).await;
                     });
                 }
-                Event::Gap | Event::Resumed => {
+                // During a gap the cache keeps serving by the TTL rule (as without
+                // propagation: hits and stale-if-error keep working through a store outage);
+                // once the stream is back, whatever was cached may have missed events: out.
+                Event::Gap => coherence.bump_all(),
+                Event::Resumed => {
                     coherence.bump_all();
                     cache.clear();
-                    if *event == Event::Resumed {
-                        crate::runtime::handle().spawn(async move { route.refresh_all().await });
-                    }
+                    crate::runtime::handle().spawn(async move { route.refresh_all().await });
                 }
             }
         });
         let sub = hub.subscribe(&self.info.namespace, sink);
         *self.events.lock().unwrap_or_else(|p| p.into_inner()) = Some(sub);
+        // Wait (briefly: one SUBSCRIBE round trip; at most the connect timeout) for the stream,
+        // so that what this driver caches from now on cannot miss an event. If the stream is
+        // not up by then, the driver starts in a gap: the TTL rule, until it is.
+        let (lock, cv) = &*ready;
+        let up = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (up, _) = cv
+            .wait_timeout_while(up, hub.ready_within, |up| !*up)
+            .unwrap_or_else(|p| p.into_inner());
+        if !*up {
+            tracing::warn!(namespace = %self.info.namespace,
+                "event stream not subscribed yet; the cache follows its TTL until it is");
+        }
     }
 
     /// Registers `f`, called for each change of a link of this driver's namespace made

@@ -13,9 +13,10 @@
 //! - `pod <service> <pod> <ROUTING>`: a pod published a routing state other than its last one.
 //!
 //! A stream that is not connected (before the first subscription, after a disconnect, a
-//! restart, a failover, or an overloaded subscriber being cut off by Redis) is a *gap*: every
-//! driver drops its whole cache when the gap starts and again when the stream is back (the
-//! entries cached in between may have missed events), and re-reads its snapshots on resume.
+//! restart, a failover, or an overloaded subscriber being cut off by Redis) is a *gap*: while
+//! it lasts a driver's cache follows the TTL rule alone (as without propagation, so hits and
+//! stale-if-error keep serving through a store outage); when the stream is back the driver
+//! drops its whole cache (its entries may have missed events) and re-reads its snapshots.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -133,6 +134,8 @@ pub struct EventHub {
     always_connected: bool,
     connected: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// How long a driver's `init` waits for its namespace to be subscribed.
+    pub(crate) ready_within: std::time::Duration,
 }
 
 impl fmt::Debug for EventHub {
@@ -161,15 +164,16 @@ impl Drop for Subscription {
 impl EventHub {
     /// A hub whose stream is connected from the start and never breaks (in-process stores).
     pub(crate) fn in_process() -> Arc<EventHub> {
-        Arc::new(Self::new(true))
+        Arc::new(Self::new(true, std::time::Duration::ZERO))
     }
 
-    /// A hub fed by a subscriber that reports its connection state.
-    pub(crate) fn remote() -> Arc<EventHub> {
-        Arc::new(Self::new(false))
+    /// A hub fed by a subscriber that reports its connection state; a driver's `init` waits up
+    /// to `ready_within` for the stream.
+    pub(crate) fn remote(ready_within: std::time::Duration) -> Arc<EventHub> {
+        Arc::new(Self::new(false, ready_within))
     }
 
-    fn new(always_connected: bool) -> EventHub {
+    fn new(always_connected: bool, ready_within: std::time::Duration) -> EventHub {
         EventHub {
             sinks: Mutex::new(Vec::new()),
             next: AtomicU64::new(1),
@@ -179,6 +183,7 @@ impl EventHub {
             always_connected,
             connected: AtomicBool::new(always_connected),
             last_error: Mutex::new(None),
+            ready_within,
         }
     }
 

@@ -280,7 +280,7 @@ impl RedisBackend {
             scripts: Scripts::new(),
             url: shown,
             source: config.propagation.then_some(source),
-            hub: EventHub::remote(),
+            hub: EventHub::remote(config.connect_timeout),
             subscriber: std::sync::Once::new(),
             connect_timeout: config.connect_timeout,
         }
