@@ -138,6 +138,7 @@ impl ClientDriver {
         let route = Arc::downgrade(&self.route);
         let ready = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
         let up = ready.clone();
+        let gap = std::sync::atomic::AtomicBool::new(false);
         let sink = Arc::new(move |event: &Event| {
             if *event == Event::Resumed {
                 *up.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
@@ -165,11 +166,18 @@ impl ClientDriver {
                 // During a gap the cache keeps serving by the TTL rule (as without
                 // propagation: hits and stale-if-error keep working through a store outage);
                 // once the stream is back, whatever was cached may have missed events: out.
-                Event::Gap => coherence.bump_all(),
+                Event::Gap => {
+                    coherence.bump_all();
+                    gap.store(true, Ordering::Release);
+                }
                 Event::Resumed => {
                     coherence.bump_all();
                     cache.clear();
-                    crate::runtime::handle().spawn(async move { route.refresh_all().await });
+                    // Pod events may have been missed too (not at the first subscription:
+                    // nothing was read before it).
+                    if gap.swap(false, Ordering::AcqRel) {
+                        crate::runtime::handle().spawn(async move { route.refresh_all().await });
+                    }
                 }
             }
         });

@@ -228,6 +228,7 @@ async fn placement_spreads_and_prefers_light_pods(store: Store) {
         load_range: 1000,
         service_state_update_period_seconds: 30.0,
         stale_after_seconds: Some(60.0),
+        slow_start_seconds: Some(0.0),
         ..fast_config()
     };
     let lobby = |i: u32, load: u32| {
@@ -240,6 +241,28 @@ async fn placement_spreads_and_prefers_light_pods(store: Store) {
     light.start().await.unwrap();
     heavy.start().await.unwrap();
     let g = client(&store, &wide);
+    if store.backend().events().is_some() {
+        // The pods' start events re-read the snapshot when they arrive; a link event sent
+        // after them arrives after them (one stream, in order): once it is seen, none is left.
+        let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = seen.clone();
+        g.on_link_changed(move |c| {
+            if c.uid == "barrier" {
+                s.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        for pod in [0, 1] {
+            store
+                .set_link(NS, "barrier", "lobby", pod, LinkTtl::Persistent)
+                .await
+                .unwrap();
+        }
+        eventually(Duration::from_secs(5), "the barrier event", || {
+            let s = seen.load(std::sync::atomic::Ordering::SeqCst);
+            async move { s }
+        })
+        .await;
+    }
     let mut light_users = 0;
     for i in 0..600 {
         if g.compute_linked_pod(NS, &format!("l{i}"), "lobby")
