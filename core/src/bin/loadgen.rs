@@ -109,7 +109,6 @@ async fn mover(opts: &HashMap<String, String>) {
         set(&store, service, i, pod, &mut out).await;
     }
     out.flush().unwrap();
-    println!("moves={moves}");
 }
 
 fn die(msg: &str) -> ! {
@@ -299,6 +298,8 @@ async fn gateway(opts: &HashMap<String, String>) {
                     seen.push((micros(), i, pod));
                 }
                 i = (i + 1) % movers;
+                // A hit completes without awaiting anything: let the other tasks run.
+                tokio::task::yield_now().await;
             }
             seen
         })
