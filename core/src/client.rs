@@ -16,6 +16,7 @@ use tokio::sync::OnceCell;
 use crate::cache::{LinkCache, LinkKey};
 use crate::config::{BaseConfig, Link, LinkTtl, ServerInfo};
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::{Coherence, Event, LinkChange, Subscription, Ticket};
 use crate::ident;
 use crate::pod_state::PodState;
 use crate::route_info::{no_pod, RouteInfo, RoutingStateChange, ServiceView};
@@ -57,7 +58,9 @@ pub struct ClientDriver {
     info: ServerInfo,
     config: Arc<BaseConfig>,
     route: Arc<RouteInfo>,
-    cache: LinkCache,
+    cache: Arc<LinkCache>,
+    coherence: Arc<Coherence>,
+    events: Mutex<Option<Subscription>>,
     inflight: Mutex<HashMap<LinkKey, Flight>>,
     phase: AtomicU8,
     stop: tokio::sync::watch::Sender<bool>,
@@ -81,7 +84,9 @@ impl ClientDriver {
         let config = Arc::new(config);
         let route = RouteInfo::new(store.clone(), info.namespace.clone(), config.clone());
         Ok(ClientDriver {
-            cache: LinkCache::new(&config),
+            cache: Arc::new(LinkCache::new(&config)),
+            coherence: Arc::new(Coherence::new()),
+            events: Mutex::new(None),
             store,
             info,
             config,
@@ -92,7 +97,9 @@ impl ClientDriver {
         })
     }
 
-    /// Starts the periodic snapshot refresh. Idempotent while open; `CLOSED` after `close`.
+    /// Starts the periodic snapshot refresh and subscribes to the store's events, waiting for
+    /// the subscription (one round trip; at most the store's connect timeout, after which the
+    /// stream keeps trying in the background). Idempotent while open; `CLOSED` after `close`.
     pub fn init(&self) -> Result<()> {
         match self
             .phase
@@ -100,6 +107,7 @@ impl ClientDriver {
         {
             Ok(_) => {
                 self.route.spawn_refresh(self.stop.subscribe());
+                self.listen();
                 Ok(())
             }
             Err(OPEN) => Ok(()),
@@ -111,8 +119,101 @@ impl ClientDriver {
     pub fn close(&self) {
         if self.phase.swap(CLOSED, Ordering::AcqRel) != CLOSED {
             let _ = self.stop.send(true);
+            drop(self.events.lock().unwrap_or_else(|p| p.into_inner()).take());
             self.cache.clear();
         }
+    }
+
+    /// Subscribes to the store's events (SPEC §11): a link event drops its entry (after
+    /// bumping its stripe, so a read in flight does not cache the old answer) and reaches the
+    /// link listeners; a pod event re-reads that service's snapshot now; during a gap the
+    /// cache follows the TTL rule alone, and a resume empties it (entries cached before may
+    /// have missed events) and re-reads every snapshot.
+    fn listen(&self) {
+        let Some(hub) = self.store.backend().events() else {
+            return;
+        };
+        let cache = Arc::downgrade(&self.cache);
+        let coherence = Arc::downgrade(&self.coherence);
+        let route = Arc::downgrade(&self.route);
+        let ready = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let up = ready.clone();
+        let gap = std::sync::atomic::AtomicBool::new(false);
+        let sink = Arc::new(move |event: &Event| {
+            if *event == Event::Resumed {
+                *up.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                up.1.notify_all();
+            }
+            let (Some(cache), Some(coherence), Some(route)) =
+                (cache.upgrade(), coherence.upgrade(), route.upgrade())
+            else {
+                return;
+            };
+            match event {
+                Event::Link(change) => {
+                    coherence.bump(&change.service, &change.uid);
+                    cache.remove(&change.service, &change.uid);
+                    tracing::debug!(uid = %change.uid, service = %change.service,
+                        pod = ?change.pod, "link changed elsewhere; cache entry dropped");
+                    coherence.notify(change);
+                }
+                Event::Pod { service, .. } => {
+                    let service = service.clone();
+                    crate::runtime::handle().spawn(async move {
+                        route.refresh_if_loaded(&service).await;
+                    });
+                }
+                // During a gap the cache keeps serving by the TTL rule (as without
+                // propagation: hits and stale-if-error keep working through a store outage);
+                // once the stream is back, whatever was cached may have missed events: out.
+                Event::Gap => {
+                    coherence.bump_all();
+                    gap.store(true, Ordering::Release);
+                }
+                Event::Resumed => {
+                    coherence.bump_all();
+                    cache.clear();
+                    // Pod events may have been missed too (not at the first subscription:
+                    // nothing was read before it).
+                    if gap.swap(false, Ordering::AcqRel) {
+                        crate::runtime::handle().spawn(async move { route.refresh_all().await });
+                    }
+                }
+            }
+        });
+        let sub = hub.subscribe(&self.info.namespace, sink);
+        *self.events.lock().unwrap_or_else(|p| p.into_inner()) = Some(sub);
+        // Wait (briefly: one SUBSCRIBE round trip; at most the connect timeout) for the stream,
+        // so that what this driver caches from now on cannot miss an event. If the stream is
+        // not up by then, the driver starts in a gap: the TTL rule, until it is.
+        let (lock, cv) = &*ready;
+        let up = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (up, _) = cv
+            .wait_timeout_while(up, hub.ready_within, |up| !*up)
+            .unwrap_or_else(|p| p.into_inner());
+        if !*up {
+            tracing::warn!(namespace = %self.info.namespace,
+                "event stream not subscribed yet; the cache follows its TTL until it is");
+        }
+    }
+
+    /// Registers `f`, called for each change of a link of this driver's namespace made
+    /// anywhere (SPEC §11): a move, a removal, a replacement. It runs on the library's
+    /// threads (or inside the writing call, on the memory store) and must return quickly.
+    /// Returns an id for [`ClientDriver::remove_link_listener`]. Only changes that reach this
+    /// driver while its event stream is connected are reported; after a gap the cache is
+    /// emptied instead (see the README's Propagation).
+    pub fn on_link_changed(&self, f: impl Fn(&LinkChange) + Send + Sync + 'static) -> u64 {
+        self.coherence.add_listener(Arc::new(f))
+    }
+
+    /// Removes a link listener; returns whether it was registered.
+    pub fn remove_link_listener(&self, id: u64) -> bool {
+        self.coherence.remove_listener(id)
+    }
+
+    fn ticket(&self, link: LinkRef<'_>) -> Ticket {
+        self.coherence.ticket(link.service, link.uid)
     }
 
     /// Who this driver is.
@@ -260,12 +361,13 @@ impl ClientDriver {
 
     /// Steps 2–4 of SPEC §6 for one user.
     async fn place(&self, link: LinkRef<'_>) -> Result<u32> {
+        let ticket = self.ticket(link);
         let view = self.route.service(link.service).await?;
         let temp = LinkTtl::Seconds(self.config.temp_link_info_cache_time_seconds as u32);
         let Some(best) = self.route.reserve(&view, link.uid)? else {
             // Step 3: no routable pod; an existing link to an alive pod still serves.
             return match self.store.call(self.store.backend().get_link(link)).await? {
-                Some(l) if view.is_alive(l.pod_index) => Ok(self.cached(link, l, view)),
+                Some(l) if view.is_alive(l.pod_index) => Ok(self.cached(link, l, view, ticket)),
                 Some(l) if l.is_persistent() => {
                     Err(Error::pod_unavailable(link.service, l.pod_index))
                 }
@@ -285,7 +387,7 @@ impl ClientDriver {
                     tracing::debug!(uid = link.uid, service = link.service, pod, "placed user");
                     best.keep();
                 }
-                return Ok(self.cached(link, current, view));
+                return Ok(self.cached(link, current, view, ticket));
             }
             if current.is_persistent() {
                 return Err(Error::pod_unavailable(link.service, current.pod_index));
@@ -299,8 +401,13 @@ impl ClientDriver {
         Err(no_pod(link.service))
     }
 
-    fn cached(&self, link: LinkRef<'_>, l: Link, view: Arc<ServiceView>) -> u32 {
+    /// Caches `l` read from the store under `ticket` (taken before the read), unless an event
+    /// for the key or a gap came since: then the answer is returned but not kept (SPEC §11).
+    fn cached(&self, link: LinkRef<'_>, l: Link, view: Arc<ServiceView>, ticket: Ticket) -> u32 {
         self.cache.insert(link.service, link.uid, l, view);
+        if !self.coherence.is_current(ticket) {
+            self.cache.remove_if(link.service, link.uid, l.pod_index);
+        }
         l.pod_index
     }
 
@@ -310,10 +417,11 @@ impl ClientDriver {
         if let Some(hit) = self.cache.get(service, uid) {
             return Ok(Some(hit.pod));
         }
+        let ticket = self.ticket(link);
         match self.store.call(self.store.backend().get_link(link)).await? {
             Some(l) => {
                 let view = self.route.service(service).await?;
-                Ok(Some(self.cached(link, l, view)))
+                Ok(Some(self.cached(link, l, view, ticket)))
             }
             None => Ok(None),
         }
@@ -330,10 +438,11 @@ impl ClientDriver {
         if let Some(hit) = self.cache.get(service, uid) {
             return Ok(Some(hit.pod));
         }
+        let ticket = self.ticket(link);
         match self.store.call(self.store.backend().get_link(link)).await? {
             Some(l) if l.is_persistent() => {
                 let view = self.route.service(service).await?;
-                Ok(Some(self.cached(link, l, view)))
+                Ok(Some(self.cached(link, l, view, ticket)))
             }
             _ => Ok(None),
         }
@@ -371,6 +480,7 @@ impl ClientDriver {
         let link = self.link(ns, uid, service)?;
         ident::check_pod(pod)?;
         let view = self.route.service(service).await?;
+        let ticket = self.ticket(link);
         self.cached(
             link,
             Link {
@@ -378,6 +488,7 @@ impl ClientDriver {
                 ttl: None,
             },
             view,
+            ticket,
         );
         Ok(())
     }
@@ -412,13 +523,14 @@ impl ClientDriver {
         let link = self.link(ns, uid, service)?;
         ident::check_pod(pod)?;
         let ttl = LinkTtl::from_secs(ttl_secs)?;
+        let ticket = self.ticket(link);
         let l = self
             .store
             .call(self.store.backend().set_link_if_absent(link, pod, ttl))
             .await?
             .link;
         let view = self.route.service(service).await?;
-        self.cached(link, l, view);
+        self.cached(link, l, view, ticket);
         Ok(l)
     }
 

@@ -561,6 +561,22 @@ impl RouteInfo {
         Ok(snap.pods.iter().map(|p| p.state).collect())
     }
 
+    /// Re-reads `service`'s snapshot now if this route info holds one (a pod event).
+    pub(crate) async fn refresh_if_loaded(&self, service: &str) {
+        let view = {
+            let map = self.services.read().unwrap_or_else(|p| p.into_inner());
+            map.get(service)
+                .filter(|v| v.loaded.load(Ordering::Acquire))
+                .cloned()
+        };
+        if let Some(view) = view {
+            if let Err(e) = self.refresh(&view).await {
+                tracing::warn!(namespace = %self.namespace, service, error = %e,
+                    "pod state refresh after an event failed; keeping the last snapshot");
+            }
+        }
+    }
+
     /// Re-reads `service`'s snapshot now instead of waiting for the next period.
     pub async fn refresh_service(&self, service: &str) -> Result<()> {
         let v = self.checked_service(service).await?;

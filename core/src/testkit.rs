@@ -222,8 +222,13 @@ async fn placement_spreads_and_prefers_light_pods(store: Store) {
     // Within the load range, the lighter pod takes more: loads 0 and 300 (load range 1000),
     // 600 new users. p2c on load + placements gives pod 0 the first ~300 and half of the rest
     // (~450); placement that ignores load gives it ~300.
+    // No refresh during the loop (a refresh starts a new snapshot with no placements counted,
+    // which a slow, busy machine would hit with the fast config's 0.2 s period).
     let wide = BaseConfig {
         load_range: 1000,
+        service_state_update_period_seconds: 30.0,
+        stale_after_seconds: Some(60.0),
+        slow_start_seconds: Some(0.0),
         ..fast_config()
     };
     let lobby = |i: u32, load: u32| {
@@ -236,6 +241,28 @@ async fn placement_spreads_and_prefers_light_pods(store: Store) {
     light.start().await.unwrap();
     heavy.start().await.unwrap();
     let g = client(&store, &wide);
+    if store.backend().events().is_some() {
+        // The pods' start events re-read the snapshot when they arrive; a link event sent
+        // after them arrives after them (one stream, in order): once it is seen, none is left.
+        let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = seen.clone();
+        g.on_link_changed(move |c| {
+            if c.uid == "barrier" {
+                s.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        for pod in [0, 1] {
+            store
+                .set_link(NS, "barrier", "lobby", pod, LinkTtl::Persistent)
+                .await
+                .unwrap();
+        }
+        eventually(Duration::from_secs(5), "the barrier event", || {
+            let s = seen.load(std::sync::atomic::Ordering::SeqCst);
+            async move { s }
+        })
+        .await;
+    }
     let mut light_users = 0;
     for i in 0..600 {
         if g.compute_linked_pod(NS, &format!("l{i}"), "lobby")
@@ -601,12 +628,23 @@ async fn server_link_operations(store: Store) {
         c.get_linked_pod_not_cache(NS, "u", SVC).await.unwrap(),
         None
     );
-    assert_eq!(
-        c.get_linked_in_cache(NS, "u", SVC).unwrap(),
-        Some(2),
-        "the cache still holds it"
-    );
-    assert_eq!(c.cache_expired(NS, "u", SVC).unwrap(), Some(2));
+    if store.backend().events().is_some() {
+        // Propagation: the removal reaches the gateway's cache (SPEC §11).
+        eventually(
+            Duration::from_secs(1),
+            "the removal drops the entry",
+            || async { c.get_linked_in_cache(NS, "u", SVC).unwrap().is_none() },
+        )
+        .await;
+        assert_eq!(c.cache_expired(NS, "u", SVC).unwrap(), None);
+    } else {
+        assert_eq!(
+            c.get_linked_in_cache(NS, "u", SVC).unwrap(),
+            Some(2),
+            "without propagation the cache still holds it"
+        );
+        assert_eq!(c.cache_expired(NS, "u", SVC).unwrap(), Some(2));
+    }
     assert_eq!(c.get_linked_pod(NS, "u", SVC).await.unwrap(), None);
     let l = c
         .set_linked_pod_if_absent(NS, "v", SVC, 2, 100)

@@ -374,6 +374,27 @@ async fn the_store_follows_a_sentinel_failover() {
         .set_link("default", "before", "room", 1, LinkTtl::Persistent)
         .await
         .unwrap();
+    // A gateway on its own sentinel store, with its event stream on the master.
+    let gw = ClientDriver::new(
+        Store::redis_sentinel_with(&[url.as_str()], "main", &cfg)
+            .await
+            .unwrap(),
+        ServerInfo::new("default", "gw", 0),
+        BaseConfig::default(),
+    )
+    .unwrap();
+    gw.init().unwrap();
+    let hub = gw.store().backend().events().unwrap();
+    poll(Duration::from_secs(10), "event stream connected", || {
+        hub.is_connected()
+    });
+    assert_eq!(
+        gw.get_linked_pod("default", "before", "room")
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    let gaps = hub.gaps();
     poll(
         Duration::from_secs(10),
         "the replica to have the link",
@@ -426,5 +447,137 @@ async fn the_store_follows_a_sentinel_failover() {
             ["STORE_UNAVAILABLE", "TIMEOUT", "STORE_ERROR"].contains(&kind.as_str()),
             "{kind}"
         );
+    }
+    // The gateway's stream saw the gap (its cache emptied) and resumed on the new master:
+    // a move made there reaches it.
+    poll(
+        Duration::from_secs(20),
+        "the event stream resumes on the new master",
+        || hub.gaps() > gaps && hub.is_connected(),
+    );
+    assert_eq!(
+        gw.get_linked_in_cache("default", "before", "room").unwrap(),
+        None
+    );
+    assert_eq!(
+        gw.get_linked_pod("default", "before", "room")
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    let moved = Instant::now();
+    store
+        .set_link("default", "before", "room", 3, LinkTtl::Persistent)
+        .await
+        .unwrap();
+    poll(
+        Duration::from_secs(1),
+        "the move after the failover reaches the gateway",
+        || {
+            gw.get_linked_in_cache("default", "before", "room")
+                .unwrap()
+                .is_none()
+        },
+    );
+    eprintln!(
+        "sentinel: a move after the failover reached the gateway in {:?}",
+        moved.elapsed()
+    );
+}
+
+/// Propagation on a cluster: three gateways whose event subscribers sit on different nodes (each
+/// store's first seed) follow moves made by a writer, whose scripts run on whichever master owns
+/// each user's slot: a PUBLISH on any node reaches subscribers on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_published_on_any_node_reach_gateways_on_every_node() {
+    let c = shared_cluster();
+    let all = urls(c);
+    let prefix = unique_prefix();
+    let cfg = StoreConfig {
+        key_prefix: prefix.clone(),
+        ..StoreConfig::default()
+    };
+    let seeds = |first: usize| -> Vec<String> {
+        (0..all.len())
+            .map(|i| all[(first + i) % all.len()].clone())
+            .collect()
+    };
+    let connect = |first: usize| {
+        let s = seeds(first);
+        let cfg = cfg.clone();
+        async move {
+            let refs: Vec<&str> = s.iter().map(String::as_str).collect();
+            Store::redis_cluster_with(&refs, &cfg).await.unwrap()
+        }
+    };
+    let writer = connect(0).await;
+    let base = BaseConfig::default();
+    let pods = [
+        ServerDriver::new(
+            writer.clone(),
+            ServerInfo::new("default", "room", 0),
+            base.clone(),
+        )
+        .unwrap(),
+        ServerDriver::new(
+            writer.clone(),
+            ServerInfo::new("default", "room", 1),
+            base.clone(),
+        )
+        .unwrap(),
+    ];
+    for p in &pods {
+        p.start().await.unwrap();
+    }
+    let mut gateways = Vec::new();
+    for first in [1, 2, 3] {
+        let g = ClientDriver::new(
+            connect(first).await,
+            ServerInfo::new("default", "gw", 0),
+            base.clone(),
+        )
+        .unwrap();
+        g.init().unwrap();
+        let hub = g.store().backend().events().unwrap();
+        poll(Duration::from_secs(10), "event stream connected", || {
+            hub.is_connected()
+        });
+        gateways.push(g);
+    }
+    let uids: Vec<String> = (0..30).map(|i| format!("mover{i}")).collect();
+    let mut first_pod = Vec::new();
+    for u in &uids {
+        let p = gateways[0]
+            .compute_linked_pod("default", u, "room")
+            .await
+            .unwrap();
+        for g in &gateways[1..] {
+            assert_eq!(g.compute_linked_pod("default", u, "room").await.unwrap(), p);
+        }
+        first_pod.push(p);
+    }
+    for (u, p) in uids.iter().zip(&first_pod) {
+        pods[(1 - p) as usize]
+            .set_linked_pod("default", u, "room", 1 - p)
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    for (u, p) in uids.iter().zip(&first_pod) {
+        for (i, g) in gateways.iter().enumerate() {
+            loop {
+                if g.compute_linked_pod("default", u, "room").await.unwrap() == 1 - p {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "gateway {i} still answers {p} for {u}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    for p in &pods {
+        p.stop().await.unwrap();
     }
 }

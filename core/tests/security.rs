@@ -53,6 +53,18 @@ async fn full_flow(store: &Store, admin_port: u16) -> Result<()> {
     let result = async {
         let gw = ClientDriver::new(store.clone(), ServerInfo::new(NS, "gw", 0), config())?;
         gw.init()?;
+        // The event stream (SUBSCRIBE, PING) must come up.
+        let hub = store.backend().events().expect("propagation on");
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while !hub.is_connected() {
+            if std::time::Instant::now() > deadline {
+                return Err(stateful_route::Error::new(
+                    ErrorKind::StoreError,
+                    format!("event stream: {}", hub.last_error().unwrap_or_default()),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert_eq!(gw.compute_linked_pod("", "alice", SVC).await?, 0);
         assert_eq!(pod.set_linked_pod("", "bob", SVC, 0).await?, None);
         assert!(pod.try_set_linked_pod("", "bob", SVC, 0).await?.accepted);
@@ -204,12 +216,16 @@ const MINIMAL_ACL: &[&str] = &[
     "+set",
     "+mget",
     "+hgetall",
+    "+hget",
     "+hset",
     "+hdel",
     "+pttl",
     "+expire",
     "+del",
     "+time",
+    "+publish",
+    "+subscribe",
+    "&{prefix}:events:*",
 ];
 
 async fn set_user(port: u16, user: &str, password: &str, prefix: &str, commands: &[&str]) {
@@ -224,7 +240,7 @@ async fn set_user(port: u16, user: &str, password: &str, prefix: &str, commands:
         .arg("resetchannels")
         .arg("-@all");
     for c in commands {
-        cmd.arg(*c);
+        cmd.arg(c.replace("{prefix}", prefix));
     }
     let _: () = cmd.query_async(&mut con).await.unwrap();
 }
@@ -269,10 +285,13 @@ async fn acl_user_with_the_minimal_command_list_runs_the_full_flow() {
         };
         let e = r.expect_err(&format!("the flow worked without {missing}"));
         assert_eq!(e.kind(), ErrorKind::StoreError, "without {missing}: {e}");
-        // Refused directly (NOPERM) or inside a script ("can't run this command").
+        // Refused directly (NOPERM) or inside a script ("can't run this command", "can't
+        // publish to the channel").
         let m = e.message();
         assert!(
-            m.to_uppercase().contains("NOPERM") || m.contains("can't run this command"),
+            m.to_uppercase().contains("NOPERM")
+                || m.contains("can't run this command")
+                || m.contains("can't publish to the channel"),
             "without {missing}: {e}"
         );
         eprintln!("[security] without {missing}: {e}");
@@ -296,7 +315,14 @@ async fn passwords_never_appear_in_errors_or_logs() {
     const SECRET: &str = "Sup3r-S3cret-pw";
     let (port, pid) = spawn_redis(&[]);
     let prefix = unique_prefix();
-    set_user(port, "app", SECRET, &prefix, &["+@all"]).await;
+    set_user(
+        port,
+        "app",
+        SECRET,
+        &prefix,
+        &["+@all", "&{prefix}:events:*"],
+    )
+    .await;
     let cfg = StoreConfig {
         connect_timeout: Duration::from_millis(300),
         command_timeout: Duration::from_millis(300),

@@ -236,6 +236,7 @@ impl sr_store_config {
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             command_timeout: Duration::from_millis(self.command_timeout_ms),
             tls_ca_cert_pem,
+            ..StoreConfig::default()
         })
     }
 }

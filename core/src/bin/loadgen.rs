@@ -5,7 +5,9 @@
 //! stateful-route-loadgen pods    --url URL --prefix P --service S --pods 0,1 [--period SECS]
 //! stateful-route-loadgen gateway --url URL --prefix P --service S --users N [--rounds R]
 //!                                [--concurrency C] [--seed K] [--cache-capacity N]
-//!                                [--out FILE] [--rss-at N]
+//!                                [--out FILE] [--rss-at N] [--movers M --movers-out FILE]
+//! stateful-route-loadgen mover   --url URL --prefix P --service S --movers M --moves K
+//!                                --pods N [--every-ms T] --out FILE
 //! ```
 //!
 //! `pods` runs one server driver per index, prints `ready`, varies their loads and keeps
@@ -16,7 +18,14 @@
 //! first one (`divergent` counts those that do not), optionally writes the answers to `--out`
 //! (line i: the pod of `user-i`) and prints one line of `key=value` figures: computes,
 //! seconds, computes per second, errors, divergent, and the resident memory (VmRSS, kB) at the
-//! start, after `--rss-at` computes and at the end.
+//! start, after `--rss-at` computes and at the end. With `--movers M`, one more caller computes
+//! `mover-0` … `mover-(M-1)` round and round while the others work and writes each answer to
+//! `--movers-out` as `<micros since the epoch> <i> <pod>`.
+//!
+//! `mover` links every mover persistently to pod 0, then moves a random one to another of the
+//! N pods every T ms (a state hand-off), K times, writing each change to `--out` as
+//! `<sent micros> <reply micros> <i> <pod>`; the load test checks the gateways' answers
+//! against these timelines (propagation, SPEC §11).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -24,7 +33,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stateful_route::{BaseConfig, ClientDriver, ServerDriver, ServerInfo, Store, StoreConfig};
+use stateful_route::{
+    BaseConfig, ClientDriver, LinkTtl, ServerDriver, ServerInfo, Store, StoreConfig,
+};
 
 const NS: &str = "default";
 const NONE: u32 = u32::MAX;
@@ -51,8 +62,53 @@ fn main() {
     match role.as_str() {
         "pods" => rt.block_on(pods(&opts)),
         "gateway" => rt.block_on(gateway(&opts)),
+        "mover" => rt.block_on(mover(&opts)),
         _ => die("usage: stateful-route-loadgen pods|gateway --url URL --prefix P ..."),
     }
+}
+
+fn micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+}
+
+/// Links `mover-i` to `pod` persistently; logs `<sent> <reply> <i> <pod>` (micros).
+async fn set(store: &Store, service: &str, i: u32, pod: u32, out: &mut impl Write) {
+    let sent = micros();
+    store
+        .set_link(NS, &format!("mover-{i}"), service, pod, LinkTtl::Persistent)
+        .await
+        .unwrap_or_else(|e| die(&format!("move: {e}")));
+    writeln!(out, "{sent} {} {i} {pod}", micros()).unwrap();
+}
+
+async fn mover(opts: &HashMap<String, String>) {
+    let store = store(opts).await;
+    let service = opt(opts, "service");
+    let movers: u32 = num(opts, "movers", 100);
+    let moves: u64 = num(opts, "moves", 1000);
+    let pods: u32 = num(opts, "pods", 4);
+    let every = Duration::from_millis(num(opts, "every-ms", 5));
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(opt(opts, "out")).unwrap_or_else(|e| die(&format!("--out: {e}"))),
+    );
+    let mut current = vec![0u32; movers as usize];
+    for i in 0..movers {
+        set(&store, service, i, 0, &mut out).await;
+    }
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    let mut tick = tokio::time::interval(every);
+    for _ in 0..moves {
+        tick.tick().await;
+        let i = fastrand::u32(0..movers);
+        let pod = (current[i as usize] + fastrand::u32(1..pods)) % pods;
+        current[i as usize] = pod;
+        set(&store, service, i, pod, &mut out).await;
+    }
+    out.flush().unwrap();
 }
 
 fn die(msg: &str) -> ! {
@@ -228,8 +284,38 @@ async fn gateway(opts: &HashMap<String, String>) {
             }
         }));
     }
+    let movers: u32 = num(opts, "movers", 0);
+    let watcher = (movers > 0).then(|| {
+        let (client, next, service) = (client.clone(), next.clone(), service.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut i = 0;
+            while next.load(Ordering::Relaxed) < total {
+                if let Ok(pod) = client
+                    .compute_linked_pod("", &format!("mover-{i}"), &service)
+                    .await
+                {
+                    seen.push((micros(), i, pod));
+                }
+                i = (i + 1) % movers;
+                // A hit completes without awaiting anything: let the other tasks run.
+                tokio::task::yield_now().await;
+            }
+            seen
+        })
+    });
     for w in workers {
         w.await.unwrap();
+    }
+    if let Some(w) = watcher {
+        let seen = w.await.unwrap();
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(opt(opts, "movers-out")).unwrap_or_else(|e| die(&e.to_string())),
+        );
+        for (t, i, pod) in &seen {
+            writeln!(out, "{t} {i} {pod}").unwrap();
+        }
+        out.flush().unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
     let rss_end = rss_kb();

@@ -7,7 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use super::{LinkClaim, LinkRef, RawPodStates, StoreBackend};
 use crate::config::{Link, LinkTtl, RoutingState, TrySetOutcome};
 use crate::error::{Error, Result};
+use crate::events::{Event, EventHub, LinkChange};
 use crate::keys::KeySpace;
 use crate::pod_state::{self, parse_pod};
 
@@ -47,6 +48,7 @@ struct Data {
 pub struct MemoryBackend {
     keys: KeySpace,
     data: Mutex<Data>,
+    hub: Option<Arc<EventHub>>,
 }
 
 fn now_ms() -> u64 {
@@ -181,6 +183,19 @@ fn written(pod: u32, ttl: LinkTtl) -> LinkClaim {
     }
 }
 
+/// Whether writing (`pod`, `ttl`) over `prev` changes what a gateway may have cached: another
+/// pod, another kind, or a shorter lifetime (the scripts apply the same rule).
+pub(crate) fn changes(prev: Option<Link>, pod: u32, ttl: LinkTtl) -> bool {
+    match (prev, ttl) {
+        (None, _) => false,
+        (Some(p), _) if p.pod_index != pod => true,
+        (Some(p), LinkTtl::Persistent) => !p.is_persistent(),
+        (Some(p), LinkTtl::Seconds(s)) => {
+            p.ttl.is_none_or(|t| u128::from(s) * 1000 < t.as_millis())
+        }
+    }
+}
+
 fn link_of(value: &str, pttl_ms: Option<u64>, key: &str) -> Result<Link> {
     Ok(Link {
         pod_index: parse_pod(key, value)?,
@@ -194,6 +209,30 @@ impl MemoryBackend {
         MemoryBackend {
             keys,
             data: Mutex::new(Data::default()),
+            hub: Some(EventHub::in_process()),
+        }
+    }
+
+    /// The same store without change propagation.
+    pub fn without_events(mut self) -> Self {
+        self.hub = None;
+        self
+    }
+
+    /// Delivers a link event (after the data lock is released, before the call returns: a
+    /// listener may call the store).
+    fn link_event(&self, link: LinkRef<'_>, pod: Option<u32>, persistent: bool) {
+        if let Some(hub) = &self.hub {
+            hub.deliver(
+                link.namespace,
+                &Event::Link(LinkChange {
+                    namespace: link.namespace.to_string(),
+                    service: link.service.to_string(),
+                    uid: link.uid.to_string(),
+                    pod,
+                    persistent,
+                }),
+            );
         }
     }
 
@@ -270,10 +309,14 @@ impl StoreBackend for MemoryBackend {
         let mut d = self.lock();
         let prev = d
             .get_str(&key, now)?
-            .map(|(v, _)| parse_pod(&key, &v))
+            .map(|(v, t)| link_of(&v, t, &key))
             .transpose()?;
         self.write_link(&mut d, link, pod, ttl, now)?;
-        Ok(prev)
+        drop(d);
+        if changes(prev, pod, ttl) {
+            self.link_event(link, Some(pod), ttl == LinkTtl::Persistent);
+        }
+        Ok(prev.map(|l| l.pod_index))
     }
 
     async fn set_link_if_absent(
@@ -318,6 +361,10 @@ impl StoreBackend for MemoryBackend {
             }
         }
         self.write_link(&mut d, link, pod, ttl, now)?;
+        drop(d);
+        if changes(cur, pod, ttl) {
+            self.link_event(link, Some(pod), ttl == LinkTtl::Persistent);
+        }
         Ok(TrySetOutcome {
             accepted: true,
             owner: pod,
@@ -346,6 +393,10 @@ impl StoreBackend for MemoryBackend {
             }),
             _ => {
                 self.write_link(&mut d, link, pod, ttl, now)?;
+                drop(d);
+                if changes(cur, pod, ttl) {
+                    self.link_event(link, Some(pod), ttl == LinkTtl::Persistent);
+                }
                 Ok(written(pod, ttl))
             }
         }
@@ -377,11 +428,17 @@ impl StoreBackend for MemoryBackend {
         d.hdel(&hash, link.service, now)?;
         if delay_secs == 0 {
             d.map.remove(&key);
+            drop(d);
+            self.link_event(link, None, false);
         } else if let Some(e) = d.map.get(&key) {
             // A delayed remove never lengthens a link (SPEC §4).
             let at = now + delay_secs as u64 * 1000;
-            let at = e.expires_ms.map_or(at, |t| t.min(at));
-            d.expire_at(&key, at);
+            let shortens = e.expires_ms.is_none_or(|t| at < t);
+            if shortens {
+                d.expire_at(&key, at);
+                drop(d);
+                self.link_event(link, Some(pod), false);
+            }
         }
         Ok(true)
     }
@@ -437,8 +494,29 @@ impl StoreBackend for MemoryBackend {
         let now = now_ms();
         let key = self.keys.pod_states(namespace, service);
         let value = pod_state::format_value(load, now, routing, weight);
-        self.lock().hset(&key, &pod.to_string(), value, now)?;
+        let field = pod.to_string();
+        let mut d = self.lock();
+        let was = d
+            .hash(&key, now)?
+            .and_then(|h| h.get(&field).cloned())
+            .map(|v| pod_state::parse(&field, &v).ok().map(|s| s.routing_state));
+        d.hset(&key, &field, value, now)?;
+        drop(d);
+        if let Some(hub) = self.hub.as_ref().filter(|_| was != Some(Some(routing))) {
+            hub.deliver(
+                namespace,
+                &Event::Pod {
+                    service: service.to_string(),
+                    pod,
+                    routing,
+                },
+            );
+        }
         Ok(now)
+    }
+
+    fn events(&self) -> Option<Arc<EventHub>> {
+        self.hub.clone()
     }
 
     async fn pod_states(&self, namespace: &str, service: &str) -> Result<RawPodStates> {

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 
 use crate::config::{Link, LinkTtl, RoutingState, TrySetOutcome};
 use crate::error::{Error, Result};
+use crate::events::EventHub;
 use crate::ident;
 use crate::keys::{KeySpace, DEFAULT_PREFIX};
 use crate::pod_state::{self, PodState};
@@ -37,6 +38,11 @@ pub struct StoreConfig {
     /// For `rediss://`: a PEM certificate (chain) of the CA that signed the server's
     /// certificate, trusted in addition to the system's roots. Default none.
     pub tls_ca_cert_pem: Option<Vec<u8>>,
+    /// Change propagation (SPEC §11): link and routing-state changes reach every client
+    /// driver within milliseconds. Off: writers publish no events and client drivers follow
+    /// the cache's TTL rule alone (as before v2; for a Redis ACL without `PUBLISH`/`SUBSCRIBE`).
+    /// Default on.
+    pub propagation: bool,
 }
 
 impl Default for StoreConfig {
@@ -46,6 +52,7 @@ impl Default for StoreConfig {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(2),
             tls_ca_cert_pem: None,
+            propagation: true,
         }
     }
 }
@@ -189,6 +196,11 @@ pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
     async fn set_tag(&self, namespace: &str, tag: &str, service: &str) -> Result<()>;
     /// Read the service name of a tag.
     async fn get_tag(&self, namespace: &str, tag: &str) -> Result<Option<String>>;
+    /// The events of this store (SPEC §11), started on first use; `None`: this backend
+    /// propagates nothing (client drivers then follow the cache's TTL rule alone).
+    fn events(&self) -> Option<Arc<EventHub>> {
+        None
+    }
 }
 
 /// A shared handle to a store. Clone it freely; every clone talks to the same backend.
@@ -208,9 +220,12 @@ impl Store {
     /// The embedded in-memory store with `config` (only the key prefix matters to it).
     pub fn memory_with(config: &StoreConfig) -> Result<Store> {
         config.validate()?;
-        Ok(Store::from_backend(MemoryBackend::new(KeySpace::new(
-            config.key_prefix.clone(),
-        ))))
+        let backend = MemoryBackend::new(KeySpace::new(config.key_prefix.clone()));
+        Ok(Store::from_backend(if config.propagation {
+            backend
+        } else {
+            backend.without_events()
+        }))
     }
 
     /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]` or `rediss://` for

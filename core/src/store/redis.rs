@@ -23,6 +23,7 @@ use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
 use super::{scripts, LinkClaim, LinkRef, RawPodStates, StoreBackend, StoreConfig};
 use crate::config::{Link, LinkTtl, RoutingState, TrySetOutcome};
 use crate::error::{redact_url, Error, ErrorKind, Result};
+use crate::events::{self, EventHub};
 use crate::keys::KeySpace;
 use crate::pod_state::parse_pod;
 use crate::runtime;
@@ -202,6 +203,11 @@ pub struct RedisBackend {
     con: Conn,
     scripts: Scripts,
     url: String,
+    /// Where the event subscriber connects; `None`: propagation off.
+    source: Option<Source>,
+    hub: Arc<EventHub>,
+    subscriber: std::sync::Once,
+    connect_timeout: Duration,
 }
 
 impl fmt::Debug for RedisBackend {
@@ -246,7 +252,7 @@ impl RedisBackend {
             .set_number_of_retries(0)
             .set_max_delay(Duration::from_secs(2));
         let con = runtime::handle()
-            .spawn(ConnectionManager::new_with_config(client, cfg))
+            .spawn(ConnectionManager::new_with_config(client.clone(), cfg))
             .await
             .map_err(|e| Error::new(ErrorKind::Internal, format!("connect task failed: {e}")))?
             .map_err(|e| {
@@ -257,17 +263,35 @@ impl RedisBackend {
                 )
             })?;
         tracing::info!(url = %shown, "connected to redis");
-        RedisBackend::new(Conn::Single(con), config, shown)
-            .checked()
-            .await
+        RedisBackend::new(
+            Conn::Single(con),
+            Source::Single(Box::new(client)),
+            config,
+            shown,
+        )
+        .checked()
+        .await
     }
 
-    fn new(con: Conn, config: &StoreConfig, shown: String) -> RedisBackend {
+    fn new(con: Conn, source: Source, config: &StoreConfig, shown: String) -> RedisBackend {
         RedisBackend {
             keys: KeySpace::new(config.key_prefix.clone()),
             con,
             scripts: Scripts::new(),
             url: shown,
+            source: config.propagation.then_some(source),
+            hub: EventHub::remote(config.connect_timeout),
+            subscriber: std::sync::Once::new(),
+            connect_timeout: config.connect_timeout,
+        }
+    }
+
+    /// The events channel of `namespace`, or `""` with propagation off (the scripts then
+    /// publish nothing).
+    fn channel(&self, namespace: &str) -> String {
+        match self.source {
+            Some(_) => events::channel(self.keys.prefix(), namespace),
+            None => String::new(),
         }
     }
 
@@ -287,6 +311,16 @@ impl RedisBackend {
         if urls.iter().any(|u| u.starts_with("rediss://")) {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
+        let seeds = urls
+            .iter()
+            .map(|u| redis::Client::open(*u))
+            .collect::<redis::RedisResult<Vec<_>>>()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("invalid cluster urls {shown}: {:?}", e.kind()),
+                )
+            })?;
         let client = redis::cluster::ClusterClient::builder(urls.iter().map(|u| u.to_string()))
             .connection_timeout(config.connect_timeout)
             .response_timeout(config.command_timeout)
@@ -309,7 +343,7 @@ impl RedisBackend {
                 )
             })?;
         tracing::info!(seeds = %shown, "connected to redis cluster");
-        RedisBackend::new(Conn::Cluster(con), config, shown)
+        RedisBackend::new(Conn::Cluster(con), Source::Cluster(seeds), config, shown)
             .checked()
             .await
     }
@@ -369,9 +403,14 @@ impl RedisBackend {
                     format!("cannot connect to {shown}: {}", e.message()),
                 )
             })?;
-        RedisBackend::new(Conn::Sentinel(conn), config, shown)
-            .checked()
-            .await
+        RedisBackend::new(
+            Conn::Sentinel(conn.clone()),
+            Source::Sentinel(conn),
+            config,
+            shown,
+        )
+        .checked()
+        .await
     }
 
     /// Checks the server's version (`INFO server`) against [`MIN_REDIS_VERSION`]. A server
@@ -411,6 +450,7 @@ impl RedisBackend {
         for a in args {
             inv.arg(*a);
         }
+        inv.arg(self.channel(link.namespace));
         Ok(inv.invoke_async(&mut self.con.clone()).await?)
     }
 
@@ -614,9 +654,22 @@ impl StoreBackend for RedisBackend {
             } else {
                 format!("-{weight}")
             })
+            .arg(self.channel(namespace))
+            .arg(service)
             .invoke_async(&mut self.con.clone())
             .await?;
         u64::try_from(ms).map_err(|_| Error::store(format!("store clock reads {ms}")))
+    }
+
+    fn events(&self) -> Option<Arc<EventHub>> {
+        let source = self.source.clone()?;
+        self.subscriber.call_once(|| {
+            let hub = self.hub.clone();
+            let prefix = self.keys.prefix().to_string();
+            let timeout = self.connect_timeout;
+            runtime::handle().spawn(subscribe(hub, source, prefix, timeout));
+        });
+        Some(self.hub.clone())
     }
 
     async fn pod_states(&self, namespace: &str, service: &str) -> Result<RawPodStates> {
@@ -708,5 +761,153 @@ mod tests {
                 );
             }
         }
+    }
+}
+
+/// Where the event subscriber connects: the node, any cluster node (a `PUBLISH` reaches every
+/// node of a cluster), or the master the sentinels name.
+#[derive(Clone)]
+enum Source {
+    Single(Box<redis::Client>),
+    Cluster(Vec<redis::Client>),
+    Sentinel(Arc<SentinelConn>),
+}
+
+impl Source {
+    async fn pubsub(&self, attempt: usize) -> redis::RedisResult<redis::aio::PubSub> {
+        match self {
+            Source::Single(c) => c.get_async_pubsub().await,
+            Source::Cluster(seeds) => seeds[attempt % seeds.len()].get_async_pubsub().await,
+            Source::Sentinel(s) => {
+                let client = s.sentinel.lock().await.async_get_client().await?;
+                client.get_async_pubsub().await
+            }
+        }
+    }
+}
+
+/// How often the subscriber checks its connection with a `PING` (a connection that died
+/// without a reset is found within this plus the connect timeout).
+const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// The subscriber of one store: subscribes to the channel of every namespace a client driver of
+/// this process listens to, delivers events to the hub, and reports each disconnect as a gap
+/// and each (re)subscription as a resume. Reconnects with backoff; ends when the store is gone.
+async fn subscribe(hub: Arc<EventHub>, source: Source, prefix: String, timeout: Duration) {
+    use futures_util::StreamExt;
+    let mut backoff = Duration::from_millis(20);
+    let mut attempt = 0usize;
+    let gone = |hub: &Arc<EventHub>| Arc::strong_count(hub) == 1;
+    while !hub.has_sinks() {
+        let _ = tokio::time::timeout(PING_EVERY, hub.changed.notified()).await;
+        if gone(&hub) {
+            return;
+        }
+    }
+    loop {
+        let pubsub = match tokio::time::timeout(timeout, source.pubsub(attempt)).await {
+            Ok(Ok(p)) => Some(p),
+            Ok(Err(e)) => {
+                hub.failed(format!("cannot connect: {e}"));
+                None
+            }
+            Err(_) => {
+                hub.failed("connect timed out".to_string());
+                None
+            }
+        };
+        if let Some(pubsub) = pubsub {
+            let (mut sink, mut stream) = pubsub.split();
+            let mut subscribed = std::collections::BTreeSet::new();
+            let mut ping = tokio::time::interval(PING_EVERY);
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            'connected: loop {
+                // Subscribe to every namespace not subscribed yet; the drivers of a namespace
+                // resume once its SUBSCRIBE is confirmed.
+                let wanted = hub.namespaces();
+                let new: std::collections::BTreeSet<String> =
+                    wanted.difference(&subscribed).cloned().collect();
+                if !new.is_empty() {
+                    let channels: Vec<String> =
+                        new.iter().map(|ns| events::channel(&prefix, ns)).collect();
+                    match tokio::time::timeout(timeout, sink.subscribe(channels)).await {
+                        Ok(Ok(())) => {
+                            // The stream counts as up once it also answers a PING (the check
+                            // that finds a dead connection later).
+                            let pong: Result<redis::RedisResult<Value>, _> =
+                                tokio::time::timeout(timeout, sink.ping()).await;
+                            if let Ok(Err(e)) = &pong {
+                                hub.failed(format!("PING failed: {e}"));
+                                break 'connected;
+                            }
+                            if pong.is_err() {
+                                hub.failed("PING timed out".to_string());
+                                break 'connected;
+                            }
+                            backoff = Duration::from_millis(20);
+                            tracing::info!(namespaces = ?new, "event stream subscribed");
+                            hub.resumed(&new);
+                            subscribed.extend(new);
+                        }
+                        Ok(Err(e)) => {
+                            hub.failed(format!("SUBSCRIBE refused: {e}"));
+                            break 'connected;
+                        }
+                        Err(_) => {
+                            hub.failed("SUBSCRIBE timed out".to_string());
+                            break 'connected;
+                        }
+                    }
+                }
+                tokio::select! {
+                    msg = stream.next() => {
+                        let Some(msg) = msg else { break 'connected };
+                        let ns: Option<String> = msg
+                            .get_channel_name()
+                            .strip_prefix(prefix.as_str())
+                            .and_then(|c| c.strip_prefix(":events:"))
+                            .map(str::to_string);
+                        let payload: Option<String> = msg.get_payload().ok();
+                        match (ns, payload) {
+                            (Some(ns), Some(p)) => match events::parse(&ns, &p) {
+                                Some(e) => hub.deliver(&ns, &e),
+                                None => tracing::debug!(message = %p, "event stream: unknown message skipped"),
+                            },
+                            _ => tracing::debug!("event stream: message on an unknown channel skipped"),
+                        }
+                    }
+                    _ = hub.changed.notified() => {}
+                    _ = ping.tick() => {
+                        if gone(&hub) {
+                            return;
+                        }
+                        // Subscribed, RESP2 answers a PING with ["pong", ""].
+                        let pong: Result<redis::RedisResult<Value>, _> =
+                            tokio::time::timeout(timeout, sink.ping()).await;
+                        match pong {
+                            Ok(Ok(_)) => {}
+                            Ok(Err(e)) => {
+                                hub.failed(format!("PING failed: {e}"));
+                                break 'connected;
+                            }
+                            Err(_) => {
+                                hub.failed("PING timed out".to_string());
+                                break 'connected;
+                            }
+                        }
+                    }
+                }
+            }
+            tracing::warn!(
+                "event stream disconnected; caches fall back to their TTL until it is back"
+            );
+            hub.gap();
+        }
+        if gone(&hub) {
+            return;
+        }
+        attempt += 1;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }

@@ -6,8 +6,9 @@
 //! `memory.rs`; the behaviour suite holds both to the same vectors.
 
 /// Shared body: read the link, failing (before anything is written) on a value that is not a
-/// canonical pod index, as the memory store and the Rust parsers do; and write the link
-/// (`ARGV[1]` service, `ARGV[2]` pod, `ARGV[3]` ttl: -1 or seconds).
+/// canonical pod index, as the memory store and the Rust parsers do; write the link
+/// (`ARGV[1]` service, `ARGV[2]` pod, `ARGV[3]` ttl: -1 or seconds); and publish a change of
+/// an existing link on the events channel, the last `ARGV` of every link script.
 macro_rules! write_link {
     () => {
         r#"
@@ -17,6 +18,27 @@ local function read_link()
     return redis.error_reply('SR_BAD_VALUE ' .. KEYS[1] .. ' holds ' .. string.format('%q', v) .. ', not a pod index')
   end
   return v
+end
+-- Whether writing (pod, ttl) over cur changes what a gateway may cache: another pod, another
+-- kind, or a shorter lifetime. Read before the write.
+local function changes(cur, pod, ttl)
+  if not cur then return false end
+  if cur ~= pod then return true end
+  local pttl = redis.call('PTTL', KEYS[1])
+  if pttl == -1 then return ttl >= 0 end
+  return ttl < 0 or ttl * 1000 < pttl
+end
+-- The link event (SPEC §11) on the channel in the last ARGV ('' = propagation off):
+-- 'link <service> <pod> <p|t> <uid>', or 'link <service> - - <uid>' for a removal.
+local function publish_link(pod, ttl)
+  local ch = ARGV[#ARGV]
+  if ch == '' then return end
+  local uid = string.match(KEYS[2], '^[^{]*{[^:]*:lk:(.*)}$')
+  local what = '- -'
+  if pod then
+    what = pod .. (ttl < 0 and ' p' or ' t')
+  end
+  redis.call('PUBLISH', ch, 'link ' .. ARGV[1] .. ' ' .. what .. ' ' .. uid)
 end
 local function write_link(svc, pod, ttl)
   if ttl < 0 then
@@ -37,7 +59,10 @@ pub const SET_LINK: &str = concat!(
     r#"
 local prev = read_link()
 if type(prev) == 'table' then return prev end
-write_link(ARGV[1], ARGV[2], tonumber(ARGV[3]))
+local ttl = tonumber(ARGV[3])
+local changed = changes(prev, ARGV[2], ttl)
+write_link(ARGV[1], ARGV[2], ttl)
+if changed then publish_link(ARGV[2], ttl) end
 return prev
 "#
 );
@@ -67,7 +92,10 @@ if type(cur) == 'table' then return cur end
 if cur and cur ~= ARGV[2] and redis.call('PTTL', KEYS[1]) == -1 then
   return {0, cur, cur}
 end
-write_link(ARGV[1], ARGV[2], tonumber(ARGV[3]))
+local ttl = tonumber(ARGV[3])
+local changed = changes(cur, ARGV[2], ttl)
+write_link(ARGV[1], ARGV[2], ttl)
+if changed then publish_link(ARGV[2], ttl) end
 return {1, ARGV[2], cur}
 "#
 );
@@ -86,13 +114,16 @@ if cur then
   end
 end
 local ttl = tonumber(ARGV[3])
+local changed = changes(cur, ARGV[2], ttl)
 write_link(ARGV[1], ARGV[2], ttl)
+if changed then publish_link(ARGV[2], ttl) end
 if ttl < 0 then return {ARGV[2], -1, 1} end
 return {ARGV[2], ttl * 1000, 1}
 "#
 );
 
-/// `ARGV[1]` service, `ARGV[2]` delay seconds (0 = now), `ARGV[3]` expected pod or "" for any.
+/// `ARGV[1]` service, `ARGV[2]` delay seconds (0 = now), `ARGV[3]` expected pod or "" for any,
+/// `ARGV[4]` the events channel.
 /// Returns 1 if removed. A delayed remove never lengthens a link (`EXPIRE … LT`, written out
 /// so that it works before Redis 7).
 pub const REMOVE_LINK: &str = concat!(
@@ -109,8 +140,10 @@ local delay = tonumber(ARGV[2])
 local pttl = redis.call('PTTL', KEYS[1])
 if delay <= 0 then
   redis.call('DEL', KEYS[1])
+  publish_link(nil, 0)
 elseif pttl < 0 or delay * 1000 < pttl then
   redis.call('EXPIRE', KEYS[1], delay)
+  publish_link(cur, delay)
 end
 return 1
 "#
@@ -124,12 +157,21 @@ return {cur, redis.call('PTTL', KEYS[1])}
 "#;
 
 /// `KEYS[1]` the state hash; `ARGV[1]` pod, `ARGV[2]` load, `ARGV[3]` routing word, `ARGV[4]` `""` or
-/// `-<weight>` for a weight other than the default.
-/// Stamps the value with the server's clock; returns the stamp in ms.
+/// `-<weight>` for a weight other than the default, `ARGV[5]` the events channel (`""`: none),
+/// `ARGV[6]` the service.
+/// Stamps the value with the server's clock; returns the stamp in ms. A routing word other than
+/// the pod's last one (or a pod's first state) is published as `pod <service> <pod> <ROUTING>`.
 pub const PUBLISH_POD_STATE: &str = r#"
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local old = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '-' .. string.format('%.0f', ms) .. '-' .. ARGV[3] .. ARGV[4])
+if ARGV[5] ~= '' then
+  local was = old and (string.match(old, '^%d+%-%d+%-([%u_]+)') or 'READY')
+  if was ~= ARGV[3] then
+    redis.call('PUBLISH', ARGV[5], 'pod ' .. ARGV[6] .. ' ' .. ARGV[1] .. ' ' .. ARGV[3])
+  end
+end
 return ms
 "#;
 

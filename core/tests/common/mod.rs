@@ -316,6 +316,11 @@ impl Fixture {
         }
     }
 
+    /// The memory backend, shared, for a memory fixture (another store over the same data).
+    pub fn memory_shared(&self) -> Option<Arc<MemoryBackend>> {
+        self.memory.clone()
+    }
+
     /// The memory backend, for a memory fixture.
     pub fn memory(&self) -> Option<&MemoryBackend> {
         self.memory.as_deref()

@@ -10,6 +10,10 @@
 //! - [`Mode::DropNextScriptReply`]: forwards as `Pass`, but the first connection that sends an
 //!   `EVALSHA` has that request delivered and its reply dropped with the connection (the
 //!   client cannot know whether the script ran); then the mode is `Pass` again.
+//! - [`Mode::HoldNextScriptReply`]: likewise for the first `EVALSHA` that names the given
+//!   bytes (e.g. a uid), but the reply is held (the script ran; the client waits, and so do
+//!   later replies on that connection) until [`Proxy::release`]; [`Proxy::holding`] says when it is held. For
+//!   ordering races: something else happens between the script and its reply.
 //!
 //! The proxy runs on the tokio runtime that starts it and stops when dropped.
 #![allow(dead_code)]
@@ -31,12 +35,22 @@ pub enum Mode {
     Drop,
     Blackhole,
     DropNextScriptReply,
+    /// Holds the reply of the first `EVALSHA` whose request contains these bytes.
+    HoldNextScriptReply(&'static str),
+}
+
+/// The reply held by [`Mode::HoldNextScriptReply`].
+#[derive(Default)]
+struct Held {
+    holding: std::sync::atomic::AtomicBool,
+    release: tokio::sync::Notify,
 }
 
 /// A running proxy on `127.0.0.1:<port>` forwarding to `upstream`.
 pub struct Proxy {
     pub port: u16,
     mode: Arc<watch::Sender<Mode>>,
+    held: Arc<Held>,
     accept: JoinHandle<()>,
 }
 
@@ -47,13 +61,19 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(watch::channel(Mode::Pass).0);
-        let m = mode.clone();
+        let held = Arc::new(Held::default());
+        let (m, h) = (mode.clone(), held.clone());
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(connection(client, upstream, m.clone()));
+                tokio::spawn(connection(client, upstream, m.clone(), h.clone()));
             }
         });
-        Proxy { port, mode, accept }
+        Proxy {
+            port,
+            mode,
+            held,
+            accept,
+        }
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -69,6 +89,16 @@ impl Proxy {
     pub fn mode(&self) -> Mode {
         *self.mode.borrow()
     }
+
+    /// Whether a reply is held by [`Mode::HoldNextScriptReply`] (its script has run).
+    pub fn holding(&self) -> bool {
+        self.held.holding.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets the held reply go.
+    pub fn release(&self) {
+        self.held.release.notify_one();
+    }
 }
 
 impl Drop for Proxy {
@@ -80,12 +110,20 @@ impl Drop for Proxy {
 }
 
 /// One proxied connection: lives until either side closes or the mode becomes `Drop`.
-async fn connection(client: TcpStream, upstream: SocketAddr, tx: Arc<watch::Sender<Mode>>) {
+async fn connection(
+    client: TcpStream,
+    upstream: SocketAddr,
+    tx: Arc<watch::Sender<Mode>>,
+    held: Arc<Held>,
+) {
     let mut rx = tx.subscribe();
     let wanted = rx.wait_for(|m| *m != Mode::Blackhole).await.map(|m| *m);
     if !matches!(
         wanted,
-        Ok(Mode::Pass | Mode::Latency(_) | Mode::DropNextScriptReply)
+        Ok(Mode::Pass
+            | Mode::Latency(_)
+            | Mode::DropNextScriptReply
+            | Mode::HoldNextScriptReply(_))
     ) {
         return; // Drop (or proxy gone): close at once
     }
@@ -105,8 +143,8 @@ async fn connection(client: TcpStream, upstream: SocketAddr, tx: Arc<watch::Send
     tokio::select! {
         _ = async {
             tokio::join!(
-                pump(cr, sw, rx.clone(), Side::Request(tx.clone()), doom.clone()),
-                pump(sr, cw, rx.clone(), Side::Reply, doom.clone())
+                pump(cr, sw, rx.clone(), Side::Request(tx.clone()), doom.clone(), held.clone()),
+                pump(sr, cw, rx.clone(), Side::Reply, doom.clone(), held.clone())
             )
         } => {}
         _ = dropped.wait_for(|m| *m == Mode::Drop) => {}
@@ -117,6 +155,7 @@ async fn connection(client: TcpStream, upstream: SocketAddr, tx: Arc<watch::Send
 const NORMAL: u8 = 0;
 const HOLD: u8 = 1;
 const DOOMED: u8 = 2;
+const HOLD_REPLY: u8 = 3;
 
 enum Side {
     /// Client to server; the mode's sender, to end `DropNextScriptReply` after one use.
@@ -133,6 +172,7 @@ async fn pump(
     mut rx: watch::Receiver<Mode>,
     side: Side,
     doom: Arc<watch::Sender<u8>>,
+    held: Arc<Held>,
 ) {
     let mut doom_rx = doom.subscribe();
     let mut buf = vec![0u8; 16 * 1024];
@@ -149,26 +189,50 @@ async fn pump(
         match mode {
             Mode::Drop => break,
             Mode::Latency(d) => tokio::time::sleep(d).await,
-            Mode::Pass | Mode::Blackhole | Mode::DropNextScriptReply => {}
+            Mode::Pass
+            | Mode::Blackhole
+            | Mode::DropNextScriptReply
+            | Mode::HoldNextScriptReply(_) => {}
         }
         match &side {
             Side::Request(tx)
-                if mode == Mode::DropNextScriptReply
-                    && buf[..n]
-                        .windows(7)
-                        .any(|w| w.eq_ignore_ascii_case(b"EVALSHA")) =>
+                if matches!(
+                    mode,
+                    Mode::DropNextScriptReply | Mode::HoldNextScriptReply(_)
+                ) && buf[..n]
+                    .windows(7)
+                    .any(|w| w.eq_ignore_ascii_case(b"EVALSHA"))
+                    && match mode {
+                        Mode::HoldNextScriptReply(marker) => buf[..n]
+                            .windows(marker.len())
+                            .any(|w| w == marker.as_bytes()),
+                        _ => true,
+                    } =>
             {
                 // Only the first such request: back to Pass for everyone else.
                 let mine = tx.send_if_modified(|m| {
-                    let was = *m == Mode::DropNextScriptReply;
+                    let was = *m == mode;
                     if was {
                         *m = Mode::Pass;
                     }
                     was
                 });
                 if mine {
-                    doom.send_replace(HOLD); // the next reply is this script's: drop it
+                    // The next reply is this script's: drop it, or hold it.
+                    doom.send_replace(if mode == Mode::DropNextScriptReply {
+                        HOLD
+                    } else {
+                        HOLD_REPLY
+                    });
                 }
+            }
+            Side::Reply if *doom_rx.borrow_and_update() == HOLD_REPLY => {
+                doom.send_replace(NORMAL);
+                held.holding
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                held.release.notified().await;
+                held.holding
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
             }
             Side::Reply if *doom_rx.borrow_and_update() == HOLD => {
                 doom.send_replace(DOOMED); // the reply arrived: the script ran
