@@ -102,9 +102,31 @@ fn config_defaults_are_the_cores() {
             c.command_timeout.as_secs_f64().into(),
         ),
         ("tls_ca_cert_pem".to_string(), serde_json::Value::Null),
+        ("propagation".to_string(), c.propagation.into()),
     ];
     assert_eq!(defaults(&s, "StoreConfig"), want);
     assert!(c.tls_ca_cert_pem.is_none());
+}
+
+#[test]
+fn link_change_fields_are_the_cores() {
+    let stateful_route::LinkChange {
+        namespace: _,
+        service: _,
+        uid: _,
+        pod: _,
+        persistent: _,
+    } = stateful_route::LinkChange {
+        namespace: String::new(),
+        service: String::new(),
+        uid: String::new(),
+        pod: None,
+        persistent: false,
+    };
+    assert_eq!(
+        strings(&surface()["types"]["LinkChange"]),
+        ["namespace", "service", "uid", "pod", "persistent"]
+    );
 }
 
 #[test]
