@@ -2,7 +2,8 @@
 # The core's benchmarks, as recorded in BENCHMARKS.md:
 #  1. criterion: cache hit vs a bare moka get (wall time, medians);
 #  2. callgrind: instructions per cache hit vs per bare moka get (repeatable on a noisy machine);
-#  3. Redis: new-user throughput from 64 tasks vs raw EVALSHA of the same script.
+#  3. Redis: new-user throughput from 64 tasks vs raw EVALSHA of the same script;
+#  4. propagation: latency to 8 gateways, Redis cost per moved and new user, cost of a gap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/install-deps.sh
@@ -33,3 +34,6 @@ fi
 
 echo "== Redis: new-user throughput, 64 tasks (raw EVALSHA vs driver; then one node vs a 3-master cluster) =="
 STATEFUL_ROUTE_BENCH_CLUSTER=1 cargo bench --locked -p stateful-route --bench redis_throughput 2>&1 | grep -E "round|median"
+
+echo "== propagation: latency, Redis cost per moved / new user, a gap with 100 000 cached users =="
+cargo run --locked --release -q -p stateful-route --example propagation -- "$STATEFUL_ROUTE_TEST_REDIS"
