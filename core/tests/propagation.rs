@@ -209,6 +209,67 @@ async fn drain_and_stop_reach_a_gateway_that_refreshes_every_30_s() {
     }
 }
 
+/// The other changes of an existing link reach the gateways too: a try-set accepted over a
+/// temporary link, a successful compare-and-delete, and a gateway's replacement of a temporary
+/// link to a dead pod (the script every gateway runs in step 4 of SPEC §6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_set_compare_and_delete_and_replacement_reach_the_other_gateway() {
+    for kind in [Kind::Memory, Kind::Redis] {
+        let f = fleet(kind).await;
+        let seen = recorder(&f.a);
+        // A try-set accepted over gateway b's temporary placement.
+        let first = f.b.compute_linked_pod(NS, "t1", SVC).await.unwrap();
+        assert_eq!(f.a.compute_linked_pod(NS, "t1", SVC).await.unwrap(), first);
+        let other = 1 - first;
+        let o = f.pods[other as usize]
+            .try_set_linked_pod(NS, "t1", SVC, other)
+            .await
+            .unwrap();
+        assert!(o.accepted);
+        follows(&f.a, "t1", other, "the accepted try-set").await;
+        // A compare-and-delete that matches.
+        assert!(f.pods[other as usize]
+            .remove_linked_pod_with_id(NS, "t1", SVC, other, 0)
+            .await
+            .unwrap());
+        eventually(
+            BOUND,
+            "the compare-and-delete reaches gateway a",
+            || async { f.a.get_linked_in_cache(NS, "t1", SVC).unwrap().is_none() },
+        )
+        .await;
+        // A replacement of a temporary link (as a gateway does when the linked pod is dead).
+        let p = f.a.compute_linked_pod(NS, "t2", SVC).await.unwrap();
+        let link = stateful_route::store::LinkRef {
+            namespace: NS,
+            uid: "t2",
+            service: SVC,
+        };
+        let claim =
+            f.b.store()
+                .backend()
+                .replace_temporary_link(link, p, 1 - p, stateful_route::LinkTtl::Seconds(300))
+                .await
+                .unwrap();
+        assert!(claim.created);
+        follows(&f.a, "t2", 1 - p, "the replacement").await;
+        let seen = seen.lock().unwrap().clone();
+        let kinds: Vec<(&str, Option<u32>, bool)> = seen
+            .iter()
+            .map(|c| (c.uid.as_str(), c.pod, c.persistent))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("t1", Some(other), true),
+                ("t1", None, false),
+                ("t2", Some(1 - p), false)
+            ],
+            "{kind:?}"
+        );
+    }
+}
+
 /// The race of SPEC §11: gateway a's read of a link is in flight (its reply held by the proxy)
 /// when the event for that link arrives; the answer is returned but must not be cached. And
 /// the other order: the reply first, then the event, which drops the entry.
