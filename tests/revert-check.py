@@ -1,4 +1,4 @@
-"""Reverts one hardening fix at a time in a scratch copy of the repository and runs the test
+"""Reverts one fix at a time in a scratch copy of the repository and runs the test
 written for it: each test must fail with its fix reverted (the suite checks it passes with it).
 Usage: python3 tests/revert-check.py [NAME-SUBSTRING ...]   (builds in $TMPDIR/sr-revert-check)
 Prints one line per fix; "PASSES with the fix reverted" marks a test too weak to catch it."""
@@ -18,7 +18,7 @@ M = [
  ("7 tick vs stop workload write", "core/src/server.rs", "        if let Err(e) = self.publish_with_workload().await {", "        let _ = self.publish().await;\n        if let Err(e) = self.publish_workload(\"READY\").await {", "concurrent_start_and_stop_end_shut_down"),
  ("8 config bounds", "core/src/config.rs", "        if !(MIN_SECONDS..=MAX_SECONDS).contains(&p) {", "        if !(p > 0.0 && p <= MAX_SECONDS) {", "float_config_fields_are_bounded"),
  ("9 view eviction", "core/src/route_info.rs", "        self.evict_idle();\n", "", "views_of_unused_services_are_evicted"),
- ("10 delayed remove (memory)", "core/src/store/memory.rs", "            let at = e.expires_ms.map_or(at, |t| t.min(at));\n", "", "a_delayed_remove_never_lengthens_a_link_memory"),
+ ("10 delayed remove (memory)", "core/src/store/memory.rs", "let shortens = e.expires_ms.is_none_or(|t| at < t);", "let shortens = true;", "a_delayed_remove_never_lengthens_a_link_memory"),
  ("10 delayed remove (redis)", "core/src/store/scripts.rs", "elseif pttl < 0 or delay * 1000 < pttl then", "elseif true then", "a_delayed_remove_never_lengthens_a_link_redis"),
  ("11 stale bound", "core/src/config.rs", "Duration::from_secs_f64(self.serve_stale_seconds).min(self.cache_margin())", "Duration::from_secs_f64(self.serve_stale_seconds)", "serving_stale_is_bounded_by_the_cache_margin"),
  ("12 resend of an unknown-outcome write", "core/src/store/redis.rs", 'let not_run = e.code() == Some("READONLY") || e.is_connection_refusal();', "let not_run = true;", "sentinel_connection_failures", "sentinel"),
@@ -26,6 +26,10 @@ M = [
  ("faults: dropped connection is STORE_UNAVAILABLE", "core/src/store/redis.rs", ".set_number_of_retries(0)", ".set_number_of_retries(2)", "dropped_connections_are_store_unavailable_then_reconnect", "faults"),
  ("15 slow start", "core/src/route_info.rs", "            Some((from, until)) if now < until => {", "            Some((from, until)) if false && now < until => {", "a_joining_pod_ramps_up_instead_of_taking_every_new_user"),
  ("4 empty restart after an outage", "core/src/route_info.rs", "        for pod in vanished {", "        for pod in Vec::<u32>::new() {", "pods_stay_alive_across_an_outage_and_an_empty_restart"),
+ ("17 a read in flight is not cached", "core/src/client.rs", "        if !self.coherence.is_current(ticket) {", "        if false && !self.coherence.is_current(ticket) {", "a_read_in_flight_when_its_event_arrives_is_not_cached", "propagation"),
+ ("17 a move publishes (scripts)", "core/src/store/scripts.rs", "if changed then publish_link(ARGV[2], ttl) end", "", "a_persistent_move_reaches_the_other_gateway_within_a_second", "propagation"),
+ ("17 a resume empties the cache", "core/src/client.rs", "                    cache.clear();\n                    // Pod events", "                    // Pod events", "a_gap_in_the_stream_empties_the_cache", "propagation"),
+ ("17 a pod event re-reads the snapshot", "core/src/client.rs", "                        route.refresh_if_loaded(&service).await;", "                        let _ = &route;", "drain_and_stop_reach_a_gateway_that_refreshes_every_30_s", "propagation"),
  ("13 incremental sweep", "core/src/store/memory.rs", "        for _ in 0..SWEEP_PER_WRITE {", "        for _ in 0..usize::MAX {", "the_memory_store_reclaims_expired_keys_a_few_per_write"),
 ]
 only = sys.argv[1:]
