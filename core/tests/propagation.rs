@@ -355,6 +355,71 @@ async fn a_gap_in_the_stream_empties_the_cache() {
     follows(&a, "u4", 1, "gateway a after the gap").await;
 }
 
+/// The subscriber connection alone killed by Redis (`CLIENT KILL TYPE pubsub`, which is also how
+/// Redis ends a subscriber over its `client-output-buffer-limit pubsub`): a gap while the data
+/// connection stays up; on resume the cache is emptied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_killed_by_redis_is_a_gap() {
+    let (port, _pid) = spawn_redis(&[]);
+    let url = format!("redis://127.0.0.1:{port}");
+    let config = StoreConfig {
+        key_prefix: unique_prefix(),
+        connect_timeout: Duration::from_millis(500),
+        command_timeout: Duration::from_millis(500),
+        ..StoreConfig::default()
+    };
+    let writer = Store::redis_with(&url, &config).await.unwrap();
+    let cfg = BaseConfig::default();
+    let pods = [
+        pod(&writer, 0, 10, &cfg).await,
+        pod(&writer, 1, 10, &cfg).await,
+    ];
+    let proxy = Proxy::start(port).await;
+    let a = gateway(Store::redis_with(&proxy.url(), &config).await.unwrap());
+    connected(&a).await;
+    let hub = a.store().backend().events().unwrap();
+    let raw = redis::Client::open(url.as_str()).unwrap();
+    let mut con = raw.get_multiplexed_async_connection().await.unwrap();
+
+    // Killed alone: the data connection stays, the stream comes back, the cache is emptied.
+    pods[0].set_linked_pod(NS, "k1", SVC, 0).await.unwrap();
+    assert_eq!(a.compute_linked_pod(NS, "k1", SVC).await.unwrap(), 0);
+    let gaps = hub.gaps();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1, "one subscriber: gateway a's");
+    eventually(Duration::from_secs(5), "gap and resume", || {
+        let ok = hub.gaps() > gaps && hub.is_connected();
+        async move { ok }
+    })
+    .await;
+    assert_eq!(
+        a.get_linked_in_cache(NS, "k1", SVC).unwrap(),
+        None,
+        "emptied on resume"
+    );
+
+    // A move made while the stream was down is followed after the resume: kill it again and
+    // move the user before the subscriber is back (the proxy refuses its reconnects meanwhile).
+    assert_eq!(a.compute_linked_pod(NS, "k1", SVC).await.unwrap(), 0);
+    let gaps = hub.gaps();
+    proxy.set(Mode::Drop);
+    eventually(Duration::from_secs(5), "the gap is seen", || {
+        let g = hub.gaps();
+        async move { g > gaps }
+    })
+    .await;
+    pods[1].set_linked_pod(NS, "k1", SVC, 1).await.unwrap(); // missed by gateway a
+    proxy.set(Mode::Pass);
+    connected(&a).await;
+    follows(&a, "k1", 1, "gateway a after the gap").await;
+}
+
 /// A Redis restart (same port, data gone) is a gap too; the stream comes back by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_resumes_after_a_redis_restart() {
