@@ -280,7 +280,9 @@ impl RedisBackend {
             scripts: Scripts::new(),
             url: shown,
             source: config.propagation.then_some(source),
-            hub: EventHub::remote(config.connect_timeout),
+            // A driver's init waits at most this for the stream (correctness does not depend
+            // on it: whatever is cached before the first subscription is dropped by it).
+            hub: EventHub::remote(config.connect_timeout.min(Duration::from_secs(1))),
             subscriber: std::sync::Once::new(),
             connect_timeout: config.connect_timeout,
         }
