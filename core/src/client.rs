@@ -98,7 +98,7 @@ impl ClientDriver {
     }
 
     /// Starts the periodic snapshot refresh and subscribes to the store's events, waiting for
-    /// the subscription (one round trip; at most the store's connect timeout and 1 s, after
+    /// the subscription (one round trip; at most 1 s, after
     /// which the stream keeps trying in the background and the cache follows the TTL rule
     /// until it is up). Idempotent while open; `CLOSED` after `close`.
     pub fn init(&self) -> Result<()> {

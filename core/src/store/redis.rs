@@ -280,9 +280,10 @@ impl RedisBackend {
             scripts: Scripts::new(),
             url: shown,
             source: config.propagation.then_some(source),
-            // A driver's init waits at most this for the stream (correctness does not depend
-            // on it: whatever is cached before the first subscription is dropped by it).
-            hub: EventHub::remote(config.connect_timeout.min(Duration::from_secs(1))),
+            // A driver's init waits at most this for the stream, whatever the connect timeout
+            // (correctness does not depend on it: whatever is cached before the first
+            // subscription is dropped by it; the wait only spares those entries).
+            hub: EventHub::remote(Duration::from_secs(1)),
             subscriber: std::sync::Once::new(),
             connect_timeout: config.connect_timeout,
         }
