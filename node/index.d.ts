@@ -90,12 +90,24 @@ export declare class ClientDriver {
   setServicePlacement(service: string, placement: string | ((candidates: Array<Candidate>, request: PlacementRequest) => number | null | undefined), loadFactor?: number | undefined | null): void
   /**
    * Calls `callback` on the JS thread whenever a snapshot refresh sees a pod's routing state
-   * change. The callback does not keep the process alive. Returns an id for
-   * `removeRoutingStateListener`.
+   * change. The callback does not keep the process alive; a throw becomes a process warning.
+   * Returns an id for `removeRoutingStateListener`.
    */
   onRoutingStateChanged(callback: (arg: RoutingStateChange) => void): number
   /** Removes a routing-state listener; returns whether it was registered. */
   removeRoutingStateListener(id: number): boolean
+  /**
+   * Calls `callback` on the JS thread for each change of a link of this driver's namespace
+   * made by any writer sharing the store (a move, a removal: `pod` `null`, a replacement),
+   * after this gateway has dropped its cache entry: e.g. close the user's socket when the
+   * user moves. Only changes that reach the driver while its event stream is connected are
+   * reported (after a gap the cache is emptied instead); none with `propagation: false`. The
+   * callback does not keep the process alive; a throw becomes a process warning. Returns an id
+   * for `removeLinkListener`.
+   */
+  onLinkChanged(callback: (arg: LinkChange) => void): number
+  /** Removes a link listener; returns whether it was registered. */
+  removeLinkListener(id: number): boolean
 }
 
 /**
@@ -332,6 +344,23 @@ export interface Link {
   ttlSeconds: number | null
 }
 
+/**
+ * A link that changed anywhere (a move, a removal, a replacement), as every gateway sharing
+ * the store sees it.
+ */
+export interface LinkChange {
+  /** The namespace. */
+  namespace: string
+  /** The service. */
+  service: string
+  /** The user. */
+  uid: string
+  /** The pod the link points to now; `null`: removed. */
+  pod: number | null
+  /** Whether the link is persistent now (`false` when removed). */
+  persistent: boolean
+}
+
 /** What a JS load calculator sees. */
 export interface LoadInput {
   /** The app's load as set with `setLoadState`. */
@@ -435,6 +464,13 @@ export interface StoreConfig {
    * certificate, trusted in addition to the system's roots.
    */
   tlsCaCertPem?: string
+  /**
+   * Change propagation: link and routing-state changes made by any writer reach every
+   * client driver sharing the store within milliseconds (`ClientDriver#onLinkChanged`).
+   * `false`: writers publish no events and gateways follow the cache's TTL rule alone (for
+   * a Redis ACL without `PUBLISH` / `SUBSCRIBE`). Default `true`.
+   */
+  propagation?: boolean
 }
 
 /** The outcome of a try-set. */

@@ -78,6 +78,8 @@ describe('store faults on a redis-server of its own', () => {
       const pods = await startPods(store, ns, SVC, [0, 1], cfg)
       const c = newClient(store, ns, cfg)
       try {
+        // A first subscription (or a resume) empties the cache: cache once the stream is up.
+        await h.streamUp(c, store, ns)
         const cached = await c.computeLinkedPod(ns, 'cached', SVC)
 
         // Silent: every call fails with TIMEOUT, within the command timeout.
@@ -94,6 +96,10 @@ describe('store faults on a redis-server of its own', () => {
         assert.ok(
           (await routesAgain(c, ns, 'after-pause', 5000, ['TIMEOUT', 'STORE_UNAVAILABLE'])) < 5000,
         )
+        // If the pause was a gap of the event stream (an unanswered PING), its resume emptied
+        // the cache: cache the user again once the stream is up, for the outage below.
+        await h.streamUp(c, store, ns)
+        assert.equal(await c.computeLinkedPod(ns, 'cached', SVC), cached)
 
         // Gone: every call fails with STORE_UNAVAILABLE (connection refused), fast, for longer
         // than staleAfterSeconds, during which liveness stays frozen at the last good read.
@@ -147,6 +153,9 @@ describe('store faults on a redis-server of its own', () => {
       const c = newClient(store, ns, { ...cfg, serveStaleSeconds: 5 })
       const noStale = newClient(store, ns, { ...cfg, serveStaleSeconds: 0 })
       try {
+        // A first subscription empties the cache: cache once the streams are up.
+        await h.streamUp(c, store, ns)
+        await h.streamUp(noStale, store, ns)
         assert.equal(await c.computeLinkedPod(ns, 'old', SVC), 0)
         assert.equal(await noStale.computeLinkedPod(ns, 'old', SVC), 0)
         redis.signal('SIGSTOP')
@@ -224,6 +233,7 @@ for (const kind of h.STORES) {
       const [pod] = await startPods(store, ns, SVC, [0], cfg)
       const c = newClient(store, ns, cfg)
       try {
+        await h.streamUp(c, store, ns) // a first subscription would empty the cache early
         const t0 = Date.now()
         const link = await c.setLinkedPodIfAbsent(ns, 'fresh', SVC, 0, 3)
         assert.equal(link.podIndex, 0)

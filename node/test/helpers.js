@@ -62,6 +62,29 @@ async function until(probe, what, ms = 10_000) {
   }
 }
 
+/**
+ * Waits until `client`'s event stream (SPEC §11) is subscribed: polls moves of a marker link
+ * of `ns` through `store` until one reaches the client's link listener. From then on what the
+ * client caches stays cached until a change or a gap (`init` waits for the first subscription
+ * only up to the store's connect timeout, and a first subscription or a resume after a gap
+ * empties the cache).
+ */
+async function streamUp(client, store, ns, service = 'room') {
+  const uid = unique('marker')
+  let seen = false
+  const id = client.onLinkChanged((ch) => (seen ||= ch.uid === uid))
+  try {
+    let pod = 0
+    await until(async () => {
+      if (seen) return true
+      await store.setLink(ns, uid, service, (pod = 1 - pod), -1)
+      return false
+    }, 'the event stream subscribed')
+  } finally {
+    client.removeLinkListener(id)
+  }
+}
+
 /** Asserts that `promise` rejects with an Error whose code is `code`; returns the error. */
 async function rejectsWith(promise, code, re) {
   assert.ok(promise instanceof Promise, 'a Promise-returning method must not throw')
@@ -230,6 +253,7 @@ module.exports = {
   redisCli,
   redisKeys,
   until,
+  streamUp,
   rejectsWith,
   throwsWith,
   startPods,

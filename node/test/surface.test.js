@@ -13,6 +13,7 @@ const { describe, it } = require('node:test')
 const {
   sr,
   unique,
+  until,
   vectorsPath,
   throwsWith,
   rejectsWith,
@@ -62,7 +63,6 @@ const declaredInterfaces = {}
 for (const [, name, body] of dts.matchAll(/^export interface (\w+) \{$([\s\S]*?)^\}$/gm)) {
   declaredInterfaces[name] = [...body.matchAll(/^ {2}(\w+)\??: /gm)].map((m) => m[1])
 }
-
 
 const info = (ns) => ({ namespace: ns, serviceName: 'room', podIndex: 0 })
 
@@ -124,6 +124,11 @@ describe('the surface of tests/vectors/surface.json', () => {
       })
       pod.tryWeightedLoad()
       assert.deepEqual(seen[2], want('LoadInput'))
+      let change
+      client.onLinkChanged((ch) => (change = ch))
+      await pod.setLinkedPod(ns, 'new', 'room', 0) // the temporary link turns persistent
+      // Polled: a listener does not keep the event loop alive, so a bare await could end it.
+      assert.deepEqual(keys(await until(() => change, 'the link change')), want('LinkChange'))
     } finally {
       client.close()
       await pod.stop()

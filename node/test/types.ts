@@ -12,6 +12,7 @@ import {
   type BaseConfig,
   type Candidate,
   type Link,
+  type LinkChange,
   type LoadInput,
   type PlacementRequest,
   type LogRecord,
@@ -44,6 +45,8 @@ export async function example(url: string | undefined): Promise<number> {
   void new ClientDriver(store, info, { placement: 'rendezvous', placementLoadFactor: 2 })
   const period: number | undefined = defaultBaseConfig().serviceStateUpdatePeriodSeconds
   const prefix: string | undefined = defaultStoreConfig().keyPrefix
+  const propagation: boolean | undefined = defaultStoreConfig().propagation
+  void [propagation, Store.memory({ propagation: false })]
   void [period, prefix]
   const cluster: Promise<Store> = Store.connectCluster(['redis://127.0.0.1:7000'], {
     commandTimeout: 1,
@@ -82,6 +85,14 @@ export async function example(url: string | undefined): Promise<number> {
     void now
   })
   client.removeRoutingStateListener(id)
+  const linkId: number = client.onLinkChanged((change: LinkChange) => {
+    const now: number | null = change.pod
+    void [now, change.namespace, change.service, change.uid, change.persistent]
+  })
+  const removed: boolean = client.removeLinkListener(linkId)
+  void removed
+  // @ts-expect-error a link change's pod is a number or null
+  client.onLinkChanged((change: LinkChange) => change.pod.toFixed())
   setLogger((r: LogRecord) => void r.message, 'info')
   const codes: string[] = errorCodes()
   const workloads: Array<string | null | undefined> = await client.batchGetWorkloadState(['room'])

@@ -8,8 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Either, Function, Null};
+use napi::bindgen_prelude::{Either, FnArgs, FromNapiValue, Function, Null, Object, ToNapiValue};
+use napi::bindgen_prelude::{JsObjectValue, Unknown};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi::{sys, Env};
 use napi_derive::napi;
 use stateful_route as core;
 
@@ -41,6 +43,90 @@ impl From<&core::RoutingStateChange> for RoutingStateChange {
             pod_index: c.pod_index,
             old: c.old.map(Into::into),
             new: c.new.map(Into::into),
+        }
+    }
+}
+
+/// A link that changed anywhere (a move, a removal, a replacement), as every gateway sharing
+/// the store sees it.
+#[napi(object, use_nullable = true)]
+#[derive(Debug, Clone)]
+pub struct LinkChange {
+    /// The namespace.
+    pub namespace: String,
+    /// The service.
+    pub service: String,
+    /// The user.
+    pub uid: String,
+    /// The pod the link points to now; `null`: removed.
+    pub pod: Option<u32>,
+    /// Whether the link is persistent now (`false` when removed).
+    pub persistent: bool,
+}
+
+impl From<&core::LinkChange> for LinkChange {
+    fn from(c: &core::LinkChange) -> Self {
+        LinkChange {
+            namespace: c.namespace.clone(),
+            service: c.service.clone(),
+            uid: c.uid.clone(),
+            pod: c.pod,
+            persistent: c.persistent,
+        }
+    }
+}
+
+/// A JS listener as a core listener: `register` gets a closure that queues `T` for the JS
+/// thread and returns the core's id. The threadsafe function is weak (it never keeps the
+/// process alive) and queued without blocking (the core may call it from any thread, the JS
+/// thread included: the memory store notifies inside the writing call). A listener that throws
+/// becomes a process warning (`process.on('warning')`); it neither crashes the process nor
+/// stops other listeners. The core drops the closure on removal, which releases the function.
+fn listen<T, F>(what: &'static str, callback: Function<'_, T, ()>, register: F) -> Result<f64>
+where
+    T: ToNapiValue + FromNapiValue + Send + 'static,
+    F: FnOnce(Box<dyn Fn(T) + Send + Sync>) -> u64,
+{
+    let tsfn = callback
+        .build_threadsafe_function::<T>()
+        .weak::<true>()
+        .build()
+        .map_err(|e| napi::Error::new(Code::from(e.status), e.reason.clone()))?;
+    let id = register(Box::new(move |value| {
+        // The completion callback gets the listener's throw instead of napi's fatal exception.
+        tsfn.call_with_return_value(
+            value,
+            ThreadsafeFunctionCallMode::NonBlocking,
+            move |returned, env| {
+                if let Err(e) = returned {
+                    warn(&env, format!("a {what} listener threw: {}", e.reason));
+                }
+                Ok(())
+            },
+        );
+    }));
+    Ok(id as f64)
+}
+
+/// `process.emitWarning(message, 'StatefulRouteWarning')` on the JS thread; nothing is left
+/// pending if that fails.
+fn warn(env: &Env, message: String) {
+    let emitted = (|| -> napi::Result<()> {
+        let process: Object<'_> = env.get_global()?.get_named_property("process")?;
+        let emit: Function<'_, FnArgs<(String, &str)>, Unknown<'_>> =
+            process.get_named_property("emitWarning")?;
+        emit.apply(process, (message, "StatefulRouteWarning").into())?;
+        Ok(())
+    })();
+    if emitted.is_err() {
+        let mut pending = false;
+        // SAFETY: the JS thread with a live env (a threadsafe function's completion callback).
+        unsafe {
+            sys::napi_is_exception_pending(env.raw(), &mut pending);
+            if pending {
+                let mut exception = std::ptr::null_mut();
+                sys::napi_get_and_clear_last_exception(env.raw(), &mut exception);
+            }
         }
     }
 }
@@ -401,30 +487,43 @@ impl ClientDriver {
     }
 
     /// Calls `callback` on the JS thread whenever a snapshot refresh sees a pod's routing state
-    /// change. The callback does not keep the process alive. Returns an id for
-    /// `removeRoutingStateListener`.
+    /// change. The callback does not keep the process alive; a throw becomes a process warning.
+    /// Returns an id for `removeRoutingStateListener`.
     #[napi]
     pub fn on_routing_state_changed(
         &self,
         callback: Function<'_, RoutingStateChange, ()>,
     ) -> Result<f64> {
-        let tsfn = callback
-            .build_threadsafe_function::<RoutingStateChange>()
-            .weak::<true>()
-            .build()
-            .map_err(|e| napi::Error::new(Code::from(e.status), e.reason.clone()))?;
-        let id = self.inner.on_routing_state_changed(move |change| {
-            tsfn.call(
-                RoutingStateChange::from(change),
-                ThreadsafeFunctionCallMode::NonBlocking,
-            );
-        });
-        Ok(id as f64)
+        listen("routing-state", callback, |f| {
+            self.inner
+                .on_routing_state_changed(move |change| f(RoutingStateChange::from(change)))
+        })
     }
 
     /// Removes a routing-state listener; returns whether it was registered.
     #[napi]
     pub fn remove_routing_state_listener(&self, id: f64) -> bool {
         id >= 0.0 && id.fract() == 0.0 && self.inner.remove_routing_state_listener(id as u64)
+    }
+
+    /// Calls `callback` on the JS thread for each change of a link of this driver's namespace
+    /// made by any writer sharing the store (a move, a removal: `pod` `null`, a replacement),
+    /// after this gateway has dropped its cache entry: e.g. close the user's socket when the
+    /// user moves. Only changes that reach the driver while its event stream is connected are
+    /// reported (after a gap the cache is emptied instead); none with `propagation: false`. The
+    /// callback does not keep the process alive; a throw becomes a process warning. Returns an id
+    /// for `removeLinkListener`.
+    #[napi]
+    pub fn on_link_changed(&self, callback: Function<'_, LinkChange, ()>) -> Result<f64> {
+        listen("link", callback, |f| {
+            self.inner
+                .on_link_changed(move |change| f(LinkChange::from(change)))
+        })
+    }
+
+    /// Removes a link listener; returns whether it was registered.
+    #[napi]
+    pub fn remove_link_listener(&self, id: f64) -> bool {
+        id >= 0.0 && id.fract() == 0.0 && self.inner.remove_link_listener(id as u64)
     }
 }

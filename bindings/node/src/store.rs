@@ -27,6 +27,11 @@ pub struct StoreConfig {
     /// For `rediss://`: the PEM certificate (chain) of the CA that signed the server's
     /// certificate, trusted in addition to the system's roots.
     pub tls_ca_cert_pem: Option<String>,
+    /// Change propagation: link and routing-state changes made by any writer reach every
+    /// client driver sharing the store within milliseconds (`ClientDriver#onLinkChanged`).
+    /// `false`: writers publish no events and gateways follow the cache's TTL rule alone (for
+    /// a Redis ACL without `PUBLISH` / `SUBSCRIBE`). Default `true`.
+    pub propagation: Option<bool>,
 }
 
 impl StoreConfig {
@@ -55,6 +60,9 @@ impl StoreConfig {
         if let Some(v) = self.tls_ca_cert_pem {
             c.tls_ca_cert_pem = Some(v.into_bytes());
         }
+        if let Some(v) = self.propagation {
+            c.propagation = v;
+        }
         Ok(c)
     }
 }
@@ -68,6 +76,7 @@ pub fn default_store_config() -> StoreConfig {
         connect_timeout: Some(c.connect_timeout.as_secs_f64()),
         command_timeout: Some(c.command_timeout.as_secs_f64()),
         tls_ca_cert_pem: None,
+        propagation: Some(c.propagation),
     }
 }
 
