@@ -141,10 +141,6 @@ impl ClientDriver {
         let up = ready.clone();
         let gap = std::sync::atomic::AtomicBool::new(false);
         let sink = Arc::new(move |event: &Event| {
-            if *event == Event::Resumed {
-                *up.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
-                up.1.notify_all();
-            }
             let (Some(cache), Some(coherence), Some(route)) =
                 (cache.upgrade(), coherence.upgrade(), route.upgrade())
             else {
@@ -179,6 +175,9 @@ impl ClientDriver {
                     if gap.swap(false, Ordering::AcqRel) {
                         crate::runtime::handle().spawn(async move { route.refresh_all().await });
                     }
+                    // Only now may `init` return: what it caches next must outlive this clear.
+                    *up.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                    up.1.notify_all();
                 }
             }
         });

@@ -23,6 +23,7 @@ __all__ = [
     "Candidate",
     "ClientDriver",
     "Link",
+    "LinkChange",
     "LoadInput",
     "PlacementRequest",
     "PodState",
@@ -202,6 +203,22 @@ class RoutingStateChange:
     def new(self) -> Optional[RoutingState]: ...
     def __eq__(self, value: object, /) -> bool: ...
 
+@final
+class LinkChange:
+    """A link that changed anywhere (``pod`` None: removed)."""
+
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def uid(self) -> str: ...
+    @property
+    def pod(self) -> Optional[int]: ...
+    @property
+    def persistent(self) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
 _AnyStore = Union["Store", _blocking.Store]
 _State = Union[RoutingState, str]
 
@@ -212,7 +229,7 @@ _State = Union[RoutingState, str]
 class Store:
     def __new__(cls, store: _AnyStore) -> Self: ...
     @classmethod
-    def memory(cls, *, key_prefix: Optional[str] = None) -> Self: ...
+    def memory(cls, *, key_prefix: Optional[str] = None, propagation: bool = True) -> Self: ...
     @classmethod
     def connect(
         cls,
@@ -222,6 +239,7 @@ class Store:
         connect_timeout: Optional[float] = None,
         command_timeout: Optional[float] = None,
         tls_ca_cert_pem: Union[bytes, str, None] = None,
+        propagation: bool = True,
     ) -> Awaitable[Self]: ...
     @classmethod
     def connect_cluster(
@@ -232,6 +250,7 @@ class Store:
         connect_timeout: Optional[float] = None,
         command_timeout: Optional[float] = None,
         tls_ca_cert_pem: Union[bytes, str, None] = None,
+        propagation: bool = True,
     ) -> Awaitable[Self]: ...
     @classmethod
     def connect_sentinel(
@@ -243,6 +262,7 @@ class Store:
         connect_timeout: Optional[float] = None,
         command_timeout: Optional[float] = None,
         tls_ca_cert_pem: Union[bytes, str, None] = None,
+        propagation: bool = True,
     ) -> Awaitable[Self]: ...
     def set_link(
         self, namespace: str, uid: str, service: str, pod: int, ttl: int
@@ -319,6 +339,8 @@ class ClientDriver:
     def get_service_name_by_tag(self, tag: str) -> Awaitable[Optional[str]]: ...
     def on_routing_state_changed(self, callback: Callable[[RoutingStateChange], object]) -> int: ...
     def remove_routing_state_listener(self, id: int) -> bool: ...
+    def on_link_changed(self, callback: Callable[[LinkChange], object]) -> int: ...
+    def remove_link_listener(self, id: int) -> bool: ...
     def set_service_placement(
         self, service: str, placement: _Placement, *, load_factor: Optional[float] = None
     ) -> None: ...

@@ -16,6 +16,7 @@ from . import (
     InvalidArgumentError as InvalidArgumentError,
     InvalidConfigError as InvalidConfigError,
     Link as Link,
+    LinkChange as LinkChange,
     LoadInput as LoadInput,
     NamespaceNotLocalError as NamespaceNotLocalError,
     NoAvailablePodError as NoAvailablePodError,
@@ -44,7 +45,7 @@ _LoadCalculator = Callable[[LoadInput], Union[int, float]]
 class Store:
     def __new__(cls, store: _AnyStore) -> Self: ...
     @classmethod
-    def memory(cls, *, key_prefix: Optional[str] = None) -> Self: ...
+    def memory(cls, *, key_prefix: Optional[str] = None, propagation: bool = True) -> Self: ...
     @classmethod
     def connect(
         cls,
@@ -54,6 +55,7 @@ class Store:
         connect_timeout: Optional[float] = None,
         command_timeout: Optional[float] = None,
         tls_ca_cert_pem: Union[bytes, str, None] = None,
+        propagation: bool = True,
     ) -> Self: ...
     @classmethod
     def connect_cluster(
@@ -64,6 +66,7 @@ class Store:
         connect_timeout: Optional[float] = None,
         command_timeout: Optional[float] = None,
         tls_ca_cert_pem: Union[bytes, str, None] = None,
+        propagation: bool = True,
     ) -> Self: ...
     @classmethod
     def connect_sentinel(
@@ -75,6 +78,7 @@ class Store:
         connect_timeout: Optional[float] = None,
         command_timeout: Optional[float] = None,
         tls_ca_cert_pem: Union[bytes, str, None] = None,
+        propagation: bool = True,
     ) -> Self: ...
     def set_link(
         self, namespace: str, uid: str, service: str, pod: int, ttl: int
@@ -140,6 +144,8 @@ class ClientDriver:
     def get_service_name_by_tag(self, tag: str) -> Optional[str]: ...
     def on_routing_state_changed(self, callback: Callable[[RoutingStateChange], object]) -> int: ...
     def remove_routing_state_listener(self, id: int) -> bool: ...
+    def on_link_changed(self, callback: Callable[[LinkChange], object]) -> int: ...
+    def remove_link_listener(self, id: int) -> bool: ...
     def set_service_placement(
         self, service: str, placement: _Placement, *, load_factor: Optional[float] = None
     ) -> None: ...

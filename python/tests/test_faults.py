@@ -141,6 +141,25 @@ def _routes_again(
     return time.monotonic() - t0
 
 
+def _stream_up(client: blocking.ClientDriver, pod: blocking.ServerDriver) -> None:
+    """Waits until `client`'s event stream delivers again: moves a marker user until the
+    client's link listener sees a move (a move made while the stream is down is missed)."""
+    seen: list[str] = []
+    marker = f"marker-{time.monotonic_ns()}"
+    lid = client.on_link_changed(lambda ch: seen.append(ch.uid))
+    target = [0]
+
+    def moved() -> bool:
+        target[0] = 1 - target[0]
+        pod.set_linked_pod(NS, marker, SVC, target[0])
+        return marker in seen
+
+    try:
+        eventually("the event stream is back", moved)
+    finally:
+        client.remove_link_listener(lid)
+
+
 def test_sigstop_times_out_sigkill_is_unavailable_and_routing_comes_back(
     own_redis: OwnRedis,
 ) -> None:
@@ -170,6 +189,10 @@ def test_sigstop_times_out_sigkill_is_unavailable_and_routing_comes_back(
         assert client.compute_linked_pod(NS, "cached", SVC) == cached, "a cache hit needs no store"
         own_redis.signal(signal.SIGCONT)
         assert _routes_again(client, "after-pause", 5) < 5
+        # The event stream broke during the pause too; once it is back the cache was emptied
+        # (it may have missed events): wait for it, then cache the user again.
+        _stream_up(client, pods[0])
+        assert client.compute_linked_pod(NS, "cached", SVC) == cached
 
         # Gone: every call fails with STORE_UNAVAILABLE, and fast (connection refused), for
         # longer than stale_after, during which liveness stays frozen at the last good read.

@@ -19,6 +19,7 @@ from conftest import NS, REPO, SVC, fast_config, info
 SURFACE: dict[str, Any] = json.loads((REPO / "tests/vectors/surface.json").read_text())
 MODULES = [sr, blocking]
 
+
 def parameter_names(method: Any) -> list[str]:
     """Parameter names in order, without ``self``/``cls`` (native methods have pyo3's
     ``__text_signature__``; keyword-only ones are listed after the positional ones)."""
@@ -72,17 +73,47 @@ def test_base_config_defaults() -> None:
     assert got == {f["name"]: f["default"] for f in SURFACE["config"]["BaseConfig"]}
 
 
+def test_link_change_fields_have_their_values() -> None:
+    store = blocking.Store.memory()
+    gw = blocking.ClientDriver(store, info(0, "gw"))
+    gw.init()
+    got: list[sr.LinkChange] = []
+    gw.on_link_changed(got.append)
+    store.set_link(NS, "u", SVC, 1, -1)  # a new user's link: no change of a link
+    store.set_link(NS, "u", SVC, 2, 60)
+    store.remove_link(NS, "u", SVC)
+    fields = SURFACE["types"]["LinkChange"]
+    assert [{f: getattr(c, f) for f in fields} for c in got] == [
+        dict(namespace=NS, service=SVC, uid="u", pod=2, persistent=False),
+        dict(namespace=NS, service=SVC, uid="u", pod=None, persistent=False),
+    ]
+    gw.close()
+
+
+def _keyword_default(field: dict[str, Any]) -> Any:
+    """A StoreConfig field's default in Python: ``None`` (the core's default) for a nullable or
+    valued field, the value itself for a flag (``propagation=True``)."""
+    return field["default"] if field["type"] == "bool" else None
+
+
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_store_config_keywords_default_to_the_core(module: Any) -> None:
     """Python has no StoreConfig object: its fields are keyword-only arguments of the
-    connect methods, ``None`` (the default) meaning the core's default."""
-    fields = [f["name"] for f in SURFACE["config"]["StoreConfig"]]
+    connect methods, ``None`` (the default) meaning the core's default; a flag's default is
+    the core's value itself. ``Store.memory`` takes the fields that matter to it."""
+    fields = SURFACE["config"]["StoreConfig"]
     for connect in ("connect", "connect_cluster", "connect_sentinel"):
         params = inspect.signature(getattr(module.Store, connect)).parameters
-        for name in fields:
+        for f in fields:
+            name = f["name"]
             assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, (connect, name)
-            assert params[name].default is None, (connect, name)
-    assert inspect.signature(module.Store.memory).parameters["key_prefix"].default is None
+            assert params[name].default is _keyword_default(f), (connect, name)
+    memory = inspect.signature(module.Store.memory).parameters
+    assert list(memory) == ["key_prefix", "propagation"]
+    for f in fields:
+        if f["name"] in memory:
+            assert memory[f["name"]].kind is inspect.Parameter.KEYWORD_ONLY, f["name"]
+            assert memory[f["name"]].default is _keyword_default(f), f["name"]
 
 
 def test_store_config_defaults_are_applied() -> None:
@@ -90,6 +121,12 @@ def test_store_config_defaults_are_applied() -> None:
     store = blocking.Store.memory()
     store.set_link(NS, "u", SVC, 1, -1)
     assert store._keys() and all(k.startswith(want["key_prefix"] + ":") for k in store._keys())
+    # propagation (on by default): a move elsewhere drops a gateway's entry at once.
+    assert want["propagation"] is True
+    with blocking.ClientDriver(store, info(0, "gw")) as gw:
+        assert gw.get_linked_pod(NS, "u", SVC) == 1 and gw.get_linked_in_cache(NS, "u", SVC) == 1
+        store.set_link(NS, "u", SVC, 2, -1)
+        assert gw.get_linked_in_cache(NS, "u", SVC) is None
 
 
 def test_routing_states() -> None:

@@ -15,20 +15,30 @@ use stateful_route as core;
 
 use crate::args::{self, ids, owned, Obj, Out};
 use crate::config::{
-    config_arg, info_arg, BaseConfig, Link, PodState, RoutingStateChange, ServerInfo,
+    config_arg, info_arg, BaseConfig, Link, LinkChange, PodState, RoutingStateChange, ServerInfo,
 };
 use crate::error::{invalid_argument, OrRaise};
 use crate::extend;
 use crate::runtime::{self, check_not_forked, is_blocking};
 use crate::store::store_arg;
 
-/// Calls a Python listener for one change: on its event loop's thread when it was registered
-/// from asyncio, else on the library's thread. Errors go to `sys.unraisablehook`.
-fn deliver(callback: &Py<PyAny>, event_loop: Option<&Py<PyAny>>, c: &core::RoutingStateChange) {
+/// Calls a Python listener for one change (`change`: the Python value of the core's): on its
+/// event loop's thread when it was registered from asyncio, else on the calling thread (the
+/// library's, or the writer's own inside a memory store's writing call). Errors go to
+/// `sys.unraisablehook`.
+///
+/// The GIL is taken here and nowhere else on the way: a library thread waits for it like any
+/// Python thread; a writer's thread inside a memory store's call has released it (every call
+/// that may write waits with the GIL released), and `attach` on a thread that holds it already
+/// is re-entrant. Either way no lock of the library is held meanwhile.
+fn deliver<T>(callback: &Py<PyAny>, event_loop: Option<&Py<PyAny>>, change: T)
+where
+    T: pyo3::PyClass + Into<PyClassInitializer<T>>,
+{
     // `try_attach`: never call into an interpreter that is shutting down.
     let _ = Python::try_attach(|py| {
         let call = || -> PyResult<()> {
-            let change = Bound::new(py, RoutingStateChange::from(c.clone()))?;
+            let change = Bound::new(py, change)?;
             match event_loop {
                 Some(l) => l
                     .bind(py)
@@ -41,6 +51,19 @@ fn deliver(callback: &Py<PyAny>, event_loop: Option<&Py<PyAny>>, c: &core::Routi
             e.write_unraisable(py, Some(callback.bind(py)));
         }
     });
+}
+
+/// A listener's callback and where it runs: the running asyncio loop of the registering thread
+/// (asyncio classes only), else `None` (the thread that delivers).
+fn listener_of(callback: &Obj, blocking: bool) -> PyResult<(Py<PyAny>, Option<Py<PyAny>>)> {
+    if !callback.is_callable() {
+        return Err(invalid_argument("callback", "expected a callable"));
+    }
+    let event_loop = match blocking {
+        true => None,
+        false => py_loop(callback.py()),
+    };
+    Ok((callback.clone().unbind(), event_loop))
 }
 
 /// The gateway side: `ClientDriver(store, info, config=None)`; `init()` before use.
@@ -86,10 +109,18 @@ impl ClientDriver {
     }
 
     /// Starts the periodic snapshot refresh. Idempotent; `ClosedError` after `close()`.
+    ///
+    /// It waits for the store's event stream to be subscribed (one round trip on Redis; at
+    /// most the store's `connect_timeout`): the blocking form with the GIL released, the
+    /// asyncio form on a library thread (the event loop keeps running).
     fn init(&self, py: Python<'_>) -> Out {
         runtime::runtime()?;
-        self.inner.init().or_raise()?;
-        self.done(py)
+        if self.blocking {
+            let d = self.inner.clone();
+            py.detach(move || d.init()).or_raise()?;
+            return self.done(py);
+        }
+        self.run(init_off_loop)
     }
 
     /// Stops the refresh and empties the cache. Idempotent.
@@ -303,21 +334,39 @@ impl ClientDriver {
     /// on that loop (`call_soon_threadsafe`); otherwise on a library thread. Returns an
     /// id for `remove_routing_state_listener`.
     fn on_routing_state_changed(&self, callback: &Obj) -> PyResult<u64> {
-        if !callback.is_callable() {
-            return Err(invalid_argument("callback", "expected a callable"));
-        }
-        let event_loop = match self.blocking {
-            true => None,
-            false => py_loop(callback.py()),
+        let (callback, event_loop) = listener_of(callback, self.blocking)?;
+        let listener = move |c: &core::RoutingStateChange| {
+            deliver(
+                &callback,
+                event_loop.as_ref(),
+                RoutingStateChange::from(c.clone()),
+            )
         };
-        let callback = callback.clone().unbind();
-        let listener = move |c: &_| deliver(&callback, event_loop.as_ref(), c);
         Ok(self.inner.on_routing_state_changed(listener))
     }
 
     /// Removes a listener; whether it was registered.
     fn remove_routing_state_listener(&self, id: u64) -> bool {
         self.inner.remove_routing_state_listener(id)
+    }
+
+    /// Calls `callback(change: LinkChange)` for each change of a link of this driver's
+    /// namespace made anywhere (SPEC §11): a move, a removal (`pod` is `None`), a
+    /// replacement; the driver has already dropped its cache entry. Registered from a running
+    /// asyncio loop, the callback runs on that loop (`call_soon_threadsafe`); otherwise on a
+    /// library thread (Redis) or inside the writing call (memory store). Returns an id for
+    /// `remove_link_listener`.
+    fn on_link_changed(&self, callback: &Obj) -> PyResult<u64> {
+        let (callback, event_loop) = listener_of(callback, self.blocking)?;
+        let listener = move |c: &core::LinkChange| {
+            deliver(&callback, event_loop.as_ref(), LinkChange::from(c.clone()))
+        };
+        Ok(self.inner.on_link_changed(listener))
+    }
+
+    /// Removes a link listener; whether it was registered.
+    fn remove_link_listener(&self, id: u64) -> bool {
+        self.inner.remove_link_listener(id)
     }
 
     /// Places new users of `service` with `placement` instead of the configured one: a
@@ -357,8 +406,11 @@ impl ClientDriver {
     /// `async with ClientDriver(...) as client`: `init()` on enter, `close()` on exit.
     fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         runtime::runtime()?;
-        slf.get().inner.init().or_raise()?;
-        runtime::ready(false, slf.clone().into_any())
+        let (d, me) = (slf.get().inner.clone(), slf.clone().unbind());
+        runtime::run(slf.py(), false, async move {
+            init_off_loop(d).await?;
+            Ok(me)
+        })
     }
 
     fn __aexit__(&self, py: Python<'_>, _exc_type: &Obj, _exc: &Obj, _tb: &Obj) -> Out {
@@ -369,6 +421,15 @@ impl ClientDriver {
     fn __repr__(&self) -> String {
         let ns = &self.inner.server_info().namespace;
         format!("<ClientDriver namespace={ns:?}>")
+    }
+}
+
+/// `init()` for an asyncio caller: the core's `init` waits (for the event subscription), so it
+/// runs on a blocking thread of the runtime, never on the event loop's.
+async fn init_off_loop(d: Arc<core::ClientDriver>) -> core::Result<()> {
+    match tokio::task::spawn_blocking(move || d.init()).await {
+        Ok(done) => done,
+        Err(e) => Err(core::Error::new(core::ErrorKind::Internal, e.to_string())),
     }
 }
 

@@ -386,6 +386,38 @@ impl From<core::RoutingStateChange> for RoutingStateChange {
     }
 }
 
+/// A link that changed anywhere (SPEC §11), as a gateway's link listener sees it: `pod` is the
+/// pod it points to now, `None` if it was removed; `persistent` is `False` when removed.
+#[pyclass(module = "stateful_route", name = "LinkChange", frozen, eq, get_all)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkChange {
+    namespace: String,
+    service: String,
+    uid: String,
+    pod: Option<u32>,
+    persistent: bool,
+}
+
+#[pymethods]
+impl LinkChange {
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        fields_repr(slf, "namespace service uid pod persistent")
+    }
+}
+
+impl From<core::LinkChange> for LinkChange {
+    fn from(c: core::LinkChange) -> Self {
+        let (namespace, service, uid) = (c.namespace, c.service, c.uid);
+        LinkChange {
+            namespace,
+            service,
+            uid,
+            pod: c.pod,
+            persistent: c.persistent,
+        }
+    }
+}
+
 /// `config` argument of the driver constructors: a `BaseConfig` or `None` (defaults).
 pub fn config_arg(obj: Option<&Obj>) -> PyResult<core::BaseConfig> {
     match obj {

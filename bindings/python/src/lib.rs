@@ -43,6 +43,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<config::TrySetOutcome>()?;
     m.add_class::<config::PodState>()?;
     m.add_class::<config::RoutingStateChange>()?;
+    m.add_class::<config::LinkChange>()?;
     m.add_class::<runtime::Ready>()?;
     m.add_class::<extend::Candidate>()?;
     m.add_class::<extend::PlacementRequest>()?;

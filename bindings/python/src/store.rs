@@ -26,6 +26,7 @@ fn store_config(
     connect_timeout: Option<&Obj>,
     command_timeout: Option<&Obj>,
     tls_ca_cert_pem: Option<&Obj>,
+    propagation: bool,
 ) -> PyResult<StoreConfig> {
     let d = StoreConfig::default();
     let secs = |o, field, default: Duration| -> PyResult<Duration> {
@@ -40,6 +41,7 @@ fn store_config(
         connect_timeout: secs(connect_timeout, "connect_timeout", d.connect_timeout)?,
         command_timeout: secs(command_timeout, "command_timeout", d.command_timeout)?,
         tls_ca_cert_pem: pem(tls_ca_cert_pem)?,
+        propagation,
         ..StoreConfig::default()
     };
     config.validate().or_raise()?;
@@ -151,10 +153,20 @@ impl Store {
 
     /// The embedded in-memory store (one per call; share the object to share data).
     #[classmethod]
-    #[pyo3(signature = (*, key_prefix = None))]
-    fn memory<'py>(cls: &Bound<'py, PyType>, key_prefix: Option<&Obj>) -> PyResult<Obj<'py>> {
-        let config = store_config(key_prefix, None, None, None)?;
-        let backend = Arc::new(MemoryBackend::new(KeySpace::new(config.key_prefix)));
+    /// `propagation=False`: writers deliver no events and its client drivers follow the
+    /// cache's TTL rule alone (as `connect`'s).
+    #[pyo3(signature = (*, key_prefix = None, propagation = true))]
+    fn memory<'py>(
+        cls: &Bound<'py, PyType>,
+        key_prefix: Option<&Obj>,
+        propagation: bool,
+    ) -> PyResult<Obj<'py>> {
+        let config = store_config(key_prefix, None, None, None, propagation)?;
+        let backend = MemoryBackend::new(KeySpace::new(config.key_prefix));
+        let backend = Arc::new(match propagation {
+            true => backend,
+            false => backend.without_events(),
+        });
         let inner = core::Store::from_shared(backend.clone());
         let (owner, memory) = (cls.clone().unbind(), Some(backend));
         NewStore {
@@ -168,8 +180,10 @@ impl Store {
     /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]`, or
     /// `rediss://` for TLS). Timeouts are in seconds; `tls_ca_cert_pem` (bytes or str)
     /// is a CA certificate trusted for `rediss://` besides the system's roots.
+    /// `propagation=False`: writers publish no events and client drivers subscribe to none
+    /// (their caches follow the TTL rule alone; for an ACL without `PUBLISH`/`SUBSCRIBE`).
     #[classmethod]
-    #[pyo3(signature = (url, *, key_prefix = None, connect_timeout = None, command_timeout = None, tls_ca_cert_pem = None))]
+    #[pyo3(signature = (url, *, key_prefix = None, connect_timeout = None, command_timeout = None, tls_ca_cert_pem = None, propagation = true))]
     fn connect(
         cls: &Bound<'_, PyType>,
         url: &Obj,
@@ -177,6 +191,7 @@ impl Store {
         connect_timeout: Option<&Obj>,
         command_timeout: Option<&Obj>,
         tls_ca_cert_pem: Option<&Obj>,
+        propagation: bool,
     ) -> Out {
         let url = owned(url, "url")?;
         let c = store_config(
@@ -184,6 +199,7 @@ impl Store {
             connect_timeout,
             command_timeout,
             tls_ca_cert_pem,
+            propagation,
         )?;
         Self::connect_as(cls, async move { core::Store::redis_with(&url, &c).await })
     }
@@ -192,7 +208,7 @@ impl Store {
     /// Behaviour is the same as on one node; redirections and failovers are followed
     /// by the client. Settings as for `connect`.
     #[classmethod]
-    #[pyo3(signature = (urls, *, key_prefix = None, connect_timeout = None, command_timeout = None, tls_ca_cert_pem = None))]
+    #[pyo3(signature = (urls, *, key_prefix = None, connect_timeout = None, command_timeout = None, tls_ca_cert_pem = None, propagation = true))]
     fn connect_cluster(
         cls: &Bound<'_, PyType>,
         urls: &Obj,
@@ -200,6 +216,7 @@ impl Store {
         connect_timeout: Option<&Obj>,
         command_timeout: Option<&Obj>,
         tls_ca_cert_pem: Option<&Obj>,
+        propagation: bool,
     ) -> Out {
         let urls = args::texts(urls, "urls")?;
         let c = store_config(
@@ -207,6 +224,7 @@ impl Store {
             connect_timeout,
             command_timeout,
             tls_ca_cert_pem,
+            propagation,
         )?;
         Self::connect_as(cls, async move {
             let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
@@ -218,7 +236,7 @@ impl Store {
     /// `master_name`; after a failover the store follows the new master. Settings as
     /// for `connect`.
     #[classmethod]
-    #[pyo3(signature = (sentinel_urls, master_name, *, key_prefix = None, connect_timeout = None, command_timeout = None, tls_ca_cert_pem = None))]
+    #[pyo3(signature = (sentinel_urls, master_name, *, key_prefix = None, connect_timeout = None, command_timeout = None, tls_ca_cert_pem = None, propagation = true))]
     #[allow(clippy::too_many_arguments)]
     fn connect_sentinel(
         cls: &Bound<'_, PyType>,
@@ -228,6 +246,7 @@ impl Store {
         connect_timeout: Option<&Obj>,
         command_timeout: Option<&Obj>,
         tls_ca_cert_pem: Option<&Obj>,
+        propagation: bool,
     ) -> Out {
         let urls = args::texts(sentinel_urls, "sentinel_urls")?;
         let master = owned(master_name, "master_name")?;
@@ -236,6 +255,7 @@ impl Store {
             connect_timeout,
             command_timeout,
             tls_ca_cert_pem,
+            propagation,
         )?;
         Self::connect_as(cls, async move {
             let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
