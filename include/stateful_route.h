@@ -21,10 +21,11 @@
  * - No panic unwinds into the caller: a bug in the library is SR_INTERNAL.
  * - Functions documented as blocking wait on the library's shared runtime; they may be
  *   called from any thread, many at once, but not from inside a library callback.
- * - Callbacks (routing-state changes, logs, placement policies, load calculators) run on the
- *   library's runtime threads (or inside a call on the caller's thread) with the user_data
- *   given at registration; the optional release callback is called exactly once when the
- *   callback will not run again. Policies and calculators return an sr_status and may hand
+ * - Callbacks (routing-state and link changes, logs, placement policies, load calculators)
+ *   run on the library's runtime threads (or inside a call on the caller's thread; a link
+ *   listener on the memory store inside the writing call) with the user_data given at
+ *   registration; the optional release callback is called exactly once when the callback
+ *   will not run again. Policies and calculators return an sr_status and may hand
  *   back an error made with sr_error_new; their failure is a typed error, never a crash.
  */
 
@@ -414,6 +415,43 @@ typedef void (*sr_routing_state_callback)(void *user_data,
 typedef void (*sr_release_callback)(void *user_data);
 
 /**
+ * A link that changed (SPEC §11: a move, a removal, a replacement), made by any writer
+ * sharing the store. Valid only during the callback.
+ */
+typedef struct sr_link_change {
+  /**
+   * The namespace (also NUL-terminated).
+   */
+  struct sr_str namespace_name;
+  /**
+   * The service (also NUL-terminated).
+   */
+  struct sr_str service;
+  /**
+   * The user (also NUL-terminated).
+   */
+  struct sr_str uid;
+  /**
+   * The pod the link points to now; -1 = removed.
+   */
+  int64_t pod_index;
+  /**
+   * Whether the link is persistent now (false when removed).
+   */
+  bool persistent;
+} sr_link_change;
+
+/**
+ * Called for each link change that reaches a client driver, with the `user_data` given at
+ * registration. On Redis it runs on the library's runtime threads (the store's event
+ * subscriber); on the memory store synchronously inside the writing call, on the writer's
+ * thread, before that call returns. It must return quickly and must not call blocking `sr_`
+ * functions (they fail with `SR_INVALID_ARGUMENT` there); non-blocking ones such as
+ * `sr_client_get_linked_in_cache` are fine.
+ */
+typedef void (*sr_link_callback)(void *user_data, const struct sr_link_change *change);
+
+/**
  * Settings of a store. Fill it with `sr_store_config_default`, then change fields.
  */
 typedef struct sr_store_config {
@@ -442,6 +480,14 @@ typedef struct sr_store_config {
    * Length of `tls_ca_cert_pem` in bytes.
    */
   size_t tls_ca_cert_pem_len;
+  /**
+   * Turns change propagation off (SPEC §11; the core's `propagation = false`, for a Redis
+   * ACL without `PUBLISH`/`SUBSCRIBE`): writers publish no events and client drivers follow
+   * the cache's TTL rule alone. False (the default, the zero value) keeps it on: link and
+   * routing-state changes reach every client driver sharing the store within milliseconds.
+   * Honoured by the memory store too.
+   */
+  bool disable_propagation;
 } sr_store_config;
 
 /**
@@ -934,6 +980,41 @@ enum sr_status sr_client_remove_routing_state_listener(const struct sr_client_dr
                                                        struct sr_error **err_out);
 
 /**
+ * Registers `callback`, called with `user_data` for each change of a link of this driver's
+ * namespace made by any writer sharing the store (SPEC §11: a move, a removal, a
+ * replacement); the driver has already dropped its cache entry for that (uid, service).
+ * On Redis callbacks run on the library's runtime threads; on the memory store inside the
+ * writing call, on the writer's thread (see `sr_link_callback`). Only changes that reach the
+ * driver while its event stream is connected are reported (after a gap the cache is emptied
+ * instead); with `disable_propagation` none are.
+ *
+ * - `callback`: required. `release`: optional (may be NULL); called once with `user_data`
+ *   when `callback` will never run again (after `sr_client_remove_link_listener` or
+ *   `sr_client_free`), from any thread.
+ * - `listener_id_out`: receives an id for `sr_client_remove_link_listener`.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL client, callback or out-parameter; `release` is then
+ * not called).
+ */
+enum sr_status sr_client_on_link_changed(const struct sr_client_driver *client,
+                                         sr_link_callback callback,
+                                         sr_release_callback release,
+                                         void *user_data,
+                                         uint64_t *listener_id_out,
+                                         struct sr_error **err_out);
+
+/**
+ * Removes a link listener; `*removed_out` tells whether listener `id` was registered. Its
+ * release callback runs once no call of it is running (possibly later, on another thread).
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL).
+ */
+enum sr_status sr_client_remove_link_listener(const struct sr_client_driver *client,
+                                              uint64_t id,
+                                              bool *removed_out,
+                                              struct sr_error **err_out);
+
+/**
  * Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
  * `"p2c"` (a static string), load factor 0 = 1.25 for rendezvous, no policy, cache 100000,
  * drain 0, serve stale 60, slow start 0 = one period).
@@ -944,7 +1025,8 @@ enum sr_status sr_base_config_default(struct sr_base_config *config);
 
 /**
  * Fills `*config` with the defaults: key prefix `"sf"` (a static string), connect timeout
- * 5000 ms, command timeout 2000 ms, no TLS CA certificate (NULL).
+ * 5000 ms, command timeout 2000 ms, no TLS CA certificate (NULL), propagation on
+ * (`disable_propagation` false).
  *
  * Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
  */
@@ -1453,7 +1535,8 @@ enum sr_status sr_server_remove_linked_pod_with_id(const struct sr_server_driver
 /**
  * Makes an embedded in-memory store (one per call; nothing is shared between two of them).
  *
- * - `config`: its settings (only `key_prefix` matters); borrowed for the call.
+ * - `config`: its settings (only `key_prefix` and `disable_propagation` matter); borrowed
+ *   for the call.
  * - `store_out`: receives the new store; the caller owns it and frees it with `sr_store_free`.
  * - `err_out`: NULL, or receives an `sr_error` on failure (free with `sr_error_free`).
  *

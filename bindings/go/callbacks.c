@@ -7,6 +7,10 @@ static void on_change(void *user_data, const sr_routing_state_change *change) {
   srGoRoutingStateChanged((uintptr_t)user_data, (sr_routing_state_change *)change);
 }
 
+static void on_link(void *user_data, const sr_link_change *change) {
+  srGoLinkChanged((uintptr_t)user_data, (sr_link_change *)change);
+}
+
 static void on_log(void *user_data, const sr_log_record *record) {
   srGoLog((uintptr_t)user_data, (sr_log_record *)record);
 }
@@ -25,6 +29,10 @@ static int32_t on_load(void *user_data, const sr_load_input *input, int64_t *loa
 
 sr_status sr_go_on_routing_state_changed(const sr_client_driver *c, uintptr_t handle, uint64_t *id, sr_error **err) {
   return sr_client_on_routing_state_changed(c, on_change, on_release, (void *)handle, id, err);
+}
+
+sr_status sr_go_on_link_changed(const sr_client_driver *c, uintptr_t handle, uint64_t *id, sr_error **err) {
+  return sr_client_on_link_changed(c, on_link, on_release, (void *)handle, id, err);
 }
 
 sr_status sr_go_set_log_callback(int32_t max_level, uintptr_t handle, sr_error **err) {

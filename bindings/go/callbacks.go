@@ -18,14 +18,36 @@ import (
 	"unsafe"
 )
 
+// listenerPanicked is a listener's panic, logged: a panic must not cross the C frames below
+// (the core also goes on calling its other listeners after one fails).
+func listenerPanicked(kind string) {
+	if r := recover(); r != nil {
+		slog.Error("stateful_route: a "+kind+" listener panicked", "panic", r)
+	}
+}
+
 //export srGoRoutingStateChanged
 func srGoRoutingStateChanged(h C.uintptr_t, ch *C.sr_routing_state_change) {
+	defer listenerPanicked("routing-state")
 	f := cgo.Handle(h).Value().(func(RoutingStateChange))
 	f(RoutingStateChange{
 		Service:  goStr(ch.service),
 		PodIndex: int(ch.pod_index),
 		Old:      RoutingState(ch.old_state),
 		New:      RoutingState(ch.new_state),
+	})
+}
+
+//export srGoLinkChanged
+func srGoLinkChanged(h C.uintptr_t, ch *C.sr_link_change) {
+	defer listenerPanicked("link")
+	f := cgo.Handle(h).Value().(func(LinkChange))
+	f(LinkChange{
+		Namespace:  goStr(ch.namespace_name),
+		Service:    goStr(ch.service),
+		UID:        goStr(ch.uid),
+		Pod:        int(ch.pod_index),
+		Persistent: bool(ch.persistent),
 	})
 }
 

@@ -5,6 +5,7 @@ package statefulroute
 // #include <stdlib.h>
 // #include "stateful_route.h"
 // sr_status sr_go_on_routing_state_changed(const sr_client_driver *c, uintptr_t handle, uint64_t *id, sr_error **err);
+// sr_status sr_go_on_link_changed(const sr_client_driver *c, uintptr_t handle, uint64_t *id, sr_error **err);
 import "C"
 
 import (
@@ -243,6 +244,40 @@ func (c *ClientDriver) RemoveRoutingStateListener(id uint64) (bool, error) {
 	var removed C.bool
 	err := c.run(nil, func(e **C.sr_error) uint32 {
 		return C.sr_client_remove_routing_state_listener(c.ptr, C.uint64_t(id), &removed, e)
+	})
+	return bool(removed), err
+}
+
+// OnLinkChanged calls callback for each change of a link of this driver's namespace made by
+// any writer sharing the store (SPEC §11): a move, a removal (Pod -1), a replacement; the
+// driver has already dropped its cache entry for that (uid, service), e.g. to close the
+// user's connection when the user moves. On Redis it runs on the library's threads; on the
+// memory store synchronously inside the writing call (SetLinkedPod, RemoveLinkedPod, ...), on
+// that goroutine, before the call returns. Either way it must return quickly and must not
+// call blocking methods of this package (they fail with ErrInvalidArgument there); non-blocking
+// ones such as GetLinkedInCache are fine. Only changes that reach the driver while its event
+// stream is connected are reported (after a gap the cache is emptied instead); on a store with
+// DisablePropagation none are. Returns an id for RemoveLinkListener.
+func (c *ClientDriver) OnLinkChanged(callback func(LinkChange)) (uint64, error) {
+	h := cgo.NewHandle(callback)
+	var id C.uint64_t
+	err := call(func(e **C.sr_error) uint32 {
+		return uint32(C.sr_go_on_link_changed(c.ptr, C.uintptr_t(h), &id, e))
+	})
+	runtime.KeepAlive(c)
+	if err != nil {
+		h.Delete() // the library did not take it
+		return 0, err
+	}
+	return uint64(id), nil
+}
+
+// RemoveLinkListener removes a link listener; it reports whether id was registered. A call of
+// it already running may still finish.
+func (c *ClientDriver) RemoveLinkListener(id uint64) (bool, error) {
+	var removed C.bool
+	err := c.run(nil, func(e **C.sr_error) uint32 {
+		return C.sr_client_remove_link_listener(c.ptr, C.uint64_t(id), &removed, e)
 	})
 	return bool(removed), err
 }

@@ -193,6 +193,12 @@ type StoreConfig struct {
 	// server's certificate, trusted in addition to the system's roots. Default none. The
 	// cluster and sentinel topologies do not use it yet (they trust the system's roots only).
 	TLSCACertPEM []byte
+	// DisablePropagation turns change propagation off (SPEC §11, for a Redis ACL without
+	// PUBLISH/SUBSCRIBE): writers publish no events and client drivers follow the cache's TTL
+	// rule alone. False (the zero value, the default) keeps it on: link and routing-state
+	// changes reach every ClientDriver sharing the store within milliseconds (at once on the
+	// memory store, which honours it too).
+	DisablePropagation bool
 }
 
 // RoutingState is a pod's routing state (SPEC §1).
@@ -226,6 +232,16 @@ type RoutingStateChange struct {
 	Service  string
 	PodIndex int
 	Old, New RoutingState
+}
+
+// LinkChange is a link that changed (SPEC §11: a move, a removal, a replacement), made by any
+// writer sharing the store, as a ClientDriver's link listener sees it (OnLinkChanged).
+type LinkChange struct {
+	Namespace, Service, UID string
+	// Pod is the pod the link points to now; -1: removed.
+	Pod int
+	// Persistent tells whether the link is persistent now (false when removed).
+	Persistent bool
 }
 
 // Link is a link as the store holds it.

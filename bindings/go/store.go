@@ -154,6 +154,7 @@ func connect(ctx context.Context, config StoreConfig, t topology) (*Store, error
 		sc.tls_ca_cert_pem = (*C.uint8_t)(pem)
 		sc.tls_ca_cert_pem_len = C.size_t(len(config.TLSCACertPEM))
 	}
+	sc.disable_propagation = C.bool(config.DisablePropagation)
 	var ptr *C.sr_store
 	err := call(func(e **C.sr_error) uint32 {
 		switch t {

@@ -19,6 +19,7 @@ type surface struct {
 		Name    string `json:"name"`
 		Type    string `json:"type"`
 		Default any    `json:"default"`
+		CGo     string `json:"c_go"`
 	} `json:"config"`
 	Types         map[string][]string            `json:"types"`
 	RoutingStates []string                       `json:"routing_states"`
@@ -73,6 +74,7 @@ var surfaceTypes = map[string]reflect.Type{
 	"Link":               reflect.TypeFor[Link](),
 	"TrySetOutcome":      reflect.TypeFor[TrySetOutcome](),
 	"RoutingStateChange": reflect.TypeFor[RoutingStateChange](),
+	"LinkChange":         reflect.TypeFor[LinkChange](),
 	"Candidate":          reflect.TypeFor[Candidate](),
 	"PlacementRequest":   reflect.TypeFor[PlacementRequest](),
 	"LoadInput":          reflect.TypeFor[LoadInput](),
@@ -82,12 +84,31 @@ var surfaceTypes = map[string]reflect.Type{
 // one constructor per topology).
 var goOnlyFields = map[string][]string{"StoreConfig": {"URL", "ClusterURLs", "SentinelURLs", "SentinelMasterName"}}
 
+// cGoName is a config field's name in C's and Go's spelling: the first word of its c_go key
+// when it has one (propagation -> disable_propagation: a bool so renamed is the negation, so
+// that Go's zero value keeps the default), else its name.
+func cGoName(name, cGo string) string {
+	if cGo == "" {
+		return name
+	}
+	return strings.Fields(cGo)[0]
+}
+
 func TestSurfaceTypes(t *testing.T) {
 	s := readSurface(t)
 	fields := map[string][]string{}
 	for name, fs := range s.Config {
 		for _, f := range fs {
-			fields[name] = append(fields[name], f.Name)
+			n := cGoName(f.Name, f.CGo)
+			fields[name] = append(fields[name], n)
+			if n == f.Name {
+				continue
+			}
+			// A renamed bool must be the negation whose zero value (false) is the default.
+			gf, ok := goField(surfaceTypes[name], n)
+			if want, isBool := f.Default.(bool); ok && f.Type == "bool" && (!isBool || gf.Type.Kind() != reflect.Bool || !want) {
+				t.Errorf("%s.%s (%s): a bool whose zero value false means %s = %v", name, gf.Name, f.Name, f.Name, f.Default)
+			}
 		}
 	}
 	for name, fs := range s.Types {

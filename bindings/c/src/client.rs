@@ -5,7 +5,7 @@
 
 use std::ffi::{c_void, CString};
 
-use sr_core::{ClientDriver, Result, RoutingStateChange};
+use sr_core::{ClientDriver, LinkChange, Result, RoutingStateChange};
 
 use crate::config::{sr_base_config, sr_link, sr_routing_state, sr_server_info};
 use crate::convert::{
@@ -88,6 +88,50 @@ impl UserCallback<unsafe extern "C" fn(*mut c_void, *const sr_routing_state_chan
             pod_index: change.pod_index.into(),
             old_state: sr_routing_state::of(change.old),
             new_state: sr_routing_state::of(change.new),
+        };
+        // SAFETY: the caller registered a callback that accepts its user data and a change
+        // valid for the duration of the call.
+        unsafe { (self.call)(self.user_data, &c) };
+    }
+}
+
+/// A link that changed (SPEC §11: a move, a removal, a replacement), made by any writer
+/// sharing the store. Valid only during the callback.
+#[repr(C)]
+#[derive(Debug)]
+pub struct sr_link_change {
+    /// The namespace (also NUL-terminated).
+    pub namespace_name: sr_str,
+    /// The service (also NUL-terminated).
+    pub service: sr_str,
+    /// The user (also NUL-terminated).
+    pub uid: sr_str,
+    /// The pod the link points to now; -1 = removed.
+    pub pod_index: i64,
+    /// Whether the link is persistent now (false when removed).
+    pub persistent: bool,
+}
+
+/// Called for each link change that reaches a client driver, with the `user_data` given at
+/// registration. On Redis it runs on the library's runtime threads (the store's event
+/// subscriber); on the memory store synchronously inside the writing call, on the writer's
+/// thread, before that call returns. It must return quickly and must not call blocking `sr_`
+/// functions (they fail with `SR_INVALID_ARGUMENT` there); non-blocking ones such as
+/// `sr_client_get_linked_in_cache` are fine.
+pub type sr_link_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, change: *const sr_link_change)>;
+
+impl UserCallback<unsafe extern "C" fn(*mut c_void, *const sr_link_change)> {
+    fn notify(&self, change: &LinkChange) {
+        let namespace = CString::new(change.namespace.as_str()).unwrap_or_default();
+        let service = CString::new(change.service.as_str()).unwrap_or_default();
+        let uid = CString::new(change.uid.as_str()).unwrap_or_default();
+        let c = sr_link_change {
+            namespace_name: sr_str::of_c(&namespace),
+            service: sr_str::of_c(&service),
+            uid: sr_str::of_c(&uid),
+            pod_index: pod_or_none(change.pod),
+            persistent: change.persistent,
         };
         // SAFETY: the caller registered a callback that accepts its user data and a change
         // valid for the duration of the call.
@@ -567,6 +611,63 @@ pub unsafe extern "C" fn sr_client_remove_routing_state_listener(
     unsafe {
         with(client, "removed_out", removed_out, err_out, |c| {
             Ok(c.remove_routing_state_listener(id))
+        })
+    }
+}
+
+/// Registers `callback`, called with `user_data` for each change of a link of this driver's
+/// namespace made by any writer sharing the store (SPEC §11: a move, a removal, a
+/// replacement); the driver has already dropped its cache entry for that (uid, service).
+/// On Redis callbacks run on the library's runtime threads; on the memory store inside the
+/// writing call, on the writer's thread (see `sr_link_callback`). Only changes that reach the
+/// driver while its event stream is connected are reported (after a gap the cache is emptied
+/// instead); with `disable_propagation` none are.
+///
+/// - `callback`: required. `release`: optional (may be NULL); called once with `user_data`
+///   when `callback` will never run again (after `sr_client_remove_link_listener` or
+///   `sr_client_free`), from any thread.
+/// - `listener_id_out`: receives an id for `sr_client_remove_link_listener`.
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL client, callback or out-parameter; `release` is then
+/// not called).
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_on_link_changed(
+    client: *const sr_client_driver,
+    callback: sr_link_callback,
+    release: sr_release_callback,
+    user_data: *mut c_void,
+    listener_id_out: *mut u64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        with(client, "listener_id_out", listener_id_out, err_out, |c| {
+            let call = callback.ok_or_else(|| crate::convert::invalid("callback", "is NULL"))?;
+            let cb = UserCallback {
+                call,
+                release,
+                user_data,
+            };
+            Ok(c.on_link_changed(move |change| cb.notify(change)))
+        })
+    }
+}
+
+/// Removes a link listener; `*removed_out` tells whether listener `id` was registered. Its
+/// release callback runs once no call of it is running (possibly later, on another thread).
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL).
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_remove_link_listener(
+    client: *const sr_client_driver,
+    id: u64,
+    removed_out: *mut bool,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        with(client, "removed_out", removed_out, err_out, |c| {
+            Ok(c.remove_link_listener(id))
         })
     }
 }

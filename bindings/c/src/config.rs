@@ -218,6 +218,12 @@ pub struct sr_store_config {
     pub tls_ca_cert_pem: *const u8,
     /// Length of `tls_ca_cert_pem` in bytes.
     pub tls_ca_cert_pem_len: usize,
+    /// Turns change propagation off (SPEC §11; the core's `propagation = false`, for a Redis
+    /// ACL without `PUBLISH`/`SUBSCRIBE`): writers publish no events and client drivers follow
+    /// the cache's TTL rule alone. False (the default, the zero value) keeps it on: link and
+    /// routing-state changes reach every client driver sharing the store within milliseconds.
+    /// Honoured by the memory store too.
+    pub disable_propagation: bool,
 }
 
 impl sr_store_config {
@@ -236,7 +242,7 @@ impl sr_store_config {
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             command_timeout: Duration::from_millis(self.command_timeout_ms),
             tls_ca_cert_pem,
-            ..StoreConfig::default()
+            propagation: !self.disable_propagation,
         })
     }
 }
@@ -308,7 +314,8 @@ pub unsafe extern "C" fn sr_base_config_default(config: *mut sr_base_config) -> 
 }
 
 /// Fills `*config` with the defaults: key prefix `"sf"` (a static string), connect timeout
-/// 5000 ms, command timeout 2000 ms, no TLS CA certificate (NULL).
+/// 5000 ms, command timeout 2000 ms, no TLS CA certificate (NULL), propagation on
+/// (`disable_propagation` false).
 ///
 /// Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
 #[no_mangle]
@@ -324,6 +331,7 @@ pub unsafe extern "C" fn sr_store_config_default(config: *mut sr_store_config) -
                 command_timeout_ms: d.command_timeout.as_millis() as u64,
                 tls_ca_cert_pem: std::ptr::null(),
                 tls_ca_cert_pem_len: 0,
+                disable_propagation: !d.propagation,
             })
         })
     }

@@ -49,7 +49,8 @@ fn new_store(store: Store) -> *mut sr_store {
 
 /// Makes an embedded in-memory store (one per call; nothing is shared between two of them).
 ///
-/// - `config`: its settings (only `key_prefix` matters); borrowed for the call.
+/// - `config`: its settings (only `key_prefix` and `disable_propagation` matter); borrowed
+///   for the call.
 /// - `store_out`: receives the new store; the caller owns it and frees it with `sr_store_free`.
 /// - `err_out`: NULL, or receives an `sr_error` on failure (free with `sr_error_free`).
 ///

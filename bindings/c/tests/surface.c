@@ -27,6 +27,7 @@ int main(int argc, char **argv) {
   printf("StoreConfig.connect_timeout_ms=%llu\n", (unsigned long long)s.connect_timeout_ms);
   printf("StoreConfig.command_timeout_ms=%llu\n", (unsigned long long)s.command_timeout_ms);
   printf("StoreConfig.tls_ca_cert_pem=%s\n", s.tls_ca_cert_pem == NULL && s.tls_ca_cert_pem_len == 0 ? "null" : "set");
+  printf("StoreConfig.disable_propagation=%d\n", s.disable_propagation ? 1 : 0);
   for (int i = -1; i <= 12; i++) printf("status.%d=%s\n", i, sr_status_name(i));
 
   sr_store *store = NULL;

@@ -14,6 +14,9 @@ names and the placement names. Checks, in the C spelling (sr_ prefixes, snake_ca
 C's spelling of a parameter or field: the same name, or with the unit or kind it carries
 (`pod` -> `pod_index`, `ttl` -> `ttl_seconds`, `connect_timeout` -> `connect_timeout_ms`), and
 `namespace`, `new`, `old` (C++ keywords) as `ns` / `namespace_name`, `new_state`, `old_state`.
+A config field with a `c_go` key is spelled in C (and Go) as that key's first word, e.g.
+`propagation` (default true) as `disable_propagation`: a bool so spelled is the negation, so
+that the zero value keeps the default (its C default is the surface default negated).
 Out-parameters (`*_out`), array lengths (`*_len`) and a callback's `release` and `user_data`
 are C's own. Exits non-zero, listing every mismatch.
 """
@@ -70,6 +73,17 @@ def snake(camel):
     return "sr_" + re.sub(r"(?<!^)([A-Z])", r"_\1", camel).lower()
 
 
+def c_go(field):
+    """The C/Go spelling of a config field (its `c_go` key's first word) and its default there."""
+    if "c_go" not in field:
+        return field["name"], field["default"]
+    name = field["c_go"].split()[0]
+    want = field["default"]
+    if field["type"] == "bool" and not name.startswith(field["name"]):
+        want = not want
+    return name, want
+
+
 def check_fields(kind, type_name, fields):
     struct = snake(type_name)
     if struct not in STRUCTS:
@@ -92,13 +106,13 @@ printed = dict(
 )
 
 for type_name, fields in SURFACE["config"].items():
-    names = check_fields("config", type_name, [f["name"] for f in fields])
+    names = check_fields("config", type_name, [c_go(f)[0] for f in fields])
     for f in fields:
-        n = names.get(f["name"])
+        spelled, want = c_go(f)
+        n = names.get(spelled)
         if n is None:
             continue
         got = printed.get(f"{type_name}.{n}")
-        want = f["default"]
         if f["type"] == "bytes":
             ok = (want is None) == (got == "null")
         elif f["type"] == "string":
@@ -107,7 +121,7 @@ for type_name, fields in SURFACE["config"].items():
             scale = 1000 if n.endswith("_ms") and not f["name"].endswith("_ms") else 1
             ok = got is not None and float(got) == (0 if want is None else want) * scale
         if not ok:
-            problems.append(f"config {type_name}.{f['name']}: default {want!r}, C {n} = {got!r}")
+            problems.append(f"config {type_name}.{spelled}: default {want!r}, C {n} = {got!r}")
 
 for type_name, fields in SURFACE["types"].items():
     check_fields("type", type_name, fields)

@@ -166,6 +166,7 @@ static sr_client_driver *new_client(sr_store *store) {
   return c;
 }
 
+
 /* ---- the normal flow ---- */
 
 static void test_flow(sr_store *store) {
@@ -1720,6 +1721,297 @@ static void test_cache_ttl(sr_store *store) {
   sr_server_free(p0);
 }
 
+/* ---- change propagation (SPEC §11): link listeners and a second gateway's cache ---- */
+
+/* What a link listener saw; the same struct is its user_data. */
+struct link_listener {
+  pthread_mutex_t mu;
+  atomic_int calls, removals, released, bad;
+  int64_t pod;     /* of the last change */
+  bool persistent; /* of the last change */
+  char uid[64];
+  atomic_int cached_in_call;  /* sr_client_get_linked_in_cache from the callback (-2: not asked) */
+  atomic_int nested_status;   /* a blocking call from the callback (-1: not asked) */
+  const sr_client_driver *client;
+};
+
+static void link_listener_init(struct link_listener *l, const sr_client_driver *c) {
+  memset(l, 0, sizeof *l);
+  pthread_mutex_init(&l->mu, NULL);
+  l->client = c;
+  l->pod = -2;
+  atomic_store(&l->cached_in_call, -2);
+  atomic_store(&l->nested_status, -1);
+}
+
+static int sr_str_is(sr_str s, const char *want) {
+  /* also NUL-terminated */
+  return s.ptr != NULL && strlen(s.ptr) == s.len && strcmp(s.ptr, want) == 0;
+}
+
+static void on_link(void *user_data, const sr_link_change *ch) {
+  struct link_listener *l = user_data;
+  if (!sr_str_is(ch->namespace_name, NS) || !sr_str_is(ch->service, "lk") || ch->uid.ptr == NULL ||
+      ch->uid.len >= sizeof l->uid || strlen(ch->uid.ptr) != ch->uid.len || (ch->pod_index < 0 && ch->persistent) ||
+      ch->pod_index < -1)
+    atomic_fetch_add(&l->bad, 1);
+  if (l->client != NULL) {
+    /* the driver dropped its entry before telling: a non-blocking read says so */
+    int64_t cached = -2;
+    if (sr_client_get_linked_in_cache(l->client, ch->namespace_name, ch->uid, ch->service, &cached, NULL) == SR_OK)
+      atomic_store(&l->cached_in_call, (int)cached);
+    /* a blocking call from a callback is refused, never a deadlock or an abort */
+    int64_t pod = -2;
+    atomic_store(&l->nested_status,
+                 (int)sr_client_get_linked_pod(l->client, ch->namespace_name, ch->uid, ch->service, &pod, NULL));
+  }
+  pthread_mutex_lock(&l->mu);
+  l->pod = ch->pod_index;
+  l->persistent = ch->persistent;
+  snprintf(l->uid, sizeof l->uid, "%.*s", (int)ch->uid.len, ch->uid.ptr);
+  pthread_mutex_unlock(&l->mu);
+  if (ch->pod_index == -1) atomic_fetch_add(&l->removals, 1);
+  atomic_fetch_add(&l->calls, 1); /* last: a poller that sees it sees the fields */
+}
+
+static void on_link_release(void *user_data) {
+  struct link_listener *l = user_data;
+  atomic_fetch_add(&l->released, 1);
+}
+
+/* Polls (bounded by `within` seconds) until the listener has `calls` calls; the seconds taken or -1. */
+static double until_calls(struct link_listener *l, int calls, double within) {
+  double t0 = now_seconds();
+  while (atomic_load(&l->calls) < calls && now_seconds() - t0 < within) usleep(1000);
+  return atomic_load(&l->calls) >= calls ? now_seconds() - t0 : -1;
+}
+
+/* Polls (bounded) until `c`'s cache no longer holds (uid, "lk"); the seconds taken or -1. */
+static double until_uncached(const sr_client_driver *c, const char *uid, double within) {
+  double t0 = now_seconds();
+  int64_t pod = -2;
+  do {
+    if (sr_client_get_linked_in_cache(c, S(NS), S(uid), S("lk"), &pod, NULL) == SR_OK && pod == -1)
+      return now_seconds() - t0;
+    usleep(1000);
+  } while (now_seconds() - t0 < within);
+  return -1;
+}
+
+static sr_store *store_with_prefix(int redis, const char *prefix, bool disable_propagation) {
+  sr_store_config sc;
+  sr_store_config_default(&sc);
+  sc.key_prefix = S(prefix);
+  sc.disable_propagation = disable_propagation;
+  sr_store *store = NULL;
+  if (redis) {
+    OK(sr_store_connect(S(redis_url), &sc, &store, err_out));
+  } else {
+    OK(sr_store_memory(&sc, &store, err_out));
+  }
+  return store;
+}
+
+/* A gateway with the defaults' 240 s cache and 30 s refresh: only propagation moves it. */
+static sr_client_driver *default_client(sr_store *store) {
+  sr_base_config cfg;
+  sr_base_config_default(&cfg);
+  sr_server_info gw = info(NS, "gateway", 0);
+  sr_client_driver *c = NULL;
+  OK(sr_client_new(store, &gw, &cfg, &c, err_out));
+  OK(sr_client_init(c, err_out));
+  return c;
+}
+
+static void test_link_changes(int redis) {
+  where = "link changes";
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "ct%d-%d", (int)getpid(), prefix_seq++);
+  /* the pods write through one store; gateway A reads through another connection on Redis
+   * (the memory store is one process's: both on the one store) */
+  sr_store *ws = store_with_prefix(redis, prefix, false);
+  sr_store *gs = redis ? store_with_prefix(redis, prefix, false) : ws;
+  sr_server_driver *p0 = start_pod(ws, "lk", 0, 0);
+  sr_server_driver *p1 = start_pod(ws, "lk", 1, 0);
+  sr_client_driver *a = default_client(gs);
+  sr_client_driver *b = default_client(ws);
+  struct link_listener l;
+  link_listener_init(&l, a);
+  uint64_t id = 0;
+  OK(sr_client_on_link_changed(a, on_link, on_link_release, &l, &id, err_out));
+  CHECK(id != 0);
+
+  /* a move: pod `other` takes the user persistently; both gateways follow within 1 s */
+  int64_t pod = -2, pb = -2, prev = -2;
+  OK(sr_client_compute_linked_pod(a, S(NS), S("mover"), S("lk"), &pod, err_out));
+  OK(sr_client_compute_linked_pod(b, S(NS), S("mover"), S("lk"), &pb, err_out));
+  CHECK(pod >= 0 && pb == pod);
+  int64_t other = pod == 0 ? 1 : 0;
+  OK(sr_server_set_linked_pod(other == 0 ? p0 : p1, S(NS), S("mover"), S("lk"), other, &prev, err_out));
+  CHECK(prev == pod);
+  if (!redis) CHECK(atomic_load(&l.calls) == 1); /* memory: before the writing call returned */
+  double took = until_calls(&l, 1, 1.0);
+  CHECK(took >= 0);
+  pthread_mutex_lock(&l.mu);
+  CHECK(l.pod == other && l.persistent && strcmp(l.uid, "mover") == 0);
+  pthread_mutex_unlock(&l.mu);
+  CHECK(atomic_load(&l.cached_in_call) == -1);
+  CHECK(atomic_load(&l.nested_status) == SR_INVALID_ARGUMENT);
+  double tb = until_uncached(b, "mover", 1.0);
+  CHECK(tb >= 0);
+  CHECK(until_uncached(a, "mover", 1.0) >= 0);
+  if (redis) fprintf(stderr, "  [link changes] listener after %.3f s, second gateway after %.3f s\n", took, tb);
+  OK(sr_client_compute_linked_pod(a, S(NS), S("mover"), S("lk"), &pod, err_out));
+  CHECK(pod == other);
+  OK(sr_client_compute_linked_pod(b, S(NS), S("mover"), S("lk"), &pb, err_out));
+  CHECK(pb == other);
+
+  /* a removal: the listener gets "none" (-1, not persistent), the caches drop it */
+  bool removed = false;
+  OK(sr_server_remove_linked_pod(other == 0 ? p0 : p1, S(NS), S("mover"), S("lk"), 0, &removed, err_out));
+  CHECK(removed);
+  CHECK(until_calls(&l, 2, 1.0) >= 0);
+  pthread_mutex_lock(&l.mu);
+  CHECK(l.pod == -1 && !l.persistent && strcmp(l.uid, "mover") == 0);
+  pthread_mutex_unlock(&l.mu);
+  CHECK(atomic_load(&l.removals) == 1);
+  CHECK(until_uncached(a, "mover", 1.0) >= 0 && until_uncached(b, "mover", 1.0) >= 0);
+  CHECK(atomic_load(&l.bad) == 0);
+
+  /* removing the listener stops its calls and releases it once */
+  OK(sr_client_remove_link_listener(a, id, &removed, err_out));
+  CHECK(removed);
+  CHECK(eventually(&l.released, 1));
+  OK(sr_client_remove_link_listener(a, id, &removed, err_out));
+  CHECK(!removed);
+  int calls = atomic_load(&l.calls);
+  sr_link placed;
+  OK(sr_client_set_linked_pod_if_absent(a, S(NS), S("mover"), S("lk"), 0, 300, &placed, err_out));
+  CHECK(placed.pod_index == 0);
+  OK(sr_client_get_linked_in_cache(a, S(NS), S("mover"), S("lk"), &pod, err_out));
+  CHECK(pod == 0);
+  OK(sr_server_set_linked_pod(p1, S(NS), S("mover"), S("lk"), 1, &prev, err_out));
+  CHECK(until_uncached(a, "mover", 1.0) >= 0); /* the event reached A ... */
+  CHECK(atomic_load(&l.calls) == calls);        /* ... and no removed listener */
+  CHECK(atomic_load(&l.released) == 1);
+
+  /* NULL arguments are SR_INVALID_ARGUMENT, and a listener not taken is not released */
+  struct link_listener n;
+  link_listener_init(&n, NULL);
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_on_link_changed(NULL, on_link, on_link_release, &n, &id, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_on_link_changed(a, NULL, on_link_release, &n, &id, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_on_link_changed(a, on_link, on_link_release, &n, NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_remove_link_listener(NULL, id, &removed, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_remove_link_listener(a, id, NULL, err_out));
+  CHECK(atomic_load(&n.released) == 0);
+  /* a listener without release, and one released when its driver is freed */
+  uint64_t id2 = 0, id3 = 0;
+  OK(sr_client_on_link_changed(b, on_link, NULL, &n, &id2, err_out));
+  struct link_listener l3;
+  link_listener_init(&l3, NULL);
+  OK(sr_client_on_link_changed(b, on_link, on_link_release, &l3, &id3, err_out));
+  CHECK(id3 != id2);
+  OK(sr_server_remove_linked_pod(p1, S(NS), S("mover"), S("lk"), 0, &removed, err_out));
+  /* (on Redis B's stream may still bring the earlier move first: wait for the removal) */
+  CHECK(eventually(&n.removals, 1) && eventually(&l3.removals, 1));
+  CHECK(atomic_load(&n.bad) == 0 && atomic_load(&l3.bad) == 0);
+  sr_client_free(b);
+  CHECK(eventually(&l3.released, 1));
+  CHECK(atomic_load(&n.released) == 0);
+
+  sr_client_free(a);
+  OK(sr_server_stop(p0, err_out));
+  OK(sr_server_stop(p1, err_out));
+  sr_server_free(p0);
+  sr_server_free(p1);
+  if (gs != ws) sr_store_free(gs);
+  sr_store_free(ws);
+  pthread_mutex_destroy(&l.mu);
+  pthread_mutex_destroy(&n.mu);
+  pthread_mutex_destroy(&l3.mu);
+}
+
+/* disable_propagation: a gateway on such a store keeps its cached answer after a move, while
+ * a propagating gateway (the control) follows */
+static void test_no_propagation(int redis) {
+  where = "no propagation";
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "ct%d-%d", (int)getpid(), prefix_seq++);
+  sr_store *ws = store_with_prefix(redis, prefix, false);
+  sr_store *off = redis ? store_with_prefix(redis, prefix, true) : NULL;
+  sr_store_config sc;
+  sr_store_config_default(&sc);
+  CHECK(!sc.disable_propagation);
+  int64_t pod = -2, prev = -2;
+  if (redis) {
+    sr_server_driver *p0 = start_pod(ws, "lk", 0, 0);
+    sr_server_driver *p1 = start_pod(ws, "lk", 1, 0);
+    sr_client_driver *on = default_client(ws), *quiet = default_client(off);
+    struct link_listener l;
+    link_listener_init(&l, NULL);
+    uint64_t id = 0;
+    OK(sr_client_on_link_changed(quiet, on_link, on_link_release, &l, &id, err_out));
+    OK(sr_client_compute_linked_pod(quiet, S(NS), S("stays"), S("lk"), &pod, err_out));
+    int64_t pc = -2;
+    OK(sr_client_compute_linked_pod(on, S(NS), S("stays"), S("lk"), &pc, err_out));
+    CHECK(pod >= 0 && pc == pod);
+    int64_t other = pod == 0 ? 1 : 0;
+    OK(sr_server_set_linked_pod(other == 0 ? p0 : p1, S(NS), S("stays"), S("lk"), other, &prev, err_out));
+    CHECK(until_uncached(on, "stays", 1.0) >= 0); /* the control followed */
+    int64_t cached = -2;
+    OK(sr_client_get_linked_in_cache(quiet, S(NS), S("stays"), S("lk"), &cached, err_out));
+    CHECK(cached == pod); /* the TTL rule alone */
+    OK(sr_client_compute_linked_pod(quiet, S(NS), S("stays"), S("lk"), &cached, err_out));
+    CHECK(cached == pod);
+    CHECK(atomic_load(&l.calls) == 0);
+    sr_client_free(quiet);
+    CHECK(eventually(&l.released, 1));
+    sr_client_free(on);
+    OK(sr_server_stop(p0, err_out));
+    OK(sr_server_stop(p1, err_out));
+    sr_server_free(p0);
+    sr_server_free(p1);
+    pthread_mutex_destroy(&l.mu);
+  } else {
+    /* the memory store with propagation off: its writers tell no gateway */
+    sr_store *m = store_with_prefix(0, prefix, true);
+    sr_server_driver *p0 = start_pod(m, "lk", 0, 0);
+    sr_server_driver *p1 = start_pod(m, "lk", 1, 0);
+    sr_client_driver *quiet = default_client(m);
+    struct link_listener l;
+    link_listener_init(&l, NULL);
+    uint64_t id = 0;
+    OK(sr_client_on_link_changed(quiet, on_link, on_link_release, &l, &id, err_out));
+    OK(sr_client_compute_linked_pod(quiet, S(NS), S("stays"), S("lk"), &pod, err_out));
+    int64_t other = pod == 0 ? 1 : 0;
+    OK(sr_server_set_linked_pod(other == 0 ? p0 : p1, S(NS), S("stays"), S("lk"), other, &prev, err_out));
+    int64_t cached = -2;
+    OK(sr_client_get_linked_in_cache(quiet, S(NS), S("stays"), S("lk"), &cached, err_out));
+    CHECK(cached == pod && atomic_load(&l.calls) == 0);
+    /* the control: a propagating memory store follows at once */
+    sr_server_driver *q0 = start_pod(ws, "lk", 0, 0);
+    sr_server_driver *q1 = start_pod(ws, "lk", 1, 0);
+    sr_client_driver *on = default_client(ws);
+    OK(sr_client_compute_linked_pod(on, S(NS), S("stays"), S("lk"), &pod, err_out));
+    other = pod == 0 ? 1 : 0;
+    OK(sr_server_set_linked_pod(other == 0 ? q0 : q1, S(NS), S("stays"), S("lk"), other, &prev, err_out));
+    OK(sr_client_get_linked_in_cache(on, S(NS), S("stays"), S("lk"), &cached, err_out));
+    CHECK(cached == -1);
+    sr_client_free(on);
+    sr_client_free(quiet);
+    CHECK(eventually(&l.released, 1));
+    sr_server_driver *ps[] = {p0, p1, q0, q1};
+    for (int i = 0; i < 4; i++) {
+      OK(sr_server_stop(ps[i], err_out));
+      sr_server_free(ps[i]);
+    }
+    sr_store_free(m);
+    pthread_mutex_destroy(&l.mu);
+  }
+  if (off) sr_store_free(off);
+  sr_store_free(ws);
+}
+
 /* ---- store faults on a redis-server of the test's own ($STATEFUL_ROUTE_TEST_REDIS_FAULT) ---- */
 
 /* bindings/c/test.sh starts it with tests/redis-server.sh (URL, PID, DIR in the environment);
@@ -1939,6 +2231,12 @@ int main(void) {
       int before = failures;
       tests[i](store);
       sr_store_free(store);
+      fprintf(stderr, "%-6s %-14s %s\n", kind, where, failures == before ? "ok" : "FAILED");
+    }
+    void (*own[])(int) = {test_link_changes, test_no_propagation};
+    for (size_t i = 0; i < sizeof own / sizeof *own; i++) {
+      int before = failures;
+      own[i](redis);
       fprintf(stderr, "%-6s %-14s %s\n", kind, where, failures == before ? "ok" : "FAILED");
     }
   }

@@ -38,3 +38,21 @@ fn slow_start_zero_is_the_default_and_negative_is_off() {
         assert!(e.to_string().contains("slow_start_seconds"), "{e}");
     }
 }
+
+#[test]
+fn disable_propagation_false_is_the_default_and_true_turns_it_off() {
+    let mut c = std::mem::MaybeUninit::<sr_store_config>::uninit();
+    // SAFETY: a valid out pointer.
+    assert_eq!(
+        unsafe { sr_store_config_default(c.as_mut_ptr()) },
+        sr_status::SR_OK
+    );
+    // SAFETY: filled on SR_OK.
+    let mut c = unsafe { c.assume_init() };
+    assert!(!c.disable_propagation);
+    // SAFETY: a static prefix, no certificate.
+    assert!(unsafe { c.to_core() }.unwrap().propagation);
+    c.disable_propagation = true;
+    // SAFETY: as above.
+    assert!(!unsafe { c.to_core() }.unwrap().propagation);
+}
