@@ -266,6 +266,12 @@ func TestRoutingStateCallbackAndLogs(t *testing.T) {
 		if err := c.RefreshService(bg, "cb"); err != nil {
 			t.Fatal(err)
 		}
+		// Reported by this refresh or by the one the pod's event starts (propagation),
+		// whichever applies the new state first: wait for it.
+		deadline := time.Now().Add(5 * time.Second)
+		for last.Load() == nil && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
 		ch, _ := last.Load().(RoutingStateChange)
 		if changes.Load() != 1 || ch != (RoutingStateChange{Service: "cb", PodIndex: 0, Old: Ready, New: DenyNewCall}) {
 			t.Fatalf("%d changes, last %+v", changes.Load(), ch)
