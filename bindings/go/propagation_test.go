@@ -170,6 +170,10 @@ func TestPropagationLogoutThenReplacement(t *testing.T) {
 			if took, ok := until(followWithin, answers(a, u, "lo", otherPod)); !ok {
 				t.Fatalf("A still not at pod %d after %v", otherPod, took)
 			}
+			// The listener runs after the entry is dropped: A may answer anew before it ran.
+			if _, ok := until(followWithin, func() bool { return len(seen.all()) >= 1 }); !ok {
+				t.Fatal("A's listener got nothing")
+			}
 			want := []LinkChange{{Namespace: ns, Service: "lo", UID: u, Pod: -1, Persistent: false}}
 			if got := seen.all(); len(got) != 1 || got[0] != want[0] {
 				t.Errorf("A's listener saw %+v, want exactly %+v", got, want)

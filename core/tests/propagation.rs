@@ -100,6 +100,16 @@ async fn follows(c: &ClientDriver, uid: &str, want: u32, what: &str) {
     .await;
 }
 
+/// Waits until `seen` holds at least `n` changes: a listener runs after its entry is dropped,
+/// so a gateway may answer anew before its listener has run.
+async fn heard(seen: &Arc<Mutex<Vec<LinkChange>>>, n: usize) {
+    eventually(BOUND, "the link listener ran", || {
+        let len = seen.lock().unwrap().len();
+        async move { len >= n }
+    })
+    .await;
+}
+
 fn recorder(c: &ClientDriver) -> Arc<Mutex<Vec<LinkChange>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
@@ -122,6 +132,7 @@ async fn a_persistent_move_reaches_the_other_gateway_within_a_second() {
             .unwrap();
         follows(&f.a, "u1", other, "gateway a follows the move").await;
         follows(&f.b, "u1", other, "gateway b follows the move").await;
+        heard(&seen, 1).await;
         let seen = seen.lock().unwrap().clone();
         assert!(
             seen.contains(&LinkChange {
@@ -161,6 +172,7 @@ async fn a_logout_then_a_placement_elsewhere_reaches_the_first_gateway() {
                 .unwrap();
         assert_eq!(l.pod_index, other);
         follows(&f.a, "u2", other, "gateway a follows the re-placement").await;
+        heard(&seen, 1).await;
         let seen = seen.lock().unwrap().clone();
         assert_eq!(
             seen.len(),
@@ -253,6 +265,7 @@ async fn try_set_compare_and_delete_and_replacement_reach_the_other_gateway() {
                 .unwrap();
         assert!(claim.created);
         follows(&f.a, "t2", 1 - p, "the replacement").await;
+        heard(&seen, 3).await;
         let seen = seen.lock().unwrap().clone();
         let kinds: Vec<(&str, Option<u32>, bool)> = seen
             .iter()
