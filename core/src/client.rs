@@ -17,7 +17,9 @@ use crate::cache::{LinkCache, LinkKey};
 use crate::config::{BaseConfig, Link, LinkTtl, ServerInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Coherence, Event, LinkChange, Subscription, Ticket};
+use crate::explain::{ExplainedLink, Explanation};
 use crate::ident;
+use crate::metrics::{MetricsSnapshot, Outcome, PropagationMetrics};
 use crate::pod_state::PodState;
 use crate::route_info::{no_pod, RouteInfo, RoutingStateChange, ServiceView};
 use crate::store::{LinkRef, Store};
@@ -64,6 +66,8 @@ pub struct ClientDriver {
     inflight: Mutex<HashMap<LinkKey, Flight>>,
     phase: AtomicU8,
     stop: tokio::sync::watch::Sender<bool>,
+    /// `config.metrics`, read on every hit.
+    counting: bool,
 }
 
 impl fmt::Debug for ClientDriver {
@@ -82,6 +86,7 @@ impl ClientDriver {
         info.validate()?;
         config.validate()?;
         let config = Arc::new(config);
+        let counting = config.metrics;
         let route = RouteInfo::new(store.clone(), info.namespace.clone(), config.clone());
         Ok(ClientDriver {
             cache: Arc::new(LinkCache::new(&config)),
@@ -94,6 +99,7 @@ impl ClientDriver {
             inflight: Mutex::new(HashMap::new()),
             phase: AtomicU8::new(NEW),
             stop: tokio::sync::watch::channel(false).0,
+            counting,
         })
     }
 
@@ -137,6 +143,7 @@ impl ClientDriver {
         let cache = Arc::downgrade(&self.cache);
         let coherence = Arc::downgrade(&self.coherence);
         let route = Arc::downgrade(&self.route);
+        let metrics = self.route.metrics.clone();
         let ready = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
         let up = ready.clone();
         let gap = std::sync::atomic::AtomicBool::new(false);
@@ -149,12 +156,16 @@ impl ClientDriver {
             match event {
                 Event::Link(change) => {
                     coherence.bump(&change.service, &change.uid);
-                    cache.remove(&change.service, &change.uid);
+                    metrics.link_events.fetch_add(1, Ordering::Relaxed);
+                    if cache.remove(&change.service, &change.uid).is_some() {
+                        metrics.invalidations.fetch_add(1, Ordering::Relaxed);
+                    }
                     tracing::debug!(uid = %change.uid, service = %change.service,
                         pod = ?change.pod, "link changed elsewhere; cache entry dropped");
                     coherence.notify(change);
                 }
                 Event::Pod { service, .. } => {
+                    metrics.pod_events.fetch_add(1, Ordering::Relaxed);
                     let service = service.clone();
                     crate::runtime::handle().spawn(async move {
                         route.refresh_if_loaded(&service).await;
@@ -164,6 +175,7 @@ impl ClientDriver {
                 // propagation: hits and stale-if-error keep working through a store outage);
                 // once the stream is back, whatever was cached may have missed events: out.
                 Event::Gap => {
+                    metrics.gaps.fetch_add(1, Ordering::Relaxed);
                     coherence.bump_all();
                     gap.store(true, Ordering::Release);
                 }
@@ -270,17 +282,21 @@ impl ClientDriver {
     #[inline]
     pub fn compute_cached(&self, ns: &str, uid: &str, service: &str) -> Result<Option<u32>> {
         let link = self.link(ns, uid, service)?;
-        Ok(self.cached_alive(link))
+        Ok(self.cached_alive(link, true))
     }
 
+    /// The cached pod if it is alive; `count`: a routing call's answer (a hit in the metrics).
     #[inline]
-    fn cached_alive(&self, link: LinkRef<'_>) -> Option<u32> {
+    fn cached_alive(&self, link: LinkRef<'_>, count: bool) -> Option<u32> {
         let now = Instant::now();
         let hit = self.cache.get_any(link.service, link.uid)?;
         if !hit.view.is_alive_at(hit.pod, now) {
             self.cache.remove_if(link.service, link.uid, hit.pod);
             None
         } else if hit.is_fresh(now) {
+            if count && self.counting {
+                hit.view.counters.hits.inc();
+            }
             Some(hit.pod)
         } else {
             None // expired: kept for stale-if-error until the store answers
@@ -291,7 +307,7 @@ impl ClientDriver {
     /// on the best pod if it has no link yet. `ns` is `""` or the driver's namespace.
     pub async fn compute_linked_pod(&self, ns: &str, uid: &str, service: &str) -> Result<u32> {
         let link = self.link(ns, uid, service)?;
-        if let Some(pod) = self.cached_alive(link) {
+        if let Some(pod) = self.cached_alive(link, true) {
             return Ok(pod);
         }
         self.compute_uncached(link).await
@@ -325,7 +341,7 @@ impl ClientDriver {
         let out = flight
             .flight
             .get_or_init(|| async {
-                match self.cached_alive(link) {
+                match self.cached_alive(link, false) {
                     Some(pod) => Ok(pod),
                     None => self.place(link).await,
                 }
@@ -333,12 +349,27 @@ impl ClientDriver {
             .await
             .clone();
         drop(flight);
-        match out {
+        let (out, outcome) = match out {
+            Ok(pod) => (Ok(pod), Outcome::Miss),
             Err(e) if matches!(e.kind(), ErrorKind::StoreUnavailable | ErrorKind::Timeout) => {
-                self.serve_stale(link).ok_or(e)
+                match self.serve_stale(link) {
+                    Some(pod) => (Ok(pod), Outcome::Stale),
+                    None => {
+                        let kind = e.kind();
+                        (Err(e), Outcome::Error(kind))
+                    }
+                }
             }
-            other => other,
+            Err(e) => {
+                let kind = e.kind();
+                (Err(e), Outcome::Error(kind))
+            }
+        };
+        if self.counting {
+            let counters = self.route.metrics.service(link.service);
+            self.route.metrics.answered(&counters, outcome);
         }
+        out
     }
 
     /// Stale-if-error: a cached link to an alive pod that expired at most
@@ -366,7 +397,11 @@ impl ClientDriver {
         let temp = LinkTtl::Seconds(self.config.temp_link_info_cache_time_seconds as u32);
         let Some(best) = self.route.reserve(&view, link.uid)? else {
             // Step 3: no routable pod; an existing link to an alive pod still serves.
-            return match self.store.call(self.store.backend().get_link(link)).await? {
+            return match self
+                .store
+                .call("get_link", self.store.backend().get_link(link))
+                .await?
+            {
                 Some(l) if view.is_alive(l.pod_index) => Ok(self.cached(link, l, view, ticket)),
                 Some(l) if l.is_persistent() => {
                     Err(Error::pod_unavailable(link.service, l.pod_index))
@@ -377,7 +412,10 @@ impl ClientDriver {
         let pod = best.pod;
         let mut claim = self
             .store
-            .call(self.store.backend().set_link_if_absent(link, pod, temp))
+            .call(
+                "set_link_if_absent",
+                self.store.backend().set_link_if_absent(link, pod, temp),
+            )
             .await?;
         // Bounded: each round replaces a link to a dead pod with `pod`, which is alive.
         for _ in 0..4 {
@@ -386,6 +424,9 @@ impl ClientDriver {
                 if claim.created {
                     tracing::debug!(uid = link.uid, service = link.service, pod, "placed user");
                     best.keep();
+                    if self.counting {
+                        view.counters.placed(pod);
+                    }
                 }
                 return Ok(self.cached(link, current, view, ticket));
             }
@@ -418,7 +459,11 @@ impl ClientDriver {
             return Ok(Some(hit.pod));
         }
         let ticket = self.ticket(link);
-        match self.store.call(self.store.backend().get_link(link)).await? {
+        match self
+            .store
+            .call("get_link", self.store.backend().get_link(link))
+            .await?
+        {
             Some(l) => {
                 let view = self.route.service(service).await?;
                 Ok(Some(self.cached(link, l, view, ticket)))
@@ -439,7 +484,11 @@ impl ClientDriver {
             return Ok(Some(hit.pod));
         }
         let ticket = self.ticket(link);
-        match self.store.call(self.store.backend().get_link(link)).await? {
+        match self
+            .store
+            .call("get_link", self.store.backend().get_link(link))
+            .await?
+        {
             Some(l) if l.is_persistent() => {
                 let view = self.route.service(service).await?;
                 Ok(Some(self.cached(link, l, view, ticket)))
@@ -458,7 +507,7 @@ impl ClientDriver {
         let link = self.link(ns, uid, service)?;
         Ok(self
             .store
-            .call(self.store.backend().get_link(link))
+            .call("get_link", self.store.backend().get_link(link))
             .await?
             .map(|l| l.pod_index))
     }
@@ -526,7 +575,10 @@ impl ClientDriver {
         let ticket = self.ticket(link);
         let l = self
             .store
-            .call(self.store.backend().set_link_if_absent(link, pod, ttl))
+            .call(
+                "set_link_if_absent",
+                self.store.backend().set_link_if_absent(link, pod, ttl),
+            )
             .await?
             .link;
         let view = self.route.service(service).await?;
@@ -546,6 +598,120 @@ impl ClientDriver {
     /// Links held by the local cache (approximate).
     pub fn cache_len(&self) -> u64 {
         self.cache.len()
+    }
+
+    /// What this driver counted and sees now (README "Metrics"): per service its hits,
+    /// misses, stale answers, errors, accepted placements by pod and the pods of its snapshot;
+    /// errors by code; the store's call latencies; the event stream. Works before `init` and
+    /// after `close` (the last figures).
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let m = &self.route.metrics;
+        let hub = self.store.backend().events();
+        MetricsSnapshot {
+            namespace: self.info.namespace.clone(),
+            enabled: self.counting,
+            cache_entries: self.cache.len(),
+            services: self.route.service_metrics(),
+            errors: m.errors(),
+            store_calls: self.store.metrics.snapshot(),
+            propagation: PropagationMetrics {
+                enabled: hub.is_some(),
+                connected: hub.is_some_and(|h| h.is_connected())
+                    && self.phase.load(Ordering::Acquire) == OPEN,
+                link_events: m.link_events.load(Ordering::Relaxed),
+                pod_events: m.pod_events.load(Ordering::Relaxed),
+                gaps: m.gaps.load(Ordering::Relaxed),
+                invalidations: m.invalidations.load(Ordering::Relaxed),
+            },
+        }
+    }
+
+    /// [`ClientDriver::metrics`] in the Prometheus text exposition format, to append to a
+    /// service's own `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        self.metrics().to_prometheus()
+    }
+
+    /// Why `uid` gets the pod it gets for `service` (a dry run: writes nothing, counts no
+    /// placement and no hit): the user's link in the store and in this cache, every pod of the
+    /// snapshot with its load, placements since the read, routing state, age and weight and
+    /// the good set's verdict on it, the policy and the pod a new user would get now.
+    pub async fn explain_placement(
+        &self,
+        ns: &str,
+        uid: &str,
+        service: &str,
+    ) -> Result<Explanation> {
+        let link = self.link(ns, uid, service)?;
+        let view = self.route.service(service).await?;
+        let stored = self
+            .store
+            .call("get_link", self.store.backend().get_link(link))
+            .await?;
+        let cached_pod = self.cache.get(service, uid).map(|c| c.pod);
+        let placement = self.route.placement_of(service);
+        let (pods, would_place_on, snapshot_age_seconds) = self.route.explain_pods(&view, uid)?;
+        let link_info = stored.map(|l| ExplainedLink {
+            pod_index: l.pod_index,
+            persistent: l.is_persistent(),
+            ttl_seconds: l.ttl.map(|t| t.as_secs_f64()),
+            pod_alive: view.is_alive(l.pod_index),
+        });
+        let (answer, summary) = match (&link_info, would_place_on) {
+            (Some(l), _) if l.pod_alive => (
+                Some(l.pod_index),
+                format!(
+                    "linked ({}) to pod {}, which is alive",
+                    if l.persistent {
+                        "persistent"
+                    } else {
+                        "temporary"
+                    },
+                    l.pod_index
+                ),
+            ),
+            (Some(l), _) if l.persistent => (
+                None,
+                format!(
+                    "POD_UNAVAILABLE: linked persistently to pod {}, which is not alive",
+                    l.pod_index
+                ),
+            ),
+            (Some(l), Some(p)) => (
+                Some(p),
+                format!(
+                    "the temporary link to pod {} (not alive) would move to pod {p} ({})",
+                    l.pod_index,
+                    placement.name()
+                ),
+            ),
+            (None, Some(p)) => (
+                Some(p),
+                format!(
+                    "no link: a new user would be placed on pod {p} ({})",
+                    placement.name()
+                ),
+            ),
+            (_, None) => (
+                None,
+                format!("NO_AVAILABLE_POD: service {service:?} has no routable pod"),
+            ),
+        };
+        Ok(Explanation {
+            namespace: self.info.namespace.clone(),
+            uid: uid.to_string(),
+            service: service.to_string(),
+            link: link_info,
+            cached_pod,
+            policy: placement.name().to_string(),
+            load_factor: placement.load_factor(),
+            load_range: self.config.load_range,
+            pods,
+            would_place_on,
+            answer,
+            summary,
+            snapshot_age_seconds,
+        })
     }
 
     // The read side of the original route-info driver, in this driver's namespace.

@@ -47,6 +47,9 @@ pub struct BaseConfig {
     /// that ramps from 0 to 1, so gateways do not all send it every new user until their next
     /// refresh (seconds, 0 to one day; 0 turns it off). `None` = one update period.
     pub slow_start_seconds: Option<f64>,
+    /// Whether a client driver counts what it does (README "Metrics"). Gauges (pods, cache
+    /// entries) are reported either way. Default on.
+    pub metrics: bool,
 }
 
 impl Default for BaseConfig {
@@ -63,6 +66,7 @@ impl Default for BaseConfig {
             drain_seconds: 0.0,
             serve_stale_seconds: 60.0,
             slow_start_seconds: None,
+            metrics: true,
         }
     }
 }
@@ -184,6 +188,99 @@ impl ServerInfo {
             service_name: service_name.into(),
             pod_index,
         }
+    }
+
+    /// Where Kubernetes mounts the pod's namespace (the service-account token volume).
+    pub const NAMESPACE_FILE: &'static str =
+        "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+    /// Who this pod is, from its Kubernetes environment (README "Kubernetes"):
+    /// - namespace: `POD_NAMESPACE` (the downward API), else [`ServerInfo::NAMESPACE_FILE`];
+    /// - service: `service` if given, else `STATEFUL_ROUTE_SERVICE`, else the StatefulSet's
+    ///   name (the pod name without its ordinal);
+    /// - pod index: the ordinal ending the StatefulSet pod name, from `POD_NAME`, else
+    ///   `HOSTNAME` (`room-12` → 12).
+    ///
+    /// `INVALID_CONFIG`, naming the variable, when one cannot be derived or is not valid.
+    pub fn from_env(service: Option<&str>) -> Result<ServerInfo> {
+        ServerInfo::from_env_with(
+            service,
+            |k| std::env::var(k).ok(),
+            |path| std::fs::read_to_string(path).ok(),
+        )
+    }
+
+    /// [`ServerInfo::from_env`] over given lookups (for tests and other sources).
+    pub fn from_env_with(
+        service: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+        read_file: impl Fn(&str) -> Option<String>,
+    ) -> Result<ServerInfo> {
+        let set = |k: &str| {
+            env(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let namespace = match set("POD_NAMESPACE") {
+            Some(ns) => ns,
+            None => read_file(Self::NAMESPACE_FILE)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    Error::invalid_config(
+                        "POD_NAMESPACE",
+                        format!(
+                            "is not set and {} cannot be read: set it from the downward API \
+                             (fieldRef: metadata.namespace)",
+                            Self::NAMESPACE_FILE
+                        ),
+                    )
+                })?,
+        };
+        let (var, pod_name) = match set("POD_NAME") {
+            Some(n) => ("POD_NAME", n),
+            None => (
+                "HOSTNAME",
+                set("HOSTNAME").ok_or_else(|| {
+                    Error::invalid_config(
+                        "POD_NAME",
+                        "neither POD_NAME nor HOSTNAME is set: set POD_NAME from the downward \
+                         API (fieldRef: metadata.name)",
+                    )
+                })?,
+            ),
+        };
+        let parsed = pod_name.rsplit_once('-').and_then(|(set, ordinal)| {
+            let digits = !ordinal.is_empty() && ordinal.bytes().all(|b| b.is_ascii_digit());
+            (digits && !set.is_empty() && (ordinal == "0" || !ordinal.starts_with('0')))
+                .then(|| ordinal.parse::<u32>().ok().map(|i| (set, i)))
+                .flatten()
+        });
+        let Some((statefulset, pod_index)) = parsed else {
+            return Err(Error::invalid_config(
+                var,
+                format!(
+                    "{pod_name:?} is not a StatefulSet pod name <set>-<ordinal> (e.g. room-12)"
+                ),
+            ));
+        };
+        let service = match service
+            .map(str::to_string)
+            .or_else(|| set("STATEFUL_ROUTE_SERVICE"))
+        {
+            Some(s) => s,
+            None => statefulset.to_string(),
+        };
+        let info = ServerInfo::new(namespace, service, pod_index);
+        info.validate().map_err(|e| {
+            let field = match e.message() {
+                m if m.contains("namespace") => "POD_NAMESPACE",
+                m if m.contains("service_name") => "STATEFUL_ROUTE_SERVICE",
+                _ => var,
+            };
+            Error::invalid_config(field, e.message().to_string())
+        })?;
+        Ok(info)
     }
 
     /// Checks the three fields against SPEC §2 (the namespace must be named).

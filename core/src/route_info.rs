@@ -16,7 +16,9 @@ use arc_swap::ArcSwap;
 
 use crate::config::{BaseConfig, RoutingState};
 use crate::error::{Error, ErrorKind, Result};
+use crate::explain::ExplainedPod;
 use crate::ident;
+use crate::metrics::{ClientMetrics, PodMetrics, ServiceCounters, ServiceMetrics};
 use crate::placement::{good_set, Candidate, Placement, PlacementRequest};
 use crate::pod_state::PodState;
 use crate::store::{PodStates, Store};
@@ -61,6 +63,8 @@ pub(crate) struct Snapshot {
     /// Sorted by pod index.
     pods: Vec<PodView>,
     store_now_ms: u64,
+    /// When the store was read (kept by a freeze); `None` before the first read.
+    read_at: Option<Instant>,
 }
 
 impl Snapshot {
@@ -82,6 +86,7 @@ impl Snapshot {
         Snapshot {
             pods,
             store_now_ms: states.now_ms,
+            read_at: Some(read_at),
         }
     }
 
@@ -95,7 +100,17 @@ impl Snapshot {
         for (p, o) in snap.pods.iter_mut().zip(&self.pods) {
             p.ramp = o.ramp;
         }
+        snap.read_at = self.read_at;
         snap
+    }
+
+    /// Seconds since `p` published: its age at the read plus the time since the read.
+    fn age_seconds(&self, p: &PodView, now: Instant) -> f64 {
+        let at_read = self.store_now_ms.saturating_sub(p.state.update_ms) as f64 / 1000.0;
+        at_read
+            + self
+                .read_at
+                .map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64())
     }
 
     fn pod(&self, pod: u32) -> Option<&PodView> {
@@ -109,6 +124,8 @@ impl Snapshot {
 /// One service's snapshot, shared by the cache entries that point into it.
 pub(crate) struct ServiceView {
     pub name: String,
+    /// This service's counters (outlive the view: a re-read view gets the same).
+    pub counters: Arc<ServiceCounters>,
     snapshot: ArcSwap<Snapshot>,
     sequence: AtomicU64,
     loaded: AtomicBool,
@@ -265,6 +282,7 @@ pub struct RouteInfo {
     placements: RwLock<HashMap<String, Placement>>,
     listeners: Mutex<Vec<(u64, Listener)>>,
     next_listener: AtomicU64,
+    pub(crate) metrics: Arc<ClientMetrics>,
 }
 
 impl fmt::Debug for RouteInfo {
@@ -280,12 +298,13 @@ impl RouteInfo {
         Arc::new(RouteInfo {
             store,
             namespace,
-            config,
             epoch: Instant::now(),
             services: RwLock::new(HashMap::new()),
             placements: RwLock::new(HashMap::new()),
             listeners: Mutex::new(Vec::new()),
             next_listener: AtomicU64::new(1),
+            metrics: Arc::new(ClientMetrics::new(config.metrics)),
+            config,
         })
     }
 
@@ -303,6 +322,7 @@ impl RouteInfo {
                     .or_insert_with(|| {
                         Arc::new(ServiceView {
                             name: service.to_string(),
+                            counters: self.metrics.service(service),
                             snapshot: ArcSwap::from_pointee(Snapshot::default()),
                             sequence: AtomicU64::new(0),
                             loaded: AtomicBool::new(false),
@@ -321,7 +341,14 @@ impl RouteInfo {
             let _guard = view.load_lock.lock().await;
             if !view.loaded.load(Ordering::Acquire) {
                 let ticket = view.tickets.fetch_add(1, Ordering::AcqRel) + 1;
-                let states = self.store.pod_states(&self.namespace, service).await?;
+                view.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+                let states = match self.store.pod_states(&self.namespace, service).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        view.counters.refresh_errors.fetch_add(1, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                };
                 let _ = view.apply(
                     ticket,
                     states,
@@ -391,7 +418,12 @@ impl RouteInfo {
 
     async fn refresh(&self, view: &ServiceView) -> Result<()> {
         let ticket = view.tickets.fetch_add(1, Ordering::AcqRel) + 1;
-        let states = match self.store.pod_states(&self.namespace, &view.name).await {
+        view.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+        let read = self.store.pod_states(&self.namespace, &view.name).await;
+        if read.is_err() {
+            view.counters.refresh_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let states = match read {
             Ok(s) => s,
             Err(e) if matches!(e.kind(), ErrorKind::StoreUnavailable | ErrorKind::Timeout) => {
                 // The store cannot be reached: freeze liveness (pods keep the ages they had at
@@ -629,6 +661,148 @@ impl RouteInfo {
 
     /// Starts the refresh loop on the shared runtime; it ends when `stop` fires or the
     /// route info is dropped.
+    /// Each counted service's counters and the pods of its snapshot in force.
+    pub(crate) fn service_metrics(&self) -> Vec<ServiceMetrics> {
+        let now = Instant::now();
+        let views: HashMap<String, Arc<ServiceView>> = self
+            .services
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.metrics
+            .services()
+            .into_iter()
+            .map(|(service, c)| {
+                let snap = views.get(&service).map(|v| v.snapshot.load_full());
+                let pods = snap
+                    .iter()
+                    .flat_map(|snap| snap.pods.iter().map(move |p| (snap, p)))
+                    .map(|(snap, p)| PodMetrics {
+                        pod_index: p.state.pod_index,
+                        state: match p.effective(now) {
+                            Some(RoutingState::Ready) => "routable",
+                            Some(_) => "draining",
+                            None => "dead",
+                        }
+                        .to_string(),
+                        routing_state: p.state.routing_state.as_str().to_string(),
+                        load: p.state.load,
+                        weight: p.state.weight,
+                        age_seconds: snap.age_seconds(p, now),
+                    })
+                    .collect();
+                ServiceMetrics {
+                    hits: c.hits.get(),
+                    misses: c.misses.load(Ordering::Relaxed),
+                    stale: c.stale.load(Ordering::Relaxed),
+                    errors: c.errors.load(Ordering::Relaxed),
+                    placements: c
+                        .placements
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone(),
+                    snapshot_reads: c.refreshes.load(Ordering::Relaxed),
+                    snapshot_read_errors: c.refresh_errors.load(Ordering::Relaxed),
+                    snapshot_age_seconds: snap
+                        .and_then(|s| s.read_at)
+                        .map(|at| now.saturating_duration_since(at).as_secs_f64()),
+                    pods,
+                    service,
+                }
+            })
+            .collect()
+    }
+
+    /// The placement policy in force for `service`.
+    pub(crate) fn placement_of(&self, service: &str) -> Placement {
+        self.placements
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(service)
+            .cloned()
+            .unwrap_or_else(|| self.config.placement.clone())
+    }
+
+    /// A dry run of a placement on `view`: every pod with the verdict the good set gave it, and
+    /// the pod a new user would get. Counts nothing.
+    pub(crate) fn explain_pods(
+        &self,
+        view: &ServiceView,
+        uid: &str,
+    ) -> Result<(Vec<ExplainedPod>, Option<u32>, Option<f64>)> {
+        let now = Instant::now();
+        let snap = view.snapshot.load_full();
+        let routable = |p: &PodView| p.effective(now) == Some(RoutingState::Ready);
+        let bound = snap
+            .pods
+            .iter()
+            .filter(|p| routable(p))
+            .map(|p| p.state.load)
+            .min()
+            .map(|min| (min, min.saturating_add(self.config.load_range)));
+        let pods = snap
+            .pods
+            .iter()
+            .map(|p| {
+                let (verdict, reason) = match (p.effective(now), bound) {
+                    (None, _) if p.state.routing_state == RoutingState::Shutdown => {
+                        ("dead", "shut down".to_string())
+                    }
+                    (None, _) => (
+                        "dead",
+                        format!(
+                            "last published {:.1} s ago, longer than stale_after ({:.1} s)",
+                            snap.age_seconds(p, now),
+                            self.config.stale_after().as_secs_f64()
+                        ),
+                    ),
+                    (Some(RoutingState::Ready), Some((min, max))) if p.state.load > max => (
+                        "over_load_range",
+                        format!(
+                            "load {} is above the least loaded pod's {min} + load_range {}",
+                            p.state.load, self.config.load_range
+                        ),
+                    ),
+                    (Some(RoutingState::Ready), _) => match p.ramp {
+                        Some((from, until)) if now < until => {
+                            let r = now.saturating_duration_since(from).as_secs_f64()
+                                / until.saturating_duration_since(from).as_secs_f64();
+                            (
+                                "warming",
+                                format!(
+                                    "slow start: a candidate with probability {:.0}% for {:.1} s more",
+                                    r * 100.0,
+                                    until.saturating_duration_since(now).as_secs_f64()
+                                ),
+                            )
+                        }
+                        _ => ("kept", "routable, within the load range".to_string()),
+                    },
+                    (Some(state), _) => (
+                        "not_routable",
+                        format!("publishes {state}: keeps its users, takes no new ones"),
+                    ),
+                };
+                ExplainedPod {
+                    pod_index: p.state.pod_index,
+                    load: p.state.load,
+                    placed: p.placed.load(Ordering::Relaxed),
+                    routing_state: p.state.routing_state.as_str().to_string(),
+                    alive: p.is_alive(now),
+                    age_seconds: snap.age_seconds(p, now),
+                    weight: p.state.weight,
+                    verdict: verdict.to_string(),
+                    reason,
+                }
+            })
+            .collect();
+        let chosen = self.choose(view, uid)?;
+        let age = snap
+            .read_at
+            .map(|at| now.saturating_duration_since(at).as_secs_f64());
+        Ok((pods, chosen, age))
+    }
+
     pub(crate) fn spawn_refresh(self: &Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let weak: Weak<RouteInfo> = Arc::downgrade(self);
         let period = self.config.period();

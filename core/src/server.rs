@@ -290,6 +290,43 @@ impl ServerDriver {
         Ok(())
     }
 
+    /// Waits for SIGTERM (what Kubernetes sends a pod it stops) or SIGINT, then runs
+    /// [`ServerDriver::stop`]: the graceful-shutdown helper (README "Kubernetes"). Returns the
+    /// signal's name with stop's outcome. Set `terminationGracePeriodSeconds` above
+    /// `drain_seconds` so the drain finishes.
+    ///
+    /// ```no_run
+    /// # async fn run(server: stateful_route::ServerDriver) -> stateful_route::Result<()> {
+    /// server.start().await?;
+    /// tokio::spawn(async move { server.stop_on_signal().await });
+    /// # Ok(()) }
+    /// ```
+    #[cfg(unix)]
+    pub async fn stop_on_signal(&self) -> Result<&'static str> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, mut int) = {
+            let _guard = crate::runtime::handle().enter();
+            let listen = |kind| {
+                signal(kind).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        format!("cannot listen for signals: {e}"),
+                    )
+                })
+            };
+            (
+                listen(SignalKind::terminate())?,
+                listen(SignalKind::interrupt())?,
+            )
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "stopping the pod on a signal");
+        self.stop().await.map(|()| name)
+    }
+
     /// Drains and stops: publishes `DENY_NEW_CALL`, waits `drain_seconds`, publishes `SHUTDOWN`
     /// (pod 0 also sets the workload state `SHUTDOWN`) and ends the loop. Idempotent; a stop
     /// before start just closes the driver. If the caller stops waiting, the shutdown still

@@ -80,6 +80,7 @@ fn config_defaults_are_the_cores() {
         ("drain_seconds", c.drain_seconds.into()),
         ("serve_stale_seconds", c.serve_stale_seconds.into()),
         ("slow_start_seconds", c.slow_start_seconds.into()),
+        ("metrics", c.metrics.into()),
     ];
     let want: Vec<(String, serde_json::Value)> =
         want.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -149,4 +150,123 @@ fn pod_state_fields_are_the_cores() {
         strings(&surface()["types"]["PodState"]),
         ["pod_index", "load", "update_ms", "routing_state", "weight"]
     );
+}
+
+#[test]
+fn metrics_and_explain_fields_are_the_cores() {
+    use stateful_route::explain::{ExplainedLink, ExplainedPod, Explanation};
+    use stateful_route::metrics::{
+        MetricsSnapshot, PodMetrics, PropagationMetrics, Sample, ServiceMetrics, StoreCallMetrics,
+    };
+    // Each closure destructures every field: adding or renaming one fails to compile.
+    let _ = |m: MetricsSnapshot| {
+        let MetricsSnapshot {
+            namespace: _,
+            enabled: _,
+            cache_entries: _,
+            services: _,
+            errors: _,
+            store_calls: _,
+            propagation: _,
+        } = m;
+    };
+    let _ = |m: ServiceMetrics| {
+        let ServiceMetrics {
+            service: _,
+            hits: _,
+            misses: _,
+            stale: _,
+            errors: _,
+            placements: _,
+            snapshot_reads: _,
+            snapshot_read_errors: _,
+            snapshot_age_seconds: _,
+            pods: _,
+        } = m;
+    };
+    let _ = |m: PodMetrics| {
+        let PodMetrics {
+            pod_index: _,
+            state: _,
+            routing_state: _,
+            load: _,
+            weight: _,
+            age_seconds: _,
+        } = m;
+    };
+    let _ = |m: StoreCallMetrics| {
+        let StoreCallMetrics {
+            op: _,
+            calls: _,
+            errors: _,
+            seconds_sum: _,
+            buckets: _,
+        } = m;
+    };
+    let _ = |m: PropagationMetrics| {
+        let PropagationMetrics {
+            enabled: _,
+            connected: _,
+            link_events: _,
+            pod_events: _,
+            gaps: _,
+            invalidations: _,
+        } = m;
+    };
+    let _ = |m: Sample| {
+        let Sample {
+            name: _,
+            labels: _,
+            value: _,
+        } = m;
+    };
+    let _ = |m: Explanation| {
+        let Explanation {
+            namespace: _,
+            uid: _,
+            service: _,
+            link: _,
+            cached_pod: _,
+            policy: _,
+            load_factor: _,
+            load_range: _,
+            pods: _,
+            would_place_on: _,
+            answer: _,
+            summary: _,
+            snapshot_age_seconds: _,
+        } = m;
+    };
+    let _ = |m: ExplainedLink| {
+        let ExplainedLink {
+            pod_index: _,
+            persistent: _,
+            ttl_seconds: _,
+            pod_alive: _,
+        } = m;
+    };
+    let _ = |m: ExplainedPod| {
+        let ExplainedPod {
+            pod_index: _,
+            load: _,
+            placed: _,
+            routing_state: _,
+            alive: _,
+            age_seconds: _,
+            weight: _,
+            verdict: _,
+            reason: _,
+        } = m;
+    };
+    let s = surface();
+    let count = |t: &str| strings(&s["types"][t]).len();
+    assert_eq!(count("MetricsSnapshot"), 7);
+    assert_eq!(count("ServiceMetrics"), 10);
+    assert_eq!(count("PodMetrics"), 6);
+    assert_eq!(count("StoreCallMetrics"), 5);
+    assert_eq!(count("PropagationMetrics"), 6);
+    assert_eq!(count("Sample"), 3);
+    assert_eq!(count("Explanation"), 13);
+    assert_eq!(count("ExplainedLink"), 4);
+    assert_eq!(count("ExplainedPod"), 9);
 }

@@ -169,6 +169,7 @@ impl sr_base_config {
                 s if s < 0.0 => Some(0.0),
                 s => Some(s),
             },
+            metrics: true,
         })
     }
 }

@@ -209,6 +209,8 @@ pub struct Store {
     backend: Arc<dyn StoreBackend>,
     /// Every backend call finishes within this, reconnects included (`None`: no deadline).
     deadline: Option<Duration>,
+    /// Call latencies by operation, shared by every driver on this store.
+    pub(crate) metrics: Arc<crate::metrics::StoreMetrics>,
 }
 
 impl Store {
@@ -284,6 +286,7 @@ impl Store {
         Store {
             backend: Arc::new(backend),
             deadline: None,
+            metrics: Arc::default(),
         }
     }
 
@@ -298,8 +301,16 @@ impl Store {
     /// runtime, so the caller's runtime needs no time driver.
     pub(crate) async fn call<T>(
         &self,
+        op: &'static str,
         fut: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
+        let started = std::time::Instant::now();
+        let out = self.call_within(fut).await;
+        self.metrics.record(op, started.elapsed(), out.is_err());
+        out
+    }
+
+    async fn call_within<T>(&self, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         let Some(d) = self.deadline else {
             return fut.await;
         };
@@ -323,6 +334,7 @@ impl Store {
         Store {
             backend,
             deadline: None,
+            metrics: Arc::default(),
         }
     }
 
@@ -342,7 +354,8 @@ impl Store {
     ) -> Result<Option<u32>> {
         let link = link_ref(ns, uid, service)?;
         ident::check_pod(pod)?;
-        self.call(self.backend.set_link(link, pod, ttl)).await
+        self.call("set_link", self.backend.set_link(link, pod, ttl))
+            .await
     }
 
     /// SPEC §4 `set_link_if_absent`: returns the link in force (an existing one wins, its TTL
@@ -357,9 +370,12 @@ impl Store {
     ) -> Result<Link> {
         let link = link_ref(ns, uid, service)?;
         ident::check_pod(pod)?;
-        self.call(self.backend.set_link_if_absent(link, pod, ttl))
-            .await
-            .map(|c| c.link)
+        self.call(
+            "set_link_if_absent",
+            self.backend.set_link_if_absent(link, pod, ttl),
+        )
+        .await
+        .map(|c| c.link)
     }
 
     /// SPEC §4 `try_set_link`: refused only if a persistent link to another pod exists.
@@ -373,7 +389,8 @@ impl Store {
     ) -> Result<TrySetOutcome> {
         let link = link_ref(ns, uid, service)?;
         ident::check_pod(pod)?;
-        self.call(self.backend.try_set_link(link, pod, ttl)).await
+        self.call("try_set_link", self.backend.try_set_link(link, pod, ttl))
+            .await
     }
 
     /// SPEC §4 `remove_link`: `delay_secs <= 0` deletes now, `> 0` expires it after that long.
@@ -385,8 +402,11 @@ impl Store {
         delay_secs: i64,
     ) -> Result<bool> {
         let link = link_ref(ns, uid, service)?;
-        self.call(self.backend.remove_link(link, None, delay(delay_secs)?))
-            .await
+        self.call(
+            "remove_link",
+            self.backend.remove_link(link, None, delay(delay_secs)?),
+        )
+        .await
     }
 
     /// SPEC §4 `remove_link_if`: as [`Store::remove_link`], only if the link points to `pod`.
@@ -401,6 +421,7 @@ impl Store {
         let link = link_ref(ns, uid, service)?;
         ident::check_pod(pod)?;
         self.call(
+            "remove_link",
             self.backend
                 .remove_link(link, Some(pod), delay(delay_secs)?),
         )
@@ -410,7 +431,7 @@ impl Store {
     /// SPEC §4 `get_link`, with the link's remaining TTL.
     pub async fn get_link(&self, ns: &str, uid: &str, service: &str) -> Result<Option<Link>> {
         let link = link_ref(ns, uid, service)?;
-        self.call(self.backend.get_link(link)).await
+        self.call("get_link", self.backend.get_link(link)).await
     }
 
     /// SPEC §4 `get_link_if_persist`: temporary links read as none.
@@ -431,7 +452,8 @@ impl Store {
     pub async fn get_link_services(&self, ns: &str, uid: &str) -> Result<BTreeMap<String, u32>> {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_uid(uid)?;
-        self.call(self.backend.get_link_services(ns, uid)).await
+        self.call("get_link_services", self.backend.get_link_services(ns, uid))
+            .await
     }
 
     /// SPEC §4 `batch_get_links`: pod → uids (in input order); absent uids are left out.
@@ -452,7 +474,10 @@ impl Store {
             return Ok(out);
         }
         let pods = self
-            .call(self.backend.batch_get_links(ns, &uids, service))
+            .call(
+                "batch_get_links",
+                self.backend.batch_get_links(ns, &uids, service),
+            )
             .await?;
         if pods.len() != uids.len() {
             return Err(Error::store(format!(
@@ -477,6 +502,7 @@ impl Store {
         ttl: LinkTtl,
     ) -> Result<LinkClaim> {
         self.call(
+            "replace_temporary_link",
             self.backend
                 .replace_temporary_link(link, expected, pod, ttl),
         )
@@ -510,6 +536,7 @@ impl Store {
         ident::check_service("service", service)?;
         ident::check_pod(pod)?;
         self.call(
+            "publish_pod_state",
             self.backend
                 .publish_pod_state(ns, service, pod, load, routing, weight),
         )
@@ -520,7 +547,9 @@ impl Store {
     pub async fn pod_states(&self, ns: &str, service: &str) -> Result<PodStates> {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_service("service", service)?;
-        let raw = self.call(self.backend.pod_states(ns, service)).await?;
+        let raw = self
+            .call("pod_states", self.backend.pod_states(ns, service))
+            .await?;
         let mut pods: Vec<PodState> = raw
             .fields
             .iter()
@@ -544,8 +573,11 @@ impl Store {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_service("service", service)?;
         check_word("workload_state", state)?;
-        self.call(self.backend.set_workload_state(ns, service, state))
-            .await
+        self.call(
+            "set_workload_state",
+            self.backend.set_workload_state(ns, service, state),
+        )
+        .await
     }
 
     /// Reads a service's workload state.
@@ -572,7 +604,10 @@ impl Store {
             return Ok(Vec::new());
         }
         let out = self
-            .call(self.backend.workload_states(ns, &services))
+            .call(
+                "workload_states",
+                self.backend.workload_states(ns, &services),
+            )
             .await?;
         if out.len() != services.len() {
             return Err(Error::store(
@@ -587,14 +622,15 @@ impl Store {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_service("tag", tag)?;
         ident::check_service("service", service)?;
-        self.call(self.backend.set_tag(ns, tag, service)).await
+        self.call("set_tag", self.backend.set_tag(ns, tag, service))
+            .await
     }
 
     /// The service name that `tag` stands for.
     pub async fn get_tag(&self, ns: &str, tag: &str) -> Result<Option<String>> {
         ident::check_namespace_label("namespace", ns)?;
         ident::check_service("tag", tag)?;
-        self.call(self.backend.get_tag(ns, tag)).await
+        self.call("get_tag", self.backend.get_tag(ns, tag)).await
     }
 }
 
