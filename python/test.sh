@@ -23,7 +23,8 @@ rm -rf "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 echo "--- pip install ./python (builds the extension with maturin)" >&2
 "$venv/bin/python" -m pip install --quiet ./python
-"$venv/bin/python" -m pip install --quiet pytest mypy ruff
+# prometheus_client: for stateful_route.prometheus (an optional import of the package).
+"$venv/bin/python" -m pip install --quiet pytest mypy ruff prometheus_client
 
 echo "--- ruff format --check python/" >&2
 "$venv/bin/ruff" format --check --quiet python

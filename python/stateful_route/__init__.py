@@ -10,6 +10,11 @@ The same classes with plain (blocking) methods are in :mod:`stateful_route.block
 Awaitables are asyncio futures (or already-done awaitables): ``await`` them, or wrap them with
 ``asyncio.ensure_future`` (``asyncio.create_task`` takes coroutines only).
 
+Operators: ``client.metrics()`` (a :class:`MetricsSnapshot`), ``client.metrics_text()``
+(Prometheus text), ``await client.explain_placement(ns, uid, service)`` (an
+:class:`Explanation`), :func:`stop_on_signal` (graceful shutdown on SIGTERM) and, with
+``prometheus_client`` installed, :class:`stateful_route.prometheus.StatefulRouteCollector`.
+
 Core log events go to the ``logging`` logger ``stateful_route`` (level INFO and above are
 forwarded; see :func:`set_log_level`).
 """
@@ -22,20 +27,31 @@ from . import _native
 from ._native import (
     BaseConfig,
     Candidate,
+    ExplainedLink,
+    ExplainedPod,
+    Explanation,
     Link,
     LinkChange,
     LoadInput,
+    MetricsSnapshot,
     PlacementRequest,
+    PodMetrics,
     PodState,
+    PropagationMetrics,
     RoutingStateChange,
+    Sample,
     ServerDriver,
     ServerInfo,
+    ServiceMetrics,
     Store,
+    StoreCallMetrics,
     TrySetOutcome,
     _at_exit,
+    metric_families,
     set_log_level,
 )
 from .errors import *  # noqa: F403 (the exception classes: errors.__all__)
+from .shutdown import stop_on_signal
 from .types import RoutingState
 
 atexit.register(_at_exit)
@@ -64,26 +80,37 @@ __all__ = [
     "Candidate",
     "ClientDriver",
     "ClosedError",
+    "ExplainedLink",
+    "ExplainedPod",
+    "Explanation",
     "InternalError",
     "InvalidArgumentError",
     "InvalidConfigError",
     "Link",
     "LinkChange",
     "LoadInput",
+    "MetricsSnapshot",
     "NamespaceNotLocalError",
     "NoAvailablePodError",
     "PlacementRequest",
+    "PodMetrics",
     "PodState",
     "PodUnavailableError",
+    "PropagationMetrics",
     "RoutingState",
     "RoutingStateChange",
+    "Sample",
     "ServerDriver",
     "ServerInfo",
+    "ServiceMetrics",
     "StatefulRouteError",
     "Store",
+    "StoreCallMetrics",
     "StoreError",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "TrySetOutcome",
+    "metric_families",
     "set_log_level",
+    "stop_on_signal",
 ]

@@ -12,26 +12,37 @@ from . import (
     BaseConfig as BaseConfig,
     Candidate as Candidate,
     ClosedError as ClosedError,
+    ExplainedLink as ExplainedLink,
+    ExplainedPod as ExplainedPod,
+    Explanation as Explanation,
     InternalError as InternalError,
     InvalidArgumentError as InvalidArgumentError,
     InvalidConfigError as InvalidConfigError,
     Link as Link,
     LinkChange as LinkChange,
     LoadInput as LoadInput,
+    MetricsSnapshot as MetricsSnapshot,
     NamespaceNotLocalError as NamespaceNotLocalError,
     NoAvailablePodError as NoAvailablePodError,
     PlacementRequest as PlacementRequest,
+    PodMetrics as PodMetrics,
     PodState as PodState,
     PodUnavailableError as PodUnavailableError,
+    PropagationMetrics as PropagationMetrics,
     RoutingState as RoutingState,
     RoutingStateChange as RoutingStateChange,
+    Sample as Sample,
     ServerInfo as ServerInfo,
+    ServiceMetrics as ServiceMetrics,
     StatefulRouteError as StatefulRouteError,
+    StoreCallMetrics as StoreCallMetrics,
     StoreError as StoreError,
     StoreTimeoutError as StoreTimeoutError,
     StoreUnavailableError as StoreUnavailableError,
     TrySetOutcome as TrySetOutcome,
+    metric_families as metric_families,
     set_log_level as set_log_level,
+    stop_on_signal as stop_on_signal,
 )
 from . import _native
 
@@ -129,6 +140,9 @@ class ClientDriver:
         self, namespace: str, uid: str, service: str, pod: int, ttl: int
     ) -> Link: ...
     def cache_len(self) -> int: ...
+    def metrics(self) -> MetricsSnapshot: ...
+    def metrics_text(self) -> str: ...
+    def explain_placement(self, namespace: str, uid: str, service: str) -> Explanation: ...
     def alive_pods(self, service: str) -> list[int]: ...
     def routable_pods(self, service: str) -> list[int]: ...
     def is_pod_alive(self, service: str, pod: int) -> bool: ...

@@ -163,6 +163,21 @@ impl Setting for Option<f64> {
     }
 }
 
+/// A config flag: a `bool`, or the default when `None`.
+pub fn config_bool(obj: &Obj, field: &str, default: bool) -> PyResult<bool> {
+    if obj.is_none() {
+        return Ok(default);
+    }
+    match obj.cast::<PyBool>() {
+        Ok(b) => Ok(b.is_true()),
+        Err(_) => Err(bad(
+            true,
+            field,
+            format!("expected bool, got {}", type_name(obj)),
+        )),
+    }
+}
+
 /// A config `str`, or the default when `None`/absent.
 pub fn config_text(obj: Option<&Obj>, field: &str, default: &str) -> PyResult<String> {
     let Some(o) = given(obj) else {

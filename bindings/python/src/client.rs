@@ -18,7 +18,9 @@ use crate::config::{
     config_arg, info_arg, BaseConfig, Link, LinkChange, PodState, RoutingStateChange, ServerInfo,
 };
 use crate::error::{invalid_argument, OrRaise};
+use crate::explain::Explanation;
 use crate::extend;
+use crate::metrics::MetricsSnapshot;
 use crate::runtime::{self, check_not_forked, is_blocking};
 use crate::store::store_arg;
 
@@ -246,6 +248,31 @@ impl ClientDriver {
     /// Links held by the local cache (approximate).
     fn cache_len(&self) -> u64 {
         self.inner.cache_len()
+    }
+
+    /// What this driver counted and sees now (README "Metrics"): per service its hits,
+    /// misses, stale answers, errors, accepted placements by pod and the pods of its snapshot;
+    /// errors by code; the store's call latencies; the event stream. A plain call (no store
+    /// access); works before `init` and after `close`.
+    fn metrics(&self) -> MetricsSnapshot {
+        MetricsSnapshot::from(self.inner.metrics())
+    }
+
+    /// `metrics()` in the Prometheus text exposition format, to append to a service's own
+    /// `/metrics`. A plain call.
+    fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
+    }
+
+    /// Why `uid` gets the pod it gets for `service`: the user's link, every pod with its
+    /// verdict, the policy and the pod a new user would get now (`Explanation`). A dry run:
+    /// writes nothing, counts nothing.
+    fn explain_placement(&self, namespace: &Obj, uid: &Obj, service: &Obj) -> Out {
+        let (ns, uid, svc) = ids(namespace, uid, service)?;
+        self.run(|d| async move {
+            let e = d.explain_placement(&ns, &uid, &svc).await?;
+            Ok(Explanation::from(e))
+        })
     }
 
     /// Alive pods of `service`, sorted.

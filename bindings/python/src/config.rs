@@ -89,6 +89,7 @@ impl BaseConfig {
         serve_stale_seconds = None,
         placement_load_factor = None,
         slow_start_seconds = None,
+        metrics = true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -104,6 +105,7 @@ impl BaseConfig {
         serve_stale_seconds: Option<&Obj>,
         placement_load_factor: Option<&Obj>,
         slow_start_seconds: Option<&Obj>,
+        #[pyo3(from_py_with = metrics_flag)] metrics: bool,
     ) -> PyResult<Self> {
         let mut c = core::BaseConfig::default();
         let factor_field = "placement_load_factor";
@@ -132,6 +134,7 @@ impl BaseConfig {
             .set(serve_stale_seconds, "serve_stale_seconds")?;
         c.slow_start_seconds
             .set(slow_start_seconds, "slow_start_seconds")?;
+        c.metrics = metrics;
         c.validate().or_raise()?;
         Ok(BaseConfig { inner: c })
     }
@@ -188,6 +191,12 @@ impl BaseConfig {
     fn slow_start_seconds(&self) -> Option<f64> {
         self.inner.slow_start_seconds
     }
+    /// Whether a client driver counts what it does (`metrics()`); gauges are reported either
+    /// way.
+    #[getter]
+    fn metrics(&self) -> bool {
+        self.inner.metrics
+    }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         fields_repr(
@@ -195,9 +204,14 @@ impl BaseConfig {
             "service_state_update_period_seconds cpu_factor \
              temp_link_info_cache_time_seconds user_link_info_cache_time_seconds \
              stale_after_seconds load_range placement placement_load_factor cache_capacity \
-             drain_seconds serve_stale_seconds slow_start_seconds",
+             drain_seconds serve_stale_seconds slow_start_seconds metrics",
         )
     }
+}
+
+/// `metrics=`: a `bool` (`None` keeps the default, on).
+fn metrics_flag(obj: &Obj) -> PyResult<bool> {
+    args::config_bool(obj, "metrics", core::BaseConfig::default().metrics)
 }
 
 impl From<&core::BaseConfig> for BaseConfig {
@@ -224,6 +238,20 @@ impl ServerInfo {
             args::pod(pod_index, "pod_index")?,
         );
         inner.validate().or_raise()?;
+        Ok(ServerInfo { inner })
+    }
+
+    /// Who this pod is, from its Kubernetes environment: namespace from `POD_NAMESPACE`
+    /// (else the service-account namespace file); service from `service`, else
+    /// `STATEFUL_ROUTE_SERVICE`, else the StatefulSet's name; pod index from the ordinal ending
+    /// `POD_NAME`, else `HOSTNAME` (`room-12` is 12). `InvalidConfigError` naming the
+    /// variable when one cannot be derived or is not valid.
+    #[staticmethod]
+    #[pyo3(signature = (service = None))]
+    fn from_env(service: Option<&Obj>) -> PyResult<Self> {
+        let service = args::given(service).map(|s| args::owned(s, "service"));
+        let service = service.transpose()?;
+        let inner = core::ServerInfo::from_env(service.as_deref()).or_raise()?;
         Ok(ServerInfo { inner })
     }
 
