@@ -13,5 +13,7 @@ export const {
   errorCodes,
   defaultBaseConfig,
   defaultStoreConfig,
+  serverInfoFromEnv,
+  stopOnSignal,
 } = sr
 export default sr

@@ -83,6 +83,9 @@ run(process.execPath, [
   outDir,
   '--dts',
   bench ? path.relative(outDir, dts) : 'index.d.ts',
+  // The hand-written declarations of index.js's JS-side helpers head the generated file.
+  '--dts-header',
+  fs.readFileSync(path.join(here, 'js-helpers.d.ts'), 'utf8'),
   '--no-const-enum',
   '--runtime-string-enum',
 ])

@@ -8,9 +8,15 @@ import {
   defaultBaseConfig,
   defaultStoreConfig,
   errorCodes,
+  serverInfoFromEnv,
   setLogger,
+  stopOnSignal,
   type BaseConfig,
   type Candidate,
+  type Explanation,
+  type ExplainedPod,
+  type MetricsSnapshot,
+  type SignalStop,
   type Link,
   type LinkChange,
   type LoadInput,
@@ -94,6 +100,38 @@ export async function example(url: string | undefined): Promise<number> {
   // @ts-expect-error a link change's pod is a number or null
   client.onLinkChanged((change: LinkChange) => change.pod.toFixed())
   setLogger((r: LogRecord) => void r.message, 'info')
+
+  // Metrics, explain and the Kubernetes helpers.
+  void new ClientDriver(store, info, { metrics: false })
+  const enabled: boolean | undefined = defaultBaseConfig().metrics
+  const snapshot: MetricsSnapshot = client.metrics()
+  const hits: number = snapshot.services[0].hits
+  const onPod0: number | undefined = snapshot.services[0].placements['0']
+  const age: number | null = snapshot.services[0].snapshotAgeSeconds
+  const podState: 'routable' | 'draining' | 'dead' = snapshot.services[0].pods[0].state
+  const le: number = snapshot.storeCalls[0].buckets[0].le
+  const noPod: number | undefined = snapshot.errors['NO_AVAILABLE_POD']
+  const up: boolean = snapshot.propagation.connected
+  const text: string = client.metricsText()
+  const why: Explanation = await client.explainPlacement('', 'user123', 'room')
+  const answer: number | null = why.answer
+  const linkTtl: number | null | undefined = why.link?.ttlSeconds
+  const verdicts: ExplainedPod['verdict'][] = why.pods.map((p) => p.verdict)
+  const published: RoutingState = why.pods[0].routingState
+  void [enabled, hits, onPod0, age, podState, le, noPod, up, text, answer, linkTtl, verdicts]
+  void published
+  // @ts-expect-error a verdict is one of the core's words
+  const wrongVerdict: ExplainedPod['verdict'] = 'chosen'
+  void wrongVerdict
+  const fromEnv: ServerInfo = serverInfoFromEnv()
+  void new ServerDriver(store, serverInfoFromEnv('room'))
+  const stopping: SignalStop = stopOnSignal(server, { signals: ['SIGTERM', 'SIGINT'] })
+  const signal: string | null = await stopping.done
+  stopping.cancel()
+  void stopOnSignal(server).done.then(() => undefined)
+  // @ts-expect-error stopOnSignal takes a ServerDriver
+  stopOnSignal(client)
+  void [fromEnv, signal]
   const codes: string[] = errorCodes()
   const workloads: Array<string | null | undefined> = await client.batchGetWorkloadState(['room'])
   void workloads

@@ -19,6 +19,7 @@ use crate::config::{self as arg, or_null, pod_index, BaseConfig, Link, PodState,
 use crate::config::{ServerInfo, Text};
 use crate::error::{Code, OrThrow, Result};
 use crate::extend::PlacementArg;
+use crate::metrics::{Explanation, MetricsSnapshot};
 use crate::runtime::{promise, Promise};
 use crate::store::{by_pod, Store};
 
@@ -525,5 +526,49 @@ impl ClientDriver {
     #[napi]
     pub fn remove_link_listener(&self, id: f64) -> bool {
         id >= 0.0 && id.fract() == 0.0 && self.inner.remove_link_listener(id as u64)
+    }
+
+    /// What this driver counted and sees now: per service its hits, misses, stale answers,
+    /// errors, accepted placements by pod and the pods of its snapshot; errors by code; the
+    /// store's call latencies by operation; the event stream. Counters stay 0 with
+    /// `metrics: false` (gauges are reported either way). Works before `init()` and after
+    /// `close()` (the last figures).
+    #[napi]
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics().into()
+    }
+
+    /// The same figures as `metrics()` in the Prometheus text exposition format (0.0.4), to
+    /// append to a service's own `/metrics` (no uid in any label). The package has no
+    /// dependency on a metrics library; with prom-client:
+    ///
+    /// ```js
+    /// const { register } = require('prom-client')
+    /// http.createServer(async (req, res) => {
+    ///   res.setHeader('Content-Type', register.contentType)
+    ///   res.end(await register.metrics() + client.metricsText())
+    /// })
+    /// ```
+    #[napi]
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
+    }
+
+    /// Why `uid` gets the pod it gets for `service`: the user's link in the store and in this
+    /// cache, every pod of the snapshot with its load, placements, routing state, age, weight
+    /// and verdict, the policy, and the pod a new user would get now. A dry run: writes
+    /// nothing and counts nothing (no placement, no hit).
+    #[napi]
+    pub fn explain_placement(
+        &self,
+        namespace: String,
+        uid: String,
+        service: String,
+    ) -> Promise<Explanation> {
+        promise(&self.inner, move |c| async move {
+            Ok(c.explain_placement(&namespace, &uid, &service)
+                .await?
+                .into())
+        })
     }
 }

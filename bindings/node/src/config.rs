@@ -10,7 +10,7 @@ use napi::{sys, Status, ValueType};
 use napi_derive::napi;
 use stateful_route::{self as core, ident, ErrorKind, LinkTtl};
 
-use crate::error::invalid;
+use crate::error::{invalid, OrThrow, Result};
 use crate::extend::PlacementArg;
 
 /// Largest whole number a JS number holds exactly (2^53 − 1).
@@ -176,6 +176,10 @@ pub struct BaseConfig {
     /// candidate for a new user only with a probability ramping from 0 to 1 (seconds, 0 to one
     /// day; 0 turns it off). Default: one period.
     pub slow_start_seconds: Option<f64>,
+    /// Whether a client driver counts what it does (`ClientDriver#metrics`, `metricsText`);
+    /// `false`: every counter stays 0, gauges (pods, cache entries) are still reported.
+    /// Default `true`.
+    pub metrics: Option<bool>,
 }
 
 impl BaseConfig {
@@ -222,6 +226,9 @@ impl BaseConfig {
         if let Some(v) = self.slow_start_seconds {
             c.slow_start_seconds = Some(v);
         }
+        if let Some(v) = self.metrics {
+            c.metrics = v;
+        }
         Ok(c)
     }
 
@@ -240,6 +247,7 @@ impl BaseConfig {
             drain_seconds: Some(c.drain_seconds),
             serve_stale_seconds: Some(c.serve_stale_seconds),
             slow_start_seconds: Some(c.slow_start().as_secs_f64()),
+            metrics: Some(c.metrics),
         }
     }
 }
@@ -287,6 +295,21 @@ impl ServerInfo {
             pod_index: i.pod_index.into(),
         }
     }
+}
+
+/// Who this pod is, from its Kubernetes environment: the namespace from `POD_NAMESPACE` (the
+/// downward API), else the service-account namespace file; the service from `service`, else
+/// `STATEFUL_ROUTE_SERVICE`, else the StatefulSet's name (the pod name without its ordinal);
+/// the pod index from the ordinal ending `POD_NAME`, else `HOSTNAME` (`room-12` → 12). Throws
+/// `INVALID_CONFIG`, naming the variable, when one cannot be derived or is not valid.
+///
+/// ```js
+/// const server = new ServerDriver(store, serverInfoFromEnv())
+/// ```
+#[napi]
+pub fn server_info_from_env(service: Option<String>) -> Result<ServerInfo> {
+    let info = core::ServerInfo::from_env(service.as_deref()).or_throw()?;
+    Ok(ServerInfo::from_core(&info))
 }
 
 /// Whether a pod takes new users.

@@ -1,7 +1,9 @@
 //! The Node.js binding of stateful-route (napi-rs). The npm package around it is `node/`.
 //!
 //! One file per core concept: `store.rs`, `client.rs`, `server.rs`, `config.rs`, `error.rs`,
-//! `log.rs`, `extend.rs` for JS functions as placement policy and load calculator, and `runtime.rs` for the bridge from Promises to the core's one tokio runtime;
+//! `log.rs`, `metrics.rs` for the metrics snapshot and the placement explanation, `extend.rs`
+//! for JS functions as placement policy and load calculator, and `runtime.rs` for the bridge
+//! from Promises to the core's one tokio runtime;
 //! `bench.rs` holds the measuring points of `node/bench.js`, built only with the `bench` feature.
 //! This crate only converts values, maps errors and bridges the runtime; every routing
 //! decision is the core's. It must never panic across the boundary or keep the Node process
@@ -18,6 +20,7 @@ mod config;
 mod error;
 mod extend;
 mod log;
+mod metrics;
 mod runtime;
 mod server;
 mod store;
