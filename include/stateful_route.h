@@ -142,6 +142,24 @@ typedef enum sr_log_level {
 } sr_log_level;
 
 /**
+ * The kind of a metric family, as Prometheus types it.
+ */
+typedef enum sr_metric_kind {
+  /**
+   * Only goes up.
+   */
+  SR_METRIC_COUNTER = 0,
+  /**
+   * Goes up and down.
+   */
+  SR_METRIC_GAUGE = 1,
+  /**
+   * `_bucket` (cumulative, by `le`), `_sum` and `_count` series.
+   */
+  SR_METRIC_HISTOGRAM = 2,
+} sr_metric_kind;
+
+/**
  * A gateway's driver. Thread-safe: every function may be called from many threads at once.
  * Free with `sr_client_free`.
  */
@@ -283,6 +301,12 @@ typedef struct sr_base_config {
    * a negative value turns slow start off; NaN and +infinity are `SR_INVALID_CONFIG`.
    */
   double slow_start_seconds;
+  /**
+   * Turns a client driver's counting off (the core's `metrics = false`): hits, misses,
+   * errors and placements stay 0 in `sr_client_metrics`; gauges (pods, cache entries) are
+   * reported either way. False (the default, the zero value) keeps metrics on.
+   */
+  bool disable_metrics;
 } sr_base_config;
 
 /**
@@ -450,6 +474,26 @@ typedef struct sr_link_change {
  * `sr_client_get_linked_in_cache` are fine.
  */
 typedef void (*sr_link_callback)(void *user_data, const struct sr_link_change *change);
+
+/**
+ * Who this pod is, as `sr_server_info_from_env` derived it from its Kubernetes environment.
+ * The strings are the library's (NUL-terminated); free them with `sr_owned_server_info_free`.
+ * Make an `sr_server_info` of it with `sr_str_from_cstr` on each string.
+ */
+typedef struct sr_owned_server_info {
+  /**
+   * The namespace (`POD_NAMESPACE`, else the service-account namespace file).
+   */
+  char *namespace_name;
+  /**
+   * The service (the argument, else `STATEFUL_ROUTE_SERVICE`, else the StatefulSet name).
+   */
+  char *service_name;
+  /**
+   * The StatefulSet ordinal ending `POD_NAME`, else `HOSTNAME` (`room-12` is 12).
+   */
+  int64_t pod_index;
+} sr_owned_server_info;
 
 /**
  * Settings of a store. Fill it with `sr_store_config_default`, then change fields.
@@ -665,6 +709,218 @@ typedef struct sr_log_record {
  * possibly from many at once; it must return quickly and must not call into the library.
  */
 typedef void (*sr_log_callback)(void *user_data, const struct sr_log_record *record);
+
+/**
+ * One label of a sample: `name="value"`.
+ */
+typedef struct sr_label {
+  /**
+   * The label's name, NUL-terminated.
+   */
+  char *name;
+  /**
+   * Its value, NUL-terminated.
+   */
+  char *value;
+} sr_label;
+
+/**
+ * One series of a client driver's metrics (the core's `Sample`): a family's name, or a
+ * histogram's `_bucket` / `_sum` / `_count`; its labels in the family's order (`le` last for a
+ * bucket); its value. The same numbers as `sr_client_metrics_text`.
+ */
+typedef struct sr_sample {
+  /**
+   * The series name, NUL-terminated, e.g. `stateful_route_computes_total`.
+   */
+  char *name;
+  /**
+   * `labels_len` labels.
+   */
+  struct sr_label *labels;
+  /**
+   * Number of labels.
+   */
+  size_t labels_len;
+  /**
+   * The value.
+   */
+  double value;
+} sr_sample;
+
+/**
+ * Every series of a client driver's metrics, family by family in the order of
+ * `sr_metric_families`. Free with `sr_sample_list_free`.
+ */
+typedef struct sr_sample_list {
+  /**
+   * `len` samples.
+   */
+  struct sr_sample *samples;
+  /**
+   * Number of samples.
+   */
+  size_t len;
+} sr_sample_list;
+
+/**
+ * One metric family (the core's `metrics::FAMILIES`): its name, kind, labels and help, for a
+ * collector that builds typed metrics of `sr_client_metrics`' samples. Static: never free it.
+ */
+typedef struct sr_metric_family {
+  /**
+   * The family's name, NUL-terminated (a histogram's series add `_bucket`, `_sum`, `_count`).
+   */
+  const char *name;
+  /**
+   * Its kind.
+   */
+  enum sr_metric_kind kind;
+  /**
+   * `labels_len` label names, NUL-terminated, in the order samples carry them (a bucket adds
+   * `le` last).
+   */
+  const char *const *labels;
+  /**
+   * Number of label names.
+   */
+  size_t labels_len;
+  /**
+   * What it means (the `# HELP` text), NUL-terminated.
+   */
+  const char *help;
+} sr_metric_family;
+
+/**
+ * The user's link as `sr_client_explain_placement` found it in the store.
+ */
+typedef struct sr_explained_link {
+  /**
+   * The pod it points to; -1 = the user has no link (the other fields are then false / -1).
+   */
+  int64_t pod_index;
+  /**
+   * Whether it is persistent (no TTL).
+   */
+  bool persistent;
+  /**
+   * Remaining lifetime of a temporary link in seconds; -1 for a persistent link or none.
+   */
+  double ttl_seconds;
+  /**
+   * Whether that pod is alive in this driver's snapshot.
+   */
+  bool pod_alive;
+} sr_explained_link;
+
+/**
+ * One pod of the service as a placement sees it (in `sr_explanation`).
+ */
+typedef struct sr_explained_pod {
+  /**
+   * The pod.
+   */
+  int64_t pod_index;
+  /**
+   * Its published load.
+   */
+  uint32_t load;
+  /**
+   * New users this driver placed on it since its snapshot was read.
+   */
+  uint32_t placed;
+  /**
+   * The routing state it published.
+   */
+  enum sr_routing_state routing_state;
+  /**
+   * Whether it is alive (published recently, not shut down).
+   */
+  bool alive;
+  /**
+   * Seconds since it published.
+   */
+  double age_seconds;
+  /**
+   * Its published weight.
+   */
+  uint32_t weight;
+  /**
+   * The good set's verdict, NUL-terminated: `kept` (a candidate), `warming` (a candidate
+   * with the probability `reason` gives: slow start), `dead`, `not_routable` (alive, takes no
+   * new users) or `over_load_range`.
+   */
+  char *verdict;
+  /**
+   * The verdict in words, with the numbers behind it, NUL-terminated.
+   */
+  char *reason;
+} sr_explained_pod;
+
+/**
+ * What a placement for (uid, service) would do now, and why (the core's `Explanation`).
+ * Free with `sr_explanation_free`; every string is NUL-terminated and the library's.
+ */
+typedef struct sr_explanation {
+  /**
+   * The namespace.
+   */
+  char *namespace_name;
+  /**
+   * The user.
+   */
+  char *uid;
+  /**
+   * The service.
+   */
+  char *service;
+  /**
+   * The user's link in the store (`pod_index` -1: none).
+   */
+  struct sr_explained_link link;
+  /**
+   * The pod this driver's cache holds for the user; -1 = none.
+   */
+  int64_t cached_pod;
+  /**
+   * The placement policy in force for the service (`"p2c"`, `"round_robin"`, ... or the
+   * name a custom policy reports).
+   */
+  char *policy;
+  /**
+   * Its load factor (rendezvous; 0 for the others).
+   */
+  double load_factor;
+  /**
+   * The good set's load range (`load_range`).
+   */
+  uint32_t load_range;
+  /**
+   * `pods_len` pods: every pod of the snapshot, by index.
+   */
+  struct sr_explained_pod *pods;
+  /**
+   * Number of pods.
+   */
+  size_t pods_len;
+  /**
+   * The pod a new user would be placed on now (for random policies, one draw); -1 = none.
+   */
+  int64_t would_place_on;
+  /**
+   * The pod `sr_client_compute_linked_pod` would answer now; -1 = it would fail (see
+   * `summary`).
+   */
+  int64_t answer;
+  /**
+   * The answer in words.
+   */
+  char *summary;
+  /**
+   * Seconds since the snapshot was read; -1 = never read.
+   */
+  double snapshot_age_seconds;
+} sr_explanation;
 
 /**
  * One pod's published state.
@@ -1015,9 +1271,34 @@ enum sr_status sr_client_remove_link_listener(const struct sr_client_driver *cli
                                               struct sr_error **err_out);
 
 /**
+ * `ServerInfo.from_env`: who this pod is, from its Kubernetes environment (the core's
+ * `ServerInfo::from_env`):
+ * - namespace: `POD_NAMESPACE` (the downward API), else
+ *   `/var/run/secrets/kubernetes.io/serviceaccount/namespace`;
+ * - service: `service` unless it is `""` (`{NULL, 0}` too), else `STATEFUL_ROUTE_SERVICE`,
+ *   else the StatefulSet's name (the pod name without its ordinal);
+ * - pod index: the ordinal ending `POD_NAME`, else `HOSTNAME` (`room-12` is 12).
+ *
+ * `info_out` receives strings the caller frees with `sr_owned_server_info_free`. Reads the
+ * process environment (`getenv`): do not change it from another thread during the call.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL `info_out`, invalid UTF-8), `SR_INVALID_CONFIG` (a
+ * variable missing or invalid; the message names it).
+ */
+enum sr_status sr_server_info_from_env(struct sr_str service,
+                                       struct sr_owned_server_info *info_out,
+                                       struct sr_error **err_out);
+
+/**
+ * Frees the strings of `info` and sets them to NULL. NULL, or an info already freed (or
+ * zeroed), is a no-op.
+ */
+void sr_owned_server_info_free(struct sr_owned_server_info *info);
+
+/**
  * Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
  * `"p2c"` (a static string), load factor 0 = 1.25 for rendezvous, no policy, cache 100000,
- * drain 0, serve stale 60, slow start 0 = one period).
+ * drain 0, serve stale 60, slow start 0 = one period, metrics on (`disable_metrics` false)).
  *
  * Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
  */
@@ -1237,6 +1518,77 @@ enum sr_status sr_set_log_callback(int32_t max_level,
  * running. Does nothing if no callback is set.
  */
 void sr_clear_log_callback(void);
+
+/**
+ * Frees the samples of `list` (their names and labels) and sets it to `{NULL, 0}`. NULL, or
+ * a list already freed (or zeroed), is a no-op.
+ */
+void sr_sample_list_free(struct sr_sample_list *list);
+
+/**
+ * The metric families a client driver reports, in exposition order: `*families_out` (unless
+ * NULL) receives a static array of them (never free it). Returns their number.
+ */
+size_t sr_metric_families(const struct sr_metric_family **families_out);
+
+/**
+ * The family the series `series` belongs to (a family's name, or a histogram's `_bucket`,
+ * `_sum` or `_count`), as an entry of `sr_metric_families`' static array; NULL for a name that
+ * is none (or invalid UTF-8).
+ */
+const struct sr_metric_family *sr_metric_family_of(struct sr_str series);
+
+/**
+ * `metrics`: what this driver counted and sees now, as the flat list of series (the core's
+ * `MetricsSnapshot::samples`): per service its routing calls by result (hit, miss, stale,
+ * error), accepted placements by pod, the pods of its snapshot by state with their loads and
+ * ages; errors by code; store call latencies; the event stream. No uid is ever a label. Does
+ * not block; works before `sr_client_init` and after `sr_client_close` (the last figures).
+ *
+ * `samples_out` receives a list the caller frees with `sr_sample_list_free`.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL).
+ */
+enum sr_status sr_client_metrics(const struct sr_client_driver *client,
+                                 struct sr_sample_list *samples_out,
+                                 struct sr_error **err_out);
+
+/**
+ * `metrics_text`: `sr_client_metrics` in the Prometheus text exposition format (version
+ * 0.0.4, with `# HELP` and `# TYPE`), to append to a service's own `/metrics`. Does not block.
+ *
+ * `text_out` receives a NUL-terminated string the caller frees with `sr_string_free`.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL).
+ */
+enum sr_status sr_client_metrics_text(const struct sr_client_driver *client,
+                                      char **text_out,
+                                      struct sr_error **err_out);
+
+/**
+ * Frees the strings and pods of `explanation` and sets them to NULL (and `pods_len` to 0).
+ * NULL, or an explanation already freed (or zeroed), is a no-op.
+ */
+void sr_explanation_free(struct sr_explanation *explanation);
+
+/**
+ * `explain_placement`: why `uid` gets the pod it gets for `service` — a dry run that writes
+ * nothing and counts nothing: the user's link in the store and in this driver's cache, every
+ * pod of the snapshot with its load, placements since the read, routing state, age, weight and
+ * the good set's verdict on it, the policy and the pod a new user would get now. Blocks for one
+ * store read (and the service's snapshot if it is not loaded yet).
+ *
+ * - `ns`, `uid`, `service`: as `sr_client_compute_linked_pod`.
+ * - `explanation_out`: receives the explanation; free it with `sr_explanation_free`.
+ *
+ * Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`, store errors.
+ */
+enum sr_status sr_client_explain_placement(const struct sr_client_driver *client,
+                                           struct sr_str ns,
+                                           struct sr_str uid,
+                                           struct sr_str service,
+                                           struct sr_explanation *explanation_out,
+                                           struct sr_error **err_out);
 
 /**
  * Alive pods of `service` as of the snapshot (blocks if it is not loaded yet).

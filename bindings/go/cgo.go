@@ -25,6 +25,14 @@
 //	#cgo LDFLAGS: -L${SRCDIR}/../../target/release -l:libstateful_route.a -lm -ldl -lpthread
 //	#cgo linux,amd64 LDFLAGS: -L${SRCDIR}/lib/linux_amd64
 //
+// # Operations
+//
+// [ClientDriver.Metrics] and [ClientDriver.MetricsText] report what a gateway counted and sees
+// (README "Metrics"); the promcollector subpackage, a module of its own so that this one
+// depends on nothing, serves them to Prometheus. [ClientDriver.ExplainPlacement] tells why a
+// user lands on a pod. In Kubernetes, [ServerInfoFromEnv] says who the pod is and
+// [StopOnSignal] drains and stops it on SIGTERM.
+//
 // # Concurrency and lifetime
 //
 // Every type is safe for use by many goroutines. Blocking calls wait on the library's runtime

@@ -50,6 +50,10 @@ type BaseConfig struct {
 	// probability that ramps from 0 to 1, so gateways do not all send it every new user until
 	// their next refresh (at most 86400). 0 = one update period; negative turns slow start off.
 	SlowStartSeconds float64
+	// DisableMetrics turns a ClientDriver's counting off: hits, misses, errors and placements
+	// stay 0 in Metrics; gauges (pods, cache entries) are reported either way. False (the zero
+	// value, the default) keeps metrics on.
+	DisableMetrics bool
 }
 
 // Placement names a built-in placement policy.
@@ -85,6 +89,7 @@ func DefaultBaseConfig() BaseConfig {
 		DrainSeconds:                    float64(c.drain_seconds),
 		ServeStaleSeconds:               float64(c.serve_stale_seconds),
 		SlowStartSeconds:                float64(c.slow_start_seconds),
+		DisableMetrics:                  bool(c.disable_metrics),
 	}
 }
 
@@ -146,6 +151,7 @@ func (b *BaseConfig) toC() (c C.sr_base_config, release func(), err error) {
 	// The C field has the same meaning (0 = one period, negative = off); NaN and +Inf reach
 	// the library's validation as they are.
 	c.slow_start_seconds = C.double(b.SlowStartSeconds)
+	c.disable_metrics = C.bool(b.DisableMetrics)
 	return c, release, nil
 }
 
@@ -157,6 +163,24 @@ type ServerInfo struct {
 	ServiceName string
 	// PodIndex is the StatefulSet ordinal; pod 0 is a real pod. A client driver ignores it.
 	PodIndex int
+}
+
+// ServerInfoFromEnv says who this pod is, from its Kubernetes environment:
+//   - Namespace: POD_NAMESPACE (the downward API), else
+//     /var/run/secrets/kubernetes.io/serviceaccount/namespace;
+//   - ServiceName: service unless it is "", else STATEFUL_ROUTE_SERVICE, else the
+//     StatefulSet's name (the pod name without its ordinal);
+//   - PodIndex: the ordinal ending POD_NAME, else HOSTNAME (room-12 is 12).
+//
+// An *Error with ErrInvalidConfig, naming the variable, when one cannot be derived or is not
+// valid.
+func ServerInfoFromEnv(service string) (ServerInfo, error) {
+	var i C.sr_owned_server_info
+	if err := call(func(e **C.sr_error) uint32 { return C.sr_server_info_from_env(str(service), &i, e) }); err != nil {
+		return ServerInfo{}, err
+	}
+	defer C.sr_owned_server_info_free(&i)
+	return ServerInfo{Namespace: C.GoString(i.namespace_name), ServiceName: C.GoString(i.service_name), PodIndex: int(i.pod_index)}, nil
 }
 
 // toC is s as the C struct, its strings copied into one C allocation (a Go struct that C

@@ -6,7 +6,9 @@
 # start their own redis-server processes: a 3-master Redis Cluster, and a master + replica +
 # sentinel whose master they kill. Benchmarks run once each (-benchtime=1x) so that they keep
 # working; bindings/go/bench.sh measures them. The benchmark hooks (bench_hooks.go, bench.c) are
-# built only with -tags srbench, so they do not ship in the package.
+# built only with -tags srbench, so they do not ship in the package. The Prometheus collector
+# (promcollector/, a module of its own so that the package depends on nothing) is vetted and
+# tested the same way, against the same Redis.
 set -euo pipefail
 # CI's PATH may lack Go: use its standard install location when `go` is not on PATH.
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
@@ -40,4 +42,9 @@ go vet -tags srbench ./...
 echo "--- go test -race (with the benchmark hooks: -tags srbench)"
 go test -count=1 -race -tags srbench -bench . -benchtime=1x ./...
 echo "--- go test -race with GOGC=1"
+GOGC=1 go test -count=1 -race ./...
+echo "--- promcollector (its own module): go vet, go test -race, again with GOGC=1"
+cd promcollector
+go vet ./...
+go test -count=1 -race ./...
 GOGC=1 go test -count=1 -race ./...

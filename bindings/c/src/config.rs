@@ -4,14 +4,15 @@
 //! Enum-valued inputs are plain integers, checked here: a C caller can put any value into an
 //! enum, and a Rust enum holding an unknown value would be undefined behaviour.
 
+use std::ffi::c_char;
 use std::time::Duration;
 
 use sr_core::{
     BaseConfig, Link, Placement, Result, RoutingState, ServerInfo, StoreConfig, TrySetOutcome,
 };
 
-use crate::convert::{invalid, pod_or_none, sr_str};
-use crate::error::sr_status;
+use crate::convert::{invalid, pod_or_none, sr_str, sr_string_free, string_out};
+use crate::error::{sr_error, sr_status};
 use crate::panic::answer;
 
 /// A pod's routing state (SPEC §1). `SR_ROUTING_NOT_ALIVE` appears only in routing-state
@@ -106,6 +107,10 @@ pub struct sr_base_config {
     /// that ramps from 0 to 1 (seconds, at most 86400). 0 = one update period (the default);
     /// a negative value turns slow start off; NaN and +infinity are `SR_INVALID_CONFIG`.
     pub slow_start_seconds: f64,
+    /// Turns a client driver's counting off (the core's `metrics = false`): hits, misses,
+    /// errors and placements stay 0 in `sr_client_metrics`; gauges (pods, cache entries) are
+    /// reported either way. False (the default, the zero value) keeps metrics on.
+    pub disable_metrics: bool,
 }
 
 impl From<&BaseConfig> for sr_base_config {
@@ -131,6 +136,7 @@ impl From<&BaseConfig> for sr_base_config {
                 Some(s) if s <= 0.0 => -1.0,
                 Some(s) => s,
             },
+            disable_metrics: !c.metrics,
         }
     }
 }
@@ -169,7 +175,7 @@ impl sr_base_config {
                 s if s < 0.0 => Some(0.0),
                 s => Some(s),
             },
-            metrics: true,
+            metrics: !self.disable_metrics,
         })
     }
 }
@@ -197,6 +203,70 @@ impl sr_server_info {
         let svc = unsafe { self.service_name.get("server_info.service_name") }?;
         let pod = sr_core::ident::pod_index("server_info.pod_index", self.pod_index)?;
         Ok(ServerInfo::new(ns, svc, pod))
+    }
+}
+
+/// Who this pod is, as `sr_server_info_from_env` derived it from its Kubernetes environment.
+/// The strings are the library's (NUL-terminated); free them with `sr_owned_server_info_free`.
+/// Make an `sr_server_info` of it with `sr_str_from_cstr` on each string.
+#[repr(C)]
+#[derive(Debug)]
+pub struct sr_owned_server_info {
+    /// The namespace (`POD_NAMESPACE`, else the service-account namespace file).
+    pub namespace_name: *mut c_char,
+    /// The service (the argument, else `STATEFUL_ROUTE_SERVICE`, else the StatefulSet name).
+    pub service_name: *mut c_char,
+    /// The StatefulSet ordinal ending `POD_NAME`, else `HOSTNAME` (`room-12` is 12).
+    pub pod_index: i64,
+}
+
+/// `ServerInfo.from_env`: who this pod is, from its Kubernetes environment (the core's
+/// `ServerInfo::from_env`):
+/// - namespace: `POD_NAMESPACE` (the downward API), else
+///   `/var/run/secrets/kubernetes.io/serviceaccount/namespace`;
+/// - service: `service` unless it is `""` (`{NULL, 0}` too), else `STATEFUL_ROUTE_SERVICE`,
+///   else the StatefulSet's name (the pod name without its ordinal);
+/// - pod index: the ordinal ending `POD_NAME`, else `HOSTNAME` (`room-12` is 12).
+///
+/// `info_out` receives strings the caller frees with `sr_owned_server_info_free`. Reads the
+/// process environment (`getenv`): do not change it from another thread during the call.
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL `info_out`, invalid UTF-8), `SR_INVALID_CONFIG` (a
+/// variable missing or invalid; the message names it).
+#[no_mangle]
+pub unsafe extern "C" fn sr_server_info_from_env(
+    service: sr_str,
+    info_out: *mut sr_owned_server_info,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: `info_out` is checked by `answer`; the caller guarantees `service`.
+    unsafe {
+        answer(err_out, "info_out", info_out, || {
+            let service = service.get("service")?;
+            let info = ServerInfo::from_env((!service.is_empty()).then_some(service))?;
+            Ok(sr_owned_server_info {
+                namespace_name: string_out(Some(info.namespace)),
+                service_name: string_out(Some(info.service_name)),
+                pod_index: info.pod_index.into(),
+            })
+        })
+    }
+}
+
+/// Frees the strings of `info` and sets them to NULL. NULL, or an info already freed (or
+/// zeroed), is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn sr_owned_server_info_free(info: *mut sr_owned_server_info) {
+    // SAFETY: the caller passes NULL or an info this library filled.
+    if let Some(i) = unsafe { info.as_mut() } {
+        // SAFETY: each string is NULL or came from `CString::into_raw`, freed once.
+        unsafe {
+            sr_string_free(std::mem::replace(
+                &mut i.namespace_name,
+                std::ptr::null_mut(),
+            ));
+            sr_string_free(std::mem::replace(&mut i.service_name, std::ptr::null_mut()));
+        }
     }
 }
 
@@ -301,7 +371,7 @@ impl From<TrySetOutcome> for sr_try_set_outcome {
 
 /// Fills `*config` with the defaults (30, 0.7, 300, 240, stale 0 = 3 periods, load range 500,
 /// `"p2c"` (a static string), load factor 0 = 1.25 for rendezvous, no policy, cache 100000,
-/// drain 0, serve stale 60, slow start 0 = one period).
+/// drain 0, serve stale 60, slow start 0 = one period, metrics on (`disable_metrics` false)).
 ///
 /// Errors: `SR_INVALID_ARGUMENT` if `config` is NULL.
 #[no_mangle]

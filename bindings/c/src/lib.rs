@@ -26,6 +26,7 @@ pub mod convert;
 pub mod error;
 pub mod extend;
 pub mod log;
+pub mod metrics;
 pub mod panic;
 pub mod route_info;
 pub mod server;

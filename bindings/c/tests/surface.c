@@ -21,6 +21,7 @@ int main(int argc, char **argv) {
   printf("BaseConfig.drain_seconds=%.17g\n", b.drain_seconds);
   printf("BaseConfig.serve_stale_seconds=%.17g\n", b.serve_stale_seconds);
   printf("BaseConfig.slow_start_seconds=%.17g\n", b.slow_start_seconds);
+  printf("BaseConfig.disable_metrics=%d\n", b.disable_metrics ? 1 : 0);
   sr_store_config s;
   if (sr_store_config_default(&s) != SR_OK) return 1;
   printf("StoreConfig.key_prefix=%.*s\n", (int)s.key_prefix.len, s.key_prefix.ptr);

@@ -10,7 +10,11 @@ names and the placement names. Checks, in the C spelling (sr_ prefixes, snake_ca
   its place in the list, and sr_status_name gives the code's name (the core's ErrorKind::as_str);
 - every placement name is accepted by sr_client_new;
 - every method of Store / ClientDriver / ServerDriver is sr_store_<m> / sr_client_<m> /
-  sr_server_<m>, its parameters in order after the handle, in C's spelling (below).
+  sr_server_<m>, its parameters in order after the handle, in C's spelling (below); a static
+  method of a type (ServerInfo.from_env) is sr_<type>_<m> (sr_server_info_from_env), its
+  parameters in order;
+- the structured metrics snapshot (MetricsSnapshot and its parts) has no C struct: C returns
+  the flat list of Sample (sr_sample) instead, as surface.json's "about" says.
 C's spelling of a parameter or field: the same name, or with the unit or kind it carries
 (`pod` -> `pod_index`, `ttl` -> `ttl_seconds`, `connect_timeout` -> `connect_timeout_ms`), and
 `namespace`, `new`, `old` (C++ keywords) as `ns` / `namespace_name`, `new_state`, `old_state`.
@@ -30,6 +34,10 @@ ROOT = Path(__file__).resolve().parents[3]
 SURFACE = json.loads((ROOT / "tests/vectors/surface.json").read_text())
 HEADER = (ROOT / "include/stateful_route.h").read_text()
 HANDLES = {"Store": "sr_store_", "ClientDriver": "sr_client_", "ServerDriver": "sr_server_"}
+# Types whose methods are static in C: no handle comes first.
+STATIC = {"ServerInfo": "sr_server_info_"}
+# The structured snapshot: C and Go return the flat list of Sample instead.
+SNAPSHOT_ONLY = {"MetricsSnapshot", "ServiceMetrics", "PodMetrics", "StoreCallMetrics", "PropagationMetrics"}
 ALIASES = {"namespace": ["ns", "namespace_name"], "new": ["new_state"], "old": ["old_state"]}
 SUFFIXES = ["", "_index", "_seconds", "_ms"]
 C_ONLY = {"release", "user_data"}
@@ -124,6 +132,10 @@ for type_name, fields in SURFACE["config"].items():
             problems.append(f"config {type_name}.{spelled}: default {want!r}, C {n} = {got!r}")
 
 for type_name, fields in SURFACE["types"].items():
+    if type_name in SNAPSHOT_ONLY:
+        if snake(type_name) in STRUCTS:
+            problems.append(f"type {type_name}: C returns Sample lists, yet has {snake(type_name)}")
+        continue
     check_fields("type", type_name, fields)
 
 routing = ENUMS.get("sr_routing_state", {})
@@ -150,14 +162,14 @@ for name in SURFACE["placements"]:
 
 for cls, methods in SURFACE["methods"].items():
     for method, params in methods.items():
-        fn = HANDLES[cls] + method
+        fn = (HANDLES.get(cls) or STATIC[cls]) + method
         if fn not in FUNCS:
             problems.append(f"{cls}.{method}: no {fn} in the header")
             continue
         want = params
         got = [
             p
-            for p in FUNCS[fn][1:]
+            for p in FUNCS[fn][0 if cls in STATIC else 1:]
             if not p.endswith("_out") and not p.endswith("_len") and p not in C_ONLY
         ]
         if len(got) != len(want) or any(g not in spellings(w) for g, w in zip(got, want)):

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -557,6 +558,441 @@ static void test_drain(sr_store *store) {
   sr_client_free(c);
   sr_server_free(p0);
   sr_server_free(p1);
+}
+
+/* ---- metrics and explain ---- */
+
+/* The config of the metrics and explain tests: round robin on load alone, no slow start. */
+static sr_base_config metrics_config(void) {
+  sr_base_config c = fast_config();
+  c.placement = S("round_robin");
+  c.cpu_factor = 0.0;
+  c.slow_start_seconds = -1.0; /* off */
+  return c;
+}
+
+static sr_server_driver *start_pod_with(sr_store *store, const sr_base_config *cfg, int64_t pod, int64_t load) {
+  sr_server_info i = info(NS, SVC, pod);
+  sr_server_driver *s = NULL;
+  OK(sr_server_new(store, &i, cfg, &s, err_out));
+  OK(sr_server_set_load_state(s, load, err_out));
+  OK(sr_server_start(s, err_out));
+  return s;
+}
+
+static sr_client_driver *client_with(sr_store *store, const sr_base_config *cfg) {
+  sr_server_info i = info(NS, "gateway", 0);
+  sr_client_driver *c = NULL;
+  OK(sr_client_new(store, &i, cfg, &c, err_out));
+  OK(sr_client_init(c, err_out));
+  return c;
+}
+
+/* The value of the series `name` whose labels are exactly the `n_labels` pairs given (name,
+ * value, name, value, ...), or NAN when the list has none. */
+static double sample_value(const sr_sample_list *l, const char *name, int n_labels, ...) {
+  const char *want[8][2];
+  va_list ap;
+  va_start(ap, n_labels);
+  for (int i = 0; i < n_labels && i < 8; i++) {
+    want[i][0] = va_arg(ap, const char *);
+    want[i][1] = va_arg(ap, const char *);
+  }
+  va_end(ap);
+  for (size_t i = 0; i < l->len; i++) {
+    const sr_sample *s = &l->samples[i];
+    if (strcmp(s->name, name) != 0 || s->labels_len != (size_t)n_labels) continue;
+    int same = 1;
+    for (int j = 0; j < n_labels && same; j++) {
+      same = strcmp(s->labels[j].name, want[j][0]) == 0 && strcmp(s->labels[j].value, want[j][1]) == 0;
+    }
+    if (same) return s->value;
+  }
+  return NAN;
+}
+
+/* Whether the text exposition has the line `series value`. */
+static int text_has(const char *text, const char *series, const char *value) {
+  char line[512];
+  snprintf(line, sizeof line, "%s %s\n", series, value);
+  for (const char *p = text; (p = strstr(p, line)) != NULL; p++) {
+    if (p == text || p[-1] == '\n') return 1;
+  }
+  return 0;
+}
+
+static void test_metrics(sr_store *store) {
+  where = "metrics";
+  sr_base_config cfg = metrics_config();
+  sr_server_driver *p0 = start_pod_with(store, &cfg, 0, 10);
+  sr_server_driver *p1 = start_pod_with(store, &cfg, 1, 10);
+  sr_client_driver *c = client_with(store, &cfg);
+  int64_t pod = -2;
+  /* 4 new users (round robin over pods 0 and 1), then 6 hits on them */
+  int on[2] = {0, 0};
+  for (int i = 0; i < 4; i++) {
+    char uid[16];
+    snprintf(uid, sizeof uid, "u%d", i);
+    OK(sr_client_compute_linked_pod(c, S(NS), S(uid), S(SVC), &pod, err_out));
+    CHECK(pod == 0 || pod == 1);
+    if (pod == 0 || pod == 1) on[pod]++;
+  }
+  CHECK(on[0] == 2 && on[1] == 2);
+  for (int i = 0; i < 6; i++) {
+    char uid[16];
+    snprintf(uid, sizeof uid, "u%d", i % 4);
+    OK(sr_client_compute_linked_pod(c, S(NS), S(uid), S(SVC), &pod, err_out));
+  }
+  /* one error of a known kind: a service nobody serves */
+  EXPECT(SR_NO_AVAILABLE_POD, sr_client_compute_linked_pod(c, S(NS), S("u0"), S("empty"), &pod, err_out));
+  /* a hit through the synchronous probe counts too */
+  OK(sr_client_compute_cached(c, S(NS), S("u0"), S(SVC), &pod, err_out));
+  CHECK(pod >= 0);
+
+  sr_sample_list l = {NULL, 0};
+  OK(sr_client_metrics(c, &l, err_out));
+  CHECK(l.len > 0);
+  const char *computes = "stateful_route_computes_total";
+  CHECK(sample_value(&l, computes, 2, "service", SVC, "result", "hit") == 7);
+  CHECK(sample_value(&l, computes, 2, "service", SVC, "result", "miss") == 4);
+  CHECK(sample_value(&l, computes, 2, "service", SVC, "result", "stale") == 0);
+  CHECK(sample_value(&l, computes, 2, "service", SVC, "result", "error") == 0);
+  CHECK(sample_value(&l, computes, 2, "service", "empty", "result", "error") == 1);
+  CHECK(sample_value(&l, "stateful_route_placements_total", 2, "service", SVC, "pod", "0") == 2);
+  CHECK(sample_value(&l, "stateful_route_placements_total", 2, "service", SVC, "pod", "1") == 2);
+  CHECK(isnan(sample_value(&l, "stateful_route_placements_total", 2, "service", SVC, "pod", "2")));
+  CHECK(sample_value(&l, "stateful_route_errors_total", 1, "kind", "NO_AVAILABLE_POD") == 1);
+  CHECK(sample_value(&l, "stateful_route_cache_entries", 0) == 4);
+  CHECK(sample_value(&l, "stateful_route_pods", 2, "service", SVC, "state", "routable") == 2);
+  CHECK(sample_value(&l, "stateful_route_pods", 2, "service", SVC, "state", "draining") == 0);
+  CHECK(sample_value(&l, "stateful_route_pod_load", 2, "service", SVC, "pod", "1") == 10);
+  CHECK(sample_value(&l, "stateful_route_pod_state_age_seconds", 2, "service", SVC, "pod", "0") >= 0);
+  const char *calls = "stateful_route_store_call_seconds";
+  CHECK(sample_value(&l, "stateful_route_store_call_seconds_count", 1, "op", "set_link_if_absent") == 4);
+  CHECK(sample_value(&l, "stateful_route_store_call_seconds_bucket", 2, "op", "set_link_if_absent", "le", "+Inf") == 4);
+  CHECK(sample_value(&l, "stateful_route_store_call_seconds_sum", 1, "op", "set_link_if_absent") > 0);
+  CHECK(sample_value(&l, "stateful_route_event_stream_up", 0) == 1);
+  /* no uid in any label; every series belongs to a family, its labels in the family's order */
+  for (size_t i = 0; i < l.len; i++) {
+    const sr_sample *s = &l.samples[i];
+    const sr_metric_family *f = sr_metric_family_of(S(s->name));
+    CHECK(f != NULL);
+    if (f == NULL) continue;
+    int bucket = strcmp(s->name + strlen(f->name), "_bucket") == 0;
+    CHECK(s->labels_len == f->labels_len + (bucket ? 1 : 0));
+    for (size_t j = 0; j < s->labels_len; j++) {
+      CHECK(strncmp(s->labels[j].value, "u", 1) != 0 || strlen(s->labels[j].value) != 2);
+      if (j < f->labels_len) CHECK(strcmp(s->labels[j].name, f->labels[j]) == 0);
+    }
+    if (bucket) CHECK(strcmp(s->labels[s->labels_len - 1].name, "le") == 0);
+  }
+  sr_sample_list_free(&l);
+  CHECK(l.samples == NULL && l.len == 0);
+  sr_sample_list_free(&l); /* freed twice: a no-op */
+
+  char *text = NULL;
+  OK(sr_client_metrics_text(c, &text, err_out));
+  CHECK(text != NULL);
+  if (text != NULL) {
+    CHECK(text_has(text, "stateful_route_computes_total{service=\"room\",result=\"hit\"}", "7"));
+    CHECK(text_has(text, "stateful_route_computes_total{service=\"room\",result=\"miss\"}", "4"));
+    CHECK(text_has(text, "stateful_route_placements_total{service=\"room\",pod=\"1\"}", "2"));
+    CHECK(text_has(text, "stateful_route_errors_total{kind=\"NO_AVAILABLE_POD\"}", "1"));
+    CHECK(text_has(text, "stateful_route_pods{service=\"room\",state=\"routable\"}", "2"));
+    CHECK(text_has(text, "stateful_route_store_call_seconds_count{op=\"set_link_if_absent\"}", "4"));
+    CHECK(text_has(text, "stateful_route_event_stream_up", "1"));
+    CHECK(strstr(text, "# TYPE stateful_route_store_call_seconds histogram\n") != NULL);
+    CHECK(strstr(text, "# TYPE stateful_route_computes_total counter\n") != NULL);
+    CHECK(strstr(text, "\"u0\"") == NULL);
+  }
+  sr_string_free(text);
+
+  /* the families: a static table, the same the text types */
+  const sr_metric_family *fams = NULL;
+  size_t n = sr_metric_families(&fams);
+  CHECK(n == sr_metric_families(NULL) && n >= 15 && fams != NULL);
+  int seen = 0;
+  for (size_t i = 0; fams != NULL && i < n; i++) {
+    CHECK(fams[i].name != NULL && fams[i].help != NULL && strlen(fams[i].help) > 0);
+    if (strcmp(fams[i].name, computes) == 0) {
+      seen++;
+      CHECK(fams[i].kind == SR_METRIC_COUNTER && fams[i].labels_len == 2);
+      CHECK(strcmp(fams[i].labels[0], "service") == 0 && strcmp(fams[i].labels[1], "result") == 0);
+    } else if (strcmp(fams[i].name, calls) == 0) {
+      seen++;
+      CHECK(fams[i].kind == SR_METRIC_HISTOGRAM);
+    } else if (strcmp(fams[i].name, "stateful_route_cache_entries") == 0) {
+      seen++;
+      CHECK(fams[i].kind == SR_METRIC_GAUGE && fams[i].labels_len == 0);
+    }
+  }
+  CHECK(seen == 3);
+  const sr_metric_family *h = sr_metric_family_of(S("stateful_route_store_call_seconds_bucket"));
+  CHECK(h != NULL && strcmp(h->name, calls) == 0 && h->kind == SR_METRIC_HISTOGRAM);
+  CHECK(sr_metric_family_of(S("stateful_route_computes_total_bucket")) == NULL);
+  CHECK(sr_metric_family_of(S("nope")) == NULL);
+  CHECK(sr_metric_family_of(S("\xff")) == NULL);
+  CHECK(sr_metric_family_of((sr_str){NULL, 3}) == NULL);
+
+  /* a drain shows as a draining pod once the gateway sees it */
+  OK(sr_server_set_routing_state(p1, SR_ROUTING_DENY_NEW_CALL, err_out));
+  OK(sr_client_refresh_service(c, S(SVC), err_out));
+  OK(sr_client_metrics(c, &l, err_out));
+  CHECK(sample_value(&l, "stateful_route_pods", 2, "service", SVC, "state", "draining") == 1);
+  CHECK(sample_value(&l, "stateful_route_pods", 2, "service", SVC, "state", "routable") == 1);
+  sr_sample_list_free(&l);
+
+  /* counting off: counters stay 0, gauges are reported */
+  sr_base_config off = metrics_config();
+  off.disable_metrics = true;
+  sr_client_driver *quiet = client_with(store, &off);
+  OK(sr_client_compute_linked_pod(quiet, S(NS), S("q"), S(SVC), &pod, err_out));
+  OK(sr_client_compute_linked_pod(quiet, S(NS), S("q"), S(SVC), &pod, err_out));
+  OK(sr_client_metrics(quiet, &l, err_out));
+  CHECK(sample_value(&l, computes, 2, "service", SVC, "result", "hit") == 0);
+  CHECK(sample_value(&l, computes, 2, "service", SVC, "result", "miss") == 0);
+  CHECK(isnan(sample_value(&l, "stateful_route_placements_total", 2, "service", SVC, "pod", "0")));
+  CHECK(sample_value(&l, "stateful_route_pods", 2, "service", SVC, "state", "routable") == 1);
+  CHECK(sample_value(&l, "stateful_route_cache_entries", 0) == 1);
+  sr_sample_list_free(&l);
+  sr_client_free(quiet);
+
+  /* after close: the last figures */
+  OK(sr_client_close(c, err_out));
+  OK(sr_client_metrics(c, &l, err_out));
+  CHECK(sample_value(&l, computes, 2, "service", SVC, "result", "hit") == 7);
+  sr_sample_list_free(&l);
+
+  /* NULL pointers: a typed error, nothing written */
+  l.samples = NULL;
+  l.len = 77;
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_metrics(NULL, &l, err_out));
+  CHECK(l.len == 77);
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_metrics(c, NULL, err_out));
+  CHECK(sr_client_metrics(NULL, NULL, NULL) == SR_INVALID_ARGUMENT);
+  text = NULL;
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_metrics_text(NULL, &text, err_out));
+  CHECK(text == NULL);
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_metrics_text(c, NULL, err_out));
+  sr_sample_list_free(NULL);
+  sr_client_free(c);
+  OK(sr_server_stop(p0, err_out));
+  OK(sr_server_stop(p1, err_out));
+  sr_server_free(p0);
+  sr_server_free(p1);
+}
+
+static const sr_explained_pod *explained(const sr_explanation *e, int64_t pod) {
+  for (size_t i = 0; i < e->pods_len; i++) {
+    if (e->pods[i].pod_index == pod) return &e->pods[i];
+  }
+  return NULL;
+}
+
+static void test_explain(sr_store *store) {
+  where = "explain";
+  sr_base_config cfg = metrics_config();
+  cfg.load_range = 100;
+  sr_server_driver *p0 = start_pod_with(store, &cfg, 0, 10);
+  sr_server_driver *p1 = start_pod_with(store, &cfg, 1, 500);
+  sr_server_driver *p2 = start_pod_with(store, &cfg, 2, 20);
+  OK(sr_server_set_routing_state(p2, SR_ROUTING_DENY_NEW_CALL, err_out));
+  sr_client_driver *c = client_with(store, &cfg);
+
+  sr_explanation e;
+  memset(&e, 0, sizeof e);
+  OK(sr_client_explain_placement(c, S(""), S("newcomer"), S(SVC), &e, err_out));
+  CHECK(e.namespace_name != NULL && strcmp(e.namespace_name, NS) == 0);
+  CHECK(e.uid != NULL && strcmp(e.uid, "newcomer") == 0);
+  CHECK(e.service != NULL && strcmp(e.service, SVC) == 0);
+  CHECK(e.link.pod_index == -1 && !e.link.persistent && e.link.ttl_seconds == -1 && !e.link.pod_alive);
+  CHECK(e.cached_pod == -1);
+  CHECK(e.policy != NULL && strcmp(e.policy, "round_robin") == 0);
+  CHECK(e.load_factor == 0);
+  CHECK(e.load_range == 100);
+  CHECK(e.pods_len == 3);
+  const char *verdicts[3] = {"kept", "over_load_range", "not_routable"};
+  for (size_t i = 0; i < e.pods_len && i < 3; i++) {
+    CHECK(e.pods[i].pod_index == (int64_t)i);
+    CHECK(strcmp(e.pods[i].verdict, verdicts[i]) == 0);
+    CHECK(e.pods[i].alive);
+    CHECK(e.pods[i].placed == 0);
+    CHECK(e.pods[i].weight == 100);
+    CHECK(e.pods[i].age_seconds >= 0 && e.pods[i].age_seconds < 5);
+    CHECK(e.pods[i].reason != NULL && strlen(e.pods[i].reason) > 0);
+  }
+  const sr_explained_pod *busy = explained(&e, 1);
+  CHECK(busy != NULL && busy->load == 500 && strstr(busy->reason, "load 500") != NULL);
+  CHECK(busy != NULL && busy->routing_state == SR_ROUTING_READY);
+  const sr_explained_pod *draining = explained(&e, 2);
+  CHECK(draining != NULL && draining->routing_state == SR_ROUTING_DENY_NEW_CALL && draining->load == 20);
+  CHECK(e.would_place_on == 0);
+  CHECK(e.answer == 0);
+  CHECK(e.summary != NULL && strlen(e.summary) > 0);
+  CHECK(e.snapshot_age_seconds >= 0 && e.snapshot_age_seconds < 60);
+  sr_explanation_free(&e);
+  CHECK(e.pods == NULL && e.pods_len == 0 && e.summary == NULL && e.uid == NULL);
+  sr_explanation_free(&e); /* freed twice: a no-op */
+
+  /* a dry run: nothing written, no placement counted */
+  sr_link l;
+  OK(sr_store_get_link(store, S(NS), S("newcomer"), S(SVC), &l, err_out));
+  CHECK(l.pod_index == -1);
+  sr_sample_list samples;
+  OK(sr_client_metrics(c, &samples, err_out));
+  CHECK(isnan(sample_value(&samples, "stateful_route_placements_total", 2, "service", SVC, "pod", "0")));
+  CHECK(sample_value(&samples, "stateful_route_computes_total", 2, "service", SVC, "result", "miss") == 0);
+  sr_sample_list_free(&samples);
+
+  /* a persistent link: shown, and the answer */
+  int64_t prev;
+  OK(sr_store_set_link(store, S(NS), S("linked"), S(SVC), 2, -1, &prev, err_out));
+  OK(sr_client_explain_placement(c, S(NS), S("linked"), S(SVC), &e, err_out));
+  CHECK(e.link.pod_index == 2 && e.link.persistent && e.link.pod_alive && e.link.ttl_seconds == -1);
+  CHECK(e.answer == 2);
+  CHECK(e.summary != NULL && strstr(e.summary, "persistent") != NULL);
+  sr_explanation_free(&e);
+
+  /* a temporary link, cached by this gateway */
+  int64_t pod;
+  OK(sr_client_compute_linked_pod(c, S(NS), S("temp"), S(SVC), &pod, err_out));
+  CHECK(pod == 0);
+  OK(sr_client_explain_placement(c, S(NS), S("temp"), S(SVC), &e, err_out));
+  CHECK(e.link.pod_index == 0 && !e.link.persistent && e.link.pod_alive);
+  CHECK(e.link.ttl_seconds > 0 && e.link.ttl_seconds <= 300);
+  CHECK(e.cached_pod == 0 && e.answer == 0);
+  sr_explanation_free(&e);
+
+  /* bad input: a typed error, nothing written */
+  memset(&e, 0, sizeof e);
+  e.pods_len = 99;
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_explain_placement(c, S(NS), S(""), S(SVC), &e, err_out));
+  CHECK(e.pods_len == 99 && e.pods == NULL);
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_explain_placement(c, S(NS), S("\xff"), S(SVC), &e, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_explain_placement(c, S(NS), S("u"), (sr_str){NULL, 2}, &e, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_explain_placement(NULL, S(NS), S("u"), S(SVC), &e, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_explain_placement(c, S(NS), S("u"), S(SVC), NULL, err_out));
+  EXPECT(SR_NAMESPACE_NOT_LOCAL, sr_client_explain_placement(c, S("other"), S("u"), S(SVC), &e, err_out));
+  CHECK(e.pods_len == 99);
+  sr_explanation_free(NULL);
+  OK(sr_client_close(c, err_out));
+  EXPECT(SR_CLOSED, sr_client_explain_placement(c, S(NS), S("u"), S(SVC), &e, err_out));
+  sr_client_free(c);
+  sr_server_driver *pods[3] = {p0, p1, p2};
+  for (int i = 0; i < 3; i++) {
+    OK(sr_server_stop(pods[i], err_out));
+    sr_server_free(pods[i]);
+  }
+}
+
+/* ---- ServerInfo from the Kubernetes environment ---- */
+
+static const char *const env_vars[] = {"POD_NAMESPACE", "POD_NAME", "HOSTNAME", "STATEFUL_ROUTE_SERVICE"};
+#define N_ENV_VARS (sizeof env_vars / sizeof *env_vars)
+
+/* Sets exactly the variables given (NULL = unset), in env_vars order. */
+static void set_env(const char *ns, const char *pod_name, const char *hostname, const char *service) {
+  const char *values[N_ENV_VARS] = {ns, pod_name, hostname, service};
+  for (size_t i = 0; i < N_ENV_VARS; i++) {
+    if (values[i] != NULL) {
+      setenv(env_vars[i], values[i], 1);
+    } else {
+      unsetenv(env_vars[i]);
+    }
+  }
+}
+
+static int info_is(const sr_owned_server_info *i, const char *ns, const char *svc, int64_t pod) {
+  return i->namespace_name != NULL && strcmp(i->namespace_name, ns) == 0 && i->service_name != NULL &&
+         strcmp(i->service_name, svc) == 0 && i->pod_index == pod;
+}
+
+static void test_from_env(void) {
+  where = "from_env";
+  char *saved[N_ENV_VARS];
+  for (size_t i = 0; i < N_ENV_VARS; i++) {
+    const char *v = getenv(env_vars[i]);
+    saved[i] = v ? strdup(v) : NULL;
+  }
+  sr_owned_server_info i = {NULL, NULL, -2};
+  set_env("games", "room-12", NULL, NULL);
+  OK(sr_server_info_from_env(S(""), &i, err_out));
+  CHECK(info_is(&i, "games", "room", 12));
+  sr_owned_server_info_free(&i);
+  CHECK(i.namespace_name == NULL && i.service_name == NULL);
+  sr_owned_server_info_free(&i); /* freed twice: a no-op */
+  OK(sr_server_info_from_env((sr_str){NULL, 0}, &i, err_out)); /* {NULL, 0} is "": none */
+  CHECK(info_is(&i, "games", "room", 12));
+  sr_owned_server_info_free(&i);
+  /* the argument, then STATEFUL_ROUTE_SERVICE, then the StatefulSet's name */
+  OK(sr_server_info_from_env(S("chat"), &i, err_out));
+  CHECK(info_is(&i, "games", "chat", 12));
+  sr_owned_server_info_free(&i);
+  set_env("games", NULL, "my-room-3", "lobby");
+  OK(sr_server_info_from_env(S(""), &i, err_out));
+  CHECK(info_is(&i, "games", "lobby", 3)); /* HOSTNAME when POD_NAME is not set */
+  /* what it derived makes a driver */
+  sr_server_info made = {S(i.namespace_name), S(i.service_name), i.pod_index};
+  sr_store *store = new_store(0);
+  sr_base_config cfg = fast_config();
+  sr_server_driver *s = NULL;
+  OK(sr_server_new(store, &made, &cfg, &s, err_out));
+  sr_server_free(s);
+  sr_store_free(store);
+  sr_owned_server_info_free(&i);
+  set_env("games", "room-0", "ignored-7", "");
+  OK(sr_server_info_from_env(S(""), &i, err_out));
+  CHECK(info_is(&i, "games", "room", 0)); /* POD_NAME first; "" is unset */
+  sr_owned_server_info_free(&i);
+
+  /* INVALID_CONFIG naming the variable; nothing written */
+  struct {
+    const char *ns, *pod_name, *hostname, *field;
+  } bad[] = {
+      {"games", NULL, NULL, "POD_NAME"},       {"games", "room", NULL, "POD_NAME"},
+      {"games", NULL, "room-x", "HOSTNAME"},   {"games", "room-007", NULL, "POD_NAME"},
+      {"Bad_NS", "room-1", NULL, "POD_NAMESPACE"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+    set_env(bad[k].ns, bad[k].pod_name, bad[k].hostname, NULL);
+    sr_owned_server_info untouched = {NULL, NULL, -2};
+    sr_error *e = NULL;
+    CHECK(sr_server_info_from_env(S(""), &untouched, &e) == SR_INVALID_CONFIG);
+    CHECK(e != NULL && sr_error_code(e) == SR_INVALID_CONFIG && strstr(sr_error_message(e), bad[k].field) != NULL);
+    if (e != NULL && strstr(sr_error_message(e), bad[k].field) == NULL) fprintf(stderr, "  %s\n", sr_error_message(e));
+    CHECK(untouched.namespace_name == NULL && untouched.pod_index == -2);
+    sr_error_free(e);
+  }
+  /* no POD_NAMESPACE: the service-account file, which outside Kubernetes is not there */
+  set_env(NULL, "room-1", NULL, NULL);
+  FILE *f = fopen("/var/run/secrets/kubernetes.io/serviceaccount/namespace", "r");
+  if (f != NULL) {
+    fclose(f);
+    OK(sr_server_info_from_env(S(""), &i, err_out));
+    CHECK(i.pod_index == 1);
+    sr_owned_server_info_free(&i);
+  } else {
+    sr_error *e = NULL;
+    CHECK(sr_server_info_from_env(S(""), &i, &e) == SR_INVALID_CONFIG);
+    CHECK(e != NULL && strstr(sr_error_message(e), "POD_NAMESPACE") != NULL);
+    sr_error_free(e);
+  }
+  /* bad arguments */
+  set_env("games", "room-1", NULL, NULL);
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_info_from_env(S("ok"), NULL, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_info_from_env(S("\xff"), &i, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_server_info_from_env((sr_str){NULL, 1}, &i, err_out));
+  EXPECT(SR_INVALID_CONFIG, sr_server_info_from_env(S("a:b"), &i, err_out));
+  sr_owned_server_info_free(NULL);
+
+  for (size_t k = 0; k < N_ENV_VARS; k++) {
+    if (saved[k] != NULL) {
+      setenv(env_vars[k], saved[k], 1);
+    } else {
+      unsetenv(env_vars[k]);
+    }
+    free(saved[k]);
+  }
 }
 
 /* ---- callbacks ---- */
@@ -2227,7 +2663,8 @@ int main(void) {
   for (int redis = 0; redis <= 1; redis++) {
     const char *kind = redis ? "redis" : "memory";
     void (*tests[])(sr_store *) = {test_flow, test_store_links, test_errors, test_drain, test_callbacks, test_threads,
-                                     test_extensions, test_vectors, test_staleness, test_cache_ttl};
+                                     test_extensions, test_vectors, test_staleness, test_cache_ttl, test_metrics,
+                                     test_explain};
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
       sr_store *store = new_store(redis);
       int before = failures;
@@ -2261,7 +2698,7 @@ int main(void) {
     }
   }
   {
-    void (*tests[])(void) = {test_topology_config, test_slow_start_config, test_config_edges};
+    void (*tests[])(void) = {test_topology_config, test_slow_start_config, test_config_edges, test_from_env};
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
       int before = failures;
       tests[i]();

@@ -56,3 +56,26 @@ fn disable_propagation_false_is_the_default_and_true_turns_it_off() {
     // SAFETY: as above.
     assert!(!unsafe { c.to_core() }.unwrap().propagation);
 }
+
+#[test]
+fn disable_metrics_false_is_the_default_and_true_turns_counting_off() {
+    let mut c = std::mem::MaybeUninit::<sr_base_config>::uninit();
+    // SAFETY: a valid out pointer.
+    assert_eq!(
+        unsafe { sr_base_config_default(c.as_mut_ptr()) },
+        sr_status::SR_OK
+    );
+    // SAFETY: filled on SR_OK.
+    let mut c = unsafe { c.assume_init() };
+    assert!(!c.disable_metrics);
+    // SAFETY: a static placement name, no policy.
+    assert!(unsafe { c.to_core() }.unwrap().metrics);
+    c.disable_metrics = true;
+    // SAFETY: as above.
+    assert!(!unsafe { c.to_core() }.unwrap().metrics);
+    let off = BaseConfig {
+        metrics: false,
+        ..BaseConfig::default()
+    };
+    assert!(sr_base_config::from(&off).disable_metrics);
+}
