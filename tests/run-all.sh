@@ -28,6 +28,9 @@ for s in "${suites[@]}"; do
       # The C crate's tests dlopen the cdylib, which `cargo test` does not build by itself.
       cargo build --locked -p stateful-route-c
       cargo test --locked -p stateful-route -p stateful-route-c
+      # The operator CLI as the built binary, the dashboard in headless chromium (its
+      # screenshot stays at target/dashboard.png).
+      cargo test --locked -p stateful-route --features cli --test cli
       ;;
     readme) tests/readme-check.sh ;;
     python) python/test.sh ;;

@@ -40,15 +40,18 @@ pub struct LinkChange {
     pub persistent: bool,
 }
 
-/// What the stream delivers to a driver.
+/// What the stream delivers to a driver (or to [`Store::watch_events`](crate::Store::watch_events)).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Event {
+pub enum Event {
     /// A link changed.
     Link(LinkChange),
     /// A pod of `service` published routing state `routing` (a change).
     Pod {
+        /// The service.
         service: String,
+        /// The pod.
         pod: u32,
+        /// The state it published.
         routing: RoutingState,
     },
     /// The stream is not connected: events may be missed from now on.
@@ -147,10 +150,18 @@ impl fmt::Debug for EventHub {
     }
 }
 
-/// A driver's registration; dropping it unregisters.
-pub(crate) struct Subscription {
+/// A registration for a namespace's events; dropping it unregisters.
+pub struct Subscription {
     hub: Weak<EventHub>,
     id: u64,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
+    }
 }
 
 impl Drop for Subscription {

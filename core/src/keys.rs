@@ -42,6 +42,27 @@ impl KeySpace {
         format!("{}:{{{ns}:state:{service}}}", self.prefix)
     }
 
+    /// `P:{<ns>:state:<service>}cordon`: the pods an operator cordoned (hash: pod → ms), in
+    /// the state hash's slot so the publish script reads it atomically (SPEC §12).
+    pub fn cordon(&self, ns: &str, service: &str) -> String {
+        format!("{}:{{{ns}:state:{service}}}cordon", self.prefix)
+    }
+
+    /// The `SCAN` pattern of every state hash of `ns` (not the cordon keys: `?` is not `}`).
+    pub fn pod_states_pattern(&self, ns: &str) -> String {
+        format!("{}:{{{ns}:state:*}}", self.prefix)
+    }
+
+    /// The service of a state-hash key of `ns`, if `key` is one.
+    pub fn service_of_pod_states<'a>(&self, ns: &str, key: &'a str) -> Option<&'a str> {
+        key.strip_prefix(self.prefix.as_str())?
+            .strip_prefix(":{")?
+            .strip_prefix(ns)?
+            .strip_prefix(":state:")?
+            .strip_suffix('}')
+            .filter(|s| !s.contains('}'))
+    }
+
     /// `P:{<ns>:workload:<service>}`: a service's workload state.
     pub fn workload(&self, ns: &str, service: &str) -> String {
         format!("{}:{{{ns}:workload:{service}}}", self.prefix)
@@ -65,5 +86,18 @@ mod tests {
         assert_eq!(k.pod_states("default", "room"), "sf:{default:state:room}");
         assert_eq!(k.workload("default", "room"), "sf:{default:workload:room}");
         assert_eq!(k.tag("default", "t"), "sf:{default:tag:t}");
+        assert_eq!(k.cordon("default", "room"), "sf:{default:state:room}cordon");
+        assert_eq!(
+            k.service_of_pod_states("default", "sf:{default:state:room}"),
+            Some("room")
+        );
+        assert_eq!(
+            k.service_of_pod_states("default", "sf:{default:state:room}cordon"),
+            None
+        );
+        assert_eq!(
+            k.service_of_pod_states("default", "sf:{other:state:room}"),
+            None
+        );
     }
 }

@@ -493,9 +493,16 @@ impl StoreBackend for MemoryBackend {
     ) -> Result<u64> {
         let now = now_ms();
         let key = self.keys.pod_states(namespace, service);
-        let value = pod_state::format_value(load, now, routing, weight);
         let field = pod.to_string();
         let mut d = self.lock();
+        let cordoned = d
+            .hash(&self.keys.cordon(namespace, service), now)?
+            .is_some_and(|h| h.contains_key(&field));
+        let routing = match routing {
+            RoutingState::Ready if cordoned => RoutingState::DenyNewCall,
+            r => r,
+        };
+        let value = pod_state::format_value(load, now, routing, weight);
         let was = d
             .hash(&key, now)?
             .and_then(|h| h.get(&field).cloned())
@@ -517,6 +524,81 @@ impl StoreBackend for MemoryBackend {
 
     fn events(&self) -> Option<Arc<EventHub>> {
         self.hub.clone()
+    }
+
+    async fn set_cordon(
+        &self,
+        namespace: &str,
+        service: &str,
+        pods: &[u32],
+        on: bool,
+    ) -> Result<Vec<u32>> {
+        let now = now_ms();
+        let states = self.keys.pod_states(namespace, service);
+        let cordon = self.keys.cordon(namespace, service);
+        let mut d = self.lock();
+        // Type checks first, so a wrong-typed key changes nothing.
+        d.hash(&states, now)?;
+        d.hash(&cordon, now)?;
+        let mut changed = Vec::new();
+        for &pod in pods {
+            let field = pod.to_string();
+            if !on {
+                d.hdel(&cordon, &field, now)?;
+                continue;
+            }
+            d.hset(&cordon, &field, now.to_string(), now)?;
+            let current = d.hash(&states, now)?.and_then(|h| h.get(&field).cloned());
+            let Some(Ok(state)) = current.map(|v| pod_state::parse(&field, &v)) else {
+                continue;
+            };
+            if state.routing_state == RoutingState::Ready {
+                let value = pod_state::format_value(
+                    state.load,
+                    state.update_ms,
+                    RoutingState::DenyNewCall,
+                    state.weight,
+                );
+                d.hset(&states, &field, value, now)?;
+                changed.push(pod);
+            }
+        }
+        drop(d);
+        if let Some(hub) = &self.hub {
+            for &pod in &changed {
+                hub.deliver(
+                    namespace,
+                    &Event::Pod {
+                        service: service.to_string(),
+                        pod,
+                        routing: RoutingState::DenyNewCall,
+                    },
+                );
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn cordoned(&self, namespace: &str, service: &str) -> Result<Vec<u32>> {
+        let now = now_ms();
+        let mut d = self.lock();
+        let mut pods: Vec<u32> = d
+            .hash(&self.keys.cordon(namespace, service), now)?
+            .map(|h| h.keys().filter_map(|k| k.parse().ok()).collect())
+            .unwrap_or_default();
+        pods.sort_unstable();
+        Ok(pods)
+    }
+
+    async fn services(&self, namespace: &str) -> Result<Vec<String>> {
+        let mut out: Vec<String> = self
+            .keys()
+            .iter()
+            .filter_map(|k| self.keys.service_of_pod_states(namespace, k))
+            .map(str::to_string)
+            .collect();
+        out.dedup();
+        Ok(out)
     }
 
     async fn pod_states(&self, namespace: &str, service: &str) -> Result<RawPodStates> {

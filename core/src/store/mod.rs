@@ -196,6 +196,31 @@ pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
     async fn set_tag(&self, namespace: &str, tag: &str, service: &str) -> Result<()>;
     /// Read the service name of a tag.
     async fn get_tag(&self, namespace: &str, tag: &str) -> Result<Option<String>>;
+    /// Cordons (`on`) or uncordons `pods` of a service (SPEC §12): a cordoned pod's `READY`
+    /// is stored as `DENY_NEW_CALL` from its next publish on, across restarts, until
+    /// uncordoned; cordoning also turns its current `READY` into `DENY_NEW_CALL` at once.
+    /// Returns the pods whose stored state changed now. Default: unsupported (`STORE_ERROR`).
+    async fn set_cordon(
+        &self,
+        namespace: &str,
+        service: &str,
+        pods: &[u32],
+        on: bool,
+    ) -> Result<Vec<u32>> {
+        let _ = (namespace, service, pods, on);
+        Err(Error::store("this store does not support cordon"))
+    }
+    /// The cordoned pods of a service, sorted. Default: none.
+    async fn cordoned(&self, namespace: &str, service: &str) -> Result<Vec<u32>> {
+        let _ = (namespace, service);
+        Ok(Vec::new())
+    }
+    /// The services of `namespace` that have pod states, sorted (an operator's listing: a
+    /// `SCAN` on Redis, never `KEYS`). Default: unsupported (`STORE_ERROR`).
+    async fn services(&self, namespace: &str) -> Result<Vec<String>> {
+        let _ = namespace;
+        Err(Error::store("this store cannot list services"))
+    }
     /// The events of this store (SPEC §11), started on first use; `None`: this backend
     /// propagates nothing (client drivers then follow the cache's TTL rule alone).
     fn events(&self) -> Option<Arc<EventHub>> {
@@ -624,6 +649,57 @@ impl Store {
         ident::check_service("service", service)?;
         self.call("set_tag", self.backend.set_tag(ns, tag, service))
             .await
+    }
+
+    /// Cordons (`on = true`) or uncordons pods of `service` (SPEC §12; see
+    /// [`StoreBackend::set_cordon`]). Returns the pods whose stored state changed at once.
+    pub async fn set_cordon(
+        &self,
+        ns: &str,
+        service: &str,
+        pods: &[u32],
+        on: bool,
+    ) -> Result<Vec<u32>> {
+        ident::check_namespace_label("namespace", ns)?;
+        ident::check_service("service", service)?;
+        for p in pods {
+            ident::check_pod(*p)?;
+        }
+        if pods.is_empty() {
+            return Err(Error::invalid_argument("pods", "name at least one pod"));
+        }
+        self.call("set_cordon", self.backend.set_cordon(ns, service, pods, on))
+            .await
+    }
+
+    /// The cordoned pods of `service`, sorted.
+    pub async fn cordoned(&self, ns: &str, service: &str) -> Result<Vec<u32>> {
+        ident::check_namespace_label("namespace", ns)?;
+        ident::check_service("service", service)?;
+        self.call("cordoned", self.backend.cordoned(ns, service))
+            .await
+    }
+
+    /// Calls `f` for each event of namespace `ns` (SPEC §11: link changes, routing-state
+    /// changes, and `Gap`/`Resumed` as the stream breaks and comes back) until the returned
+    /// subscription is dropped; `None` if this store propagates nothing. `f` runs on the
+    /// library's threads (inside the writing call on the memory store) and must return quickly.
+    pub fn watch_events(
+        &self,
+        ns: &str,
+        f: impl Fn(&crate::events::Event) + Send + Sync + 'static,
+    ) -> Result<Option<crate::events::Subscription>> {
+        ident::check_namespace_label("namespace", ns)?;
+        Ok(self
+            .backend
+            .events()
+            .map(|hub| hub.subscribe(ns, Arc::new(f))))
+    }
+
+    /// The services of `ns` with pod states, sorted.
+    pub async fn services(&self, ns: &str) -> Result<Vec<String>> {
+        ident::check_namespace_label("namespace", ns)?;
+        self.call("other", self.backend.services(ns)).await
     }
 
     /// The service name that `tag` stands for.

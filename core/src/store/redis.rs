@@ -36,6 +36,7 @@ struct Scripts {
     remove_link: Script,
     get_link: Script,
     publish_pod_state: Script,
+    set_cordon: Script,
     pod_states: Script,
 }
 
@@ -49,6 +50,7 @@ impl Scripts {
             remove_link: Script::new(scripts::REMOVE_LINK),
             get_link: Script::new(scripts::GET_LINK),
             publish_pod_state: Script::new(scripts::PUBLISH_POD_STATE),
+            set_cordon: Script::new(scripts::SET_CORDON),
             pod_states: Script::new(scripts::POD_STATES),
         }
     }
@@ -649,6 +651,7 @@ impl StoreBackend for RedisBackend {
             .scripts
             .publish_pod_state
             .key(self.keys.pod_states(namespace, service))
+            .key(self.keys.cordon(namespace, service))
             .arg(pod)
             .arg(load)
             .arg(routing.as_str())
@@ -737,6 +740,115 @@ impl StoreBackend for RedisBackend {
             .arg(self.keys.tag(namespace, tag))
             .query_async(&mut self.con.clone())
             .await?)
+    }
+
+    async fn set_cordon(
+        &self,
+        namespace: &str,
+        service: &str,
+        pods: &[u32],
+        on: bool,
+    ) -> Result<Vec<u32>> {
+        let mut inv = self.scripts.set_cordon.prepare_invoke();
+        inv.key(self.keys.pod_states(namespace, service))
+            .key(self.keys.cordon(namespace, service))
+            .arg(if on { "1" } else { "0" })
+            .arg(self.channel(namespace))
+            .arg(service);
+        for p in pods {
+            inv.arg(*p);
+        }
+        let changed: Vec<u32> = inv.invoke_async(&mut self.con.clone()).await?;
+        Ok(changed)
+    }
+
+    async fn cordoned(&self, namespace: &str, service: &str) -> Result<Vec<u32>> {
+        let fields: Vec<String> = redis::cmd("HKEYS")
+            .arg(self.keys.cordon(namespace, service))
+            .query_async(&mut self.con.clone())
+            .await?;
+        let mut pods: Vec<u32> = fields.iter().filter_map(|f| f.parse().ok()).collect();
+        pods.sort_unstable();
+        Ok(pods)
+    }
+
+    async fn services(&self, namespace: &str) -> Result<Vec<String>> {
+        let pattern = self.keys.pod_states_pattern(namespace);
+        let mut keys = Vec::new();
+        match &self.con {
+            Conn::Cluster(c) => {
+                // SCAN walks one node: walk every primary (from CLUSTER SHARDS' slot owners).
+                let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query_async(&mut c.clone())
+                    .await?;
+                let mut primaries = std::collections::BTreeSet::new();
+                for range in &slots {
+                    if let Some(redis::Value::Array(node)) = range.get(2) {
+                        let host: Option<String> = node
+                            .first()
+                            .and_then(|v| redis::from_redis_value(v.clone()).ok());
+                        let port: Option<u16> = node
+                            .get(1)
+                            .and_then(|v| redis::from_redis_value(v.clone()).ok());
+                        if let (Some(h), Some(p)) = (host, port) {
+                            primaries.insert((h, p));
+                        }
+                    }
+                }
+                for (host, port) in primaries {
+                    let mut cursor: u64 = 0;
+                    loop {
+                        let route = redis::cluster_routing::RoutingInfo::SingleNode(
+                            redis::cluster_routing::SingleNodeRoutingInfo::ByAddress {
+                                host: host.clone(),
+                                port,
+                            },
+                        );
+                        let mut cmd = redis::cmd("SCAN");
+                        cmd.arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(1000);
+                        let v = c.clone().route_command(cmd, route).await?;
+                        let (next, batch): (u64, Vec<String>) = redis::from_redis_value(v)
+                            .map_err(|e| Error::store(format!("SCAN answered {e}")))?;
+                        keys.extend(batch);
+                        cursor = next;
+                        if cursor == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+            con => {
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut con.clone())
+                        .await?;
+                    keys.extend(batch);
+                    cursor = next;
+                    if cursor == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        let mut out: Vec<String> = keys
+            .iter()
+            .filter_map(|k| self.keys.service_of_pod_states(namespace, k))
+            .map(str::to_string)
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 }
 

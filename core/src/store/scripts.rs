@@ -156,23 +156,62 @@ if not cur then return false end
 return {cur, redis.call('PTTL', KEYS[1])}
 "#;
 
-/// `KEYS[1]` the state hash; `ARGV[1]` pod, `ARGV[2]` load, `ARGV[3]` routing word, `ARGV[4]` `""` or
-/// `-<weight>` for a weight other than the default, `ARGV[5]` the events channel (`""`: none),
-/// `ARGV[6]` the service.
-/// Stamps the value with the server's clock; returns the stamp in ms. A routing word other than
-/// the pod's last one (or a pod's first state) is published as `pod <service> <pod> <ROUTING>`.
+/// `KEYS[1]` the state hash, `KEYS[2]` the cordon hash; `ARGV[1]` pod, `ARGV[2]` load,
+/// `ARGV[3]` routing word, `ARGV[4]` `""` or `-<weight>` for a weight other than the default,
+/// `ARGV[5]` the events channel (`""`: none), `ARGV[6]` the service.
+/// Stamps the value with the server's clock; returns the stamp in ms. A cordoned pod's `READY`
+/// is stored as `DENY_NEW_CALL` (SPEC §12). A routing word other than the pod's last one (or a
+/// pod's first state) is published as `pod <service> <pod> <ROUTING>`.
 pub const PUBLISH_POD_STATE: &str = r#"
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local word = ARGV[3]
+if word == 'READY' and KEYS[2] and redis.call('HGET', KEYS[2], ARGV[1]) then
+  word = 'DENY_NEW_CALL'
+end
 local old = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '-' .. string.format('%.0f', ms) .. '-' .. ARGV[3] .. ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '-' .. string.format('%.0f', ms) .. '-' .. word .. ARGV[4])
 if ARGV[5] ~= '' then
   local was = old and (string.match(old, '^%d+%-%d+%-([%u_]+)') or 'READY')
-  if was ~= ARGV[3] then
-    redis.call('PUBLISH', ARGV[5], 'pod ' .. ARGV[6] .. ' ' .. ARGV[1] .. ' ' .. ARGV[3])
+  if was ~= word then
+    redis.call('PUBLISH', ARGV[5], 'pod ' .. ARGV[6] .. ' ' .. ARGV[1] .. ' ' .. word)
   end
 end
 return ms
+"#;
+
+/// `KEYS[1]` the state hash, `KEYS[2]` the cordon hash; `ARGV[1]` `1` cordon / `0` uncordon,
+/// `ARGV[2]` the events channel (`""`: none), `ARGV[3]` the service, `ARGV[4..]` the pods.
+/// Cordoning also turns a pod's current `READY` into `DENY_NEW_CALL` at once (same load, stamp
+/// and weight) and publishes it; uncordoning leaves the state to the pod's next publish.
+/// Returns the pods whose stored state changed.
+pub const SET_CORDON: &str = r#"
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local changed = {}
+for i = 4, #ARGV do
+  local pod = ARGV[i]
+  if ARGV[1] == '1' then
+    redis.call('HSET', KEYS[2], pod, string.format('%.0f', ms))
+    local v = redis.call('HGET', KEYS[1], pod)
+    if v then
+      local head, rest = string.match(v, '^(%d+%-%d+%-)READY(.*)$')
+      if not head and string.match(v, '^%d+%-%d+$') then
+        head, rest = v .. '-', ''
+      end
+      if head then
+        redis.call('HSET', KEYS[1], pod, head .. 'DENY_NEW_CALL' .. rest)
+        table.insert(changed, pod)
+        if ARGV[2] ~= '' then
+          redis.call('PUBLISH', ARGV[2], 'pod ' .. ARGV[3] .. ' ' .. pod .. ' DENY_NEW_CALL')
+        end
+      end
+    end
+  else
+    redis.call('HDEL', KEYS[2], pod)
+  end
+end
+return changed
 "#;
 
 /// `KEYS[1]` the state hash. Returns {now_ms, field, value, field, value, ...}.
