@@ -653,6 +653,16 @@ async fn a_failed_first_publish_does_not_reopen_a_stopped_driver() {
         let s = s.clone();
         tokio::spawn(async move { s.stop().await })
     };
+    // Release the publish only once the stop is in force (setters then say CLOSED): otherwise
+    // the failed start may run first and reopen the driver, as it should without a stop.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while s.set_load_signal("probe", 0.0).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stop never took effect"
+        );
+        tokio::task::yield_now().await;
+    }
     release.send(()).unwrap();
     let e = starting.await.unwrap().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::StoreUnavailable);

@@ -186,9 +186,10 @@ impl ServiceStatus {
     pub fn table(&self, colour: &Colour) -> String {
         let load: u64 = self.pods.iter().map(|p| p.load as u64).sum();
         let mut out = format!(
-            "{}: {} pods, {} routable, {} draining, {} dead; load {load}\n",
+            "{}: {} pod{}, {} routable, {} draining, {} dead; load {load}\n",
             self.service,
             self.pods.len(),
+            if self.pods.len() == 1 { "" } else { "s" },
             self.count("routable"),
             self.count("draining"),
             self.count("dead"),
