@@ -23,8 +23,9 @@ rm -rf "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 echo "--- pip install ./python (builds the extension with maturin)" >&2
 "$venv/bin/python" -m pip install --quiet ./python
-# prometheus_client: for stateful_route.prometheus (an optional import of the package).
-"$venv/bin/python" -m pip install --quiet pytest mypy ruff prometheus_client
+# prometheus_client: for stateful_route.prometheus (an optional import of the package);
+# pyyaml: the README's StatefulSet manifest is parsed by test_readme.py.
+"$venv/bin/python" -m pip install --quiet pytest mypy ruff prometheus_client pyyaml
 
 echo "--- ruff format --check python/" >&2
 "$venv/bin/ruff" format --check --quiet python

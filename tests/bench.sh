@@ -11,7 +11,7 @@ state=$(mktemp -d)
 eval "$(tests/redis-server.sh start "$state")"
 trap 'tests/redis-server.sh stop "$state"' EXIT
 
-echo "== criterion: cache hit vs bare moka get =="
+echo "== criterion: cache hit vs bare moka get, and with metrics off =="
 cargo bench --locked -p stateful-route --bench compute -- --warm-up-time 2 --measurement-time 5 2>&1 \
   | grep -E "^cache_hit|time:" | paste - - | sed 's/ \+/ /g'
 
@@ -20,14 +20,16 @@ cargo bench --locked -p stateful-route --bench hit_instructions --no-run >/dev/n
 bin=$(ls -t target/release/deps/hit_instructions-* | grep -v '\.d$' | head -1)
 if command -v valgrind >/dev/null; then
   declare -A ir
-  for mode in bare hit; do
+  for mode in bare hit hit_metrics_off; do
     for n in 20000 40000; do
       ir[$mode$n]=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" $mode $n 2>&1 | sed -n 's/.*Collected : //p')
     done
   done
   bare=$(( (ir[bare40000] - ir[bare20000]) / 20000 ))
   hit=$(( (ir[hit40000] - ir[hit20000]) / 20000 ))
+  off=$(( (ir[hit_metrics_off40000] - ir[hit_metrics_off20000]) / 20000 ))
   echo "bare moka get: $bare instructions; compute_cached hit: $hit instructions; ratio $(python3 -c "print(f'{$hit/$bare:.2f}')")"
+  echo "hit with metrics off: $off instructions; metrics on / off: $(python3 -c "print(f'{$hit/$off:.3f}')")"
 else
   echo "valgrind not installed: skipped the instruction count"
 fi

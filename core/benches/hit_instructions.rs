@@ -2,7 +2,7 @@
 //! machine, unlike wall time). `tests/bench.sh` runs it with N and 2N iterations per mode and
 //! divides the difference by N, which removes the setup cost.
 //!
-//! Usage: hit_instructions <bare|hit|miss|store> <iterations>
+//! Usage: hit_instructions <bare|hit|hit_metrics_off|miss|store> <iterations>
 
 use std::hint::black_box;
 
@@ -27,6 +27,7 @@ fn main() {
     let store = Store::memory();
     let config = BaseConfig {
         cpu_factor: 0.0,
+        metrics: args[1] != "hit_metrics_off",
         ..BaseConfig::default()
     };
     let (server, client) = stateful_route::runtime::block_on(async {
@@ -58,7 +59,7 @@ fn main() {
                 black_box(bare.get(black_box("room\0user-123")));
             }
         }
-        "hit" => {
+        "hit" | "hit_metrics_off" => {
             for _ in 0..n {
                 black_box(
                     client

@@ -311,3 +311,39 @@ fn server_info_from_env() {
         assert!(e.message().contains(field), "{vars:?}: {}", e.message());
     }
 }
+
+#[test]
+fn the_readme_lists_every_family_with_its_type_and_labels() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme.split("\n## Metrics\n").nth(1).unwrap();
+    let section = section.split("\n## ").next().unwrap();
+    let rows: Vec<(String, String, Vec<String>)> = section
+        .lines()
+        .filter(|l| l.starts_with("| `stateful_route_"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split(" | ").collect();
+            let name = cells[0]
+                .trim_start_matches("| ")
+                .trim_matches('`')
+                .to_string();
+            let labels = cells[2]
+                .split(',')
+                .map(|s| s.trim().trim_matches('`').to_string())
+                .filter(|s| !s.is_empty() && s != "—")
+                .collect();
+            (name, cells[1].to_string(), labels)
+        })
+        .collect();
+    let want: Vec<(String, String, Vec<String>)> = stateful_route::metrics::FAMILIES
+        .iter()
+        .map(|f| {
+            (
+                f.name.to_string(),
+                f.kind.as_str().to_string(),
+                f.labels.iter().map(|l| l.to_string()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, want);
+}

@@ -49,3 +49,39 @@ def test_readme_python_block_prints_its_output(block, tmp_path: Path) -> None:
         f"exit {run.returncode}\nstdout:\n{run.stdout}\nstderr:\n{run.stderr}"
     )
     assert run.stdout == block.expected
+
+
+def _manifest() -> dict:
+    import yaml
+    blocks = [b for b in readme_blocks.read() if b.lang == "yaml"]
+    assert len(blocks) == 1, [b.line for b in blocks]
+    doc = yaml.safe_load(blocks[0].text)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_readme_statefulset_manifest_has_what_the_library_reads(monkeypatch) -> None:
+    """The README's StatefulSet parses as YAML; its env gives from_env what it needs, its grace
+    period outlasts the drain, and it has a preStop hook."""
+    from stateful_route import ServerInfo
+
+    doc = _manifest()
+    assert (doc["apiVersion"], doc["kind"]) == ("apps/v1", "StatefulSet")
+    name = doc["metadata"]["name"]
+    pod = doc["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    drain = float(env["STATEFUL_ROUTE_DRAIN_SECONDS"]["value"])
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    assert pod["terminationGracePeriodSeconds"] > drain + float(pre_stop[1])
+    # What Kubernetes would set for the pod with ordinal 2 of this StatefulSet.
+    for k in ("POD_NAMESPACE", "POD_NAME", "HOSTNAME", "STATEFUL_ROUTE_SERVICE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("POD_NAME", f"{name}-2")
+    monkeypatch.setenv("POD_NAMESPACE", "games")
+    monkeypatch.setenv("STATEFUL_ROUTE_SERVICE", env["STATEFUL_ROUTE_SERVICE"]["value"])
+    info = ServerInfo.from_env()
+    assert (info.namespace, info.service_name, info.pod_index) == ("games", "room", 2)
