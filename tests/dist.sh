@@ -132,9 +132,12 @@ cp "$cdir/lib/libstateful_route.a" "$golib/linux_amd64/"
 cp include/stateful_route.h "$golib/include/"
 gname="stateful-route-go-$version"
 mkdir -p "$stage/$gname"
-# Tests and the benchmark hooks (bench*.go/.c, built only with -tags srbench) stay out.
+# Tests and the benchmark hooks (bench*.go/.c, built only with -tags srbench) stay out; the
+# Prometheus collector module (its own go.mod, `replace`d by the package beside it) goes in.
 (cd bindings/go && cp go.mod $(ls ./*.c ./*.go | grep -v -e '_test\.go$' -e '^\./bench') "$stage/$gname/" &&
-  cp -r lib "$stage/$gname/")
+  cp -r lib "$stage/$gname/" &&
+  mkdir "$stage/$gname/promcollector" &&
+  cp promcollector/go.mod promcollector/go.sum promcollector/promcollector.go "$stage/$gname/promcollector/")
 tar -C "$stage" -czf "$dist/$gname.tar.gz" "$gname"
 rm -rf "$stage"
 

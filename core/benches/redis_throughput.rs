@@ -307,17 +307,21 @@ fn main() {
                 round(move |t, i| {
                     let (script, mut con) = (script.clone(), con.clone());
                     let uid = format!("raw{r}-{t}-{i}");
+                    let channel = format!("{p}:events:default");
                     let (k1, k2) = (
                         format!("{p}:{{default:lk:{uid}}}room"),
                         format!("{p}:{{default:lk:{uid}}}"),
                     );
                     async move {
-                        let _: (String, i64) = script
+                        // The driver's arguments, its events channel last; the reply is
+                        // (pod, pttl, created).
+                        let _: (String, i64, i64) = script
                             .key(k1)
                             .key(k2)
                             .arg("room")
                             .arg("1")
                             .arg("300")
+                            .arg(&channel)
                             .invoke_async(&mut con)
                             .await
                             .unwrap();
