@@ -1,5 +1,5 @@
 # Every target is what CI runs too (.ci/run calls `make ci`).
-.PHONY: help demo test test-rust bench dist dist-check fmt fmt-check lint header check-generated ci
+.PHONY: help demo test test-rust bench dist dist-check fmt fmt-check lint header check-generated ci cli
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -12,6 +12,9 @@ test:            ## every test suite (installs redis-server if missing, starts i
 
 test-rust:       ## only the Rust core's tests
 	STATEFUL_ROUTE_SUITES=rust tests/run-all.sh
+
+cli:             ## the operator CLI and dashboard (target/release/stateful-route)
+	cargo build --locked --release -p stateful-route --features cli --bin stateful-route
 
 bench:           ## the core's benchmarks (criterion + Redis throughput); figures go into BENCHMARKS.md
 	tests/bench.sh
@@ -31,6 +34,7 @@ fmt-check:       ## fail if anything is not formatted
 lint:            ## clippy with warnings as errors (the whole workspace; the core with its tests and benches)
 	cargo clippy --locked --workspace -- -D warnings
 	cargo clippy --locked -p stateful-route --all-targets -- -D warnings
+	cargo clippy --locked -p stateful-route --all-targets --features cli -- -D warnings
 
 header:          ## regenerate the C header (include/stateful_route.h) with the pinned cbindgen
 	bindings/c/check-header.sh --write
