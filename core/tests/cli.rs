@@ -787,3 +787,86 @@ async fn the_dashboard_shows_pods_and_follows_a_drain_in_a_real_browser() {
     );
     p1.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn tls_with_a_ca_file_and_sentinels() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    // A CA and a server certificate for 127.0.0.1, and a Redis that speaks TLS with them.
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "stateful-route CLI test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("sr-cli-tls-{}", unique_prefix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    std::fs::write(path("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(path("server.pem"), cert.pem()).unwrap();
+    std::fs::write(path("server.key"), key.serialize_pem()).unwrap();
+    let tls_port = lease_port();
+    let (plain, _) = spawn_redis(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &path("server.pem"),
+        "--tls-key-file",
+        &path("server.key"),
+        "--tls-ca-cert-file",
+        &path("ca.pem"),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let prefix = unique_prefix();
+    let s = store(&format!("redis://127.0.0.1:{plain}"), &prefix).await;
+    let p0 = pod(&s, "room", 0, 10).await;
+    let tls_url = format!("rediss://127.0.0.1:{tls_port}");
+    let st = json(cli(
+        &tls_url,
+        &prefix,
+        &["--tls-ca", &path("ca.pem"), "status", "--json"],
+    ));
+    assert_eq!(pod_json(&st, "room", 0)["state"], "routable");
+    // Without the CA the certificate is not trusted: a failure, not a hang or a panic.
+    let o = cli(&tls_url, &prefix, &["status"]);
+    assert!(matches!(o.status.code(), Some(1) | Some(4)), "{o:?}");
+    // A CA file that does not exist: a usage error naming it.
+    let o = cli(
+        &tls_url,
+        &prefix,
+        &["--tls-ca", "/nonexistent/ca.pem", "status"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/ca.pem"));
+
+    // Sentinels: the CLI finds the master they name.
+    let monitor = format!("sentinel monitor main 127.0.0.1 {plain} 1");
+    let (sentinel, _) = spawn_redis(&[
+        "--sentinel",
+        &monitor,
+        "sentinel down-after-milliseconds main 60000",
+    ]);
+    let o = Command::new(BIN)
+        .args([
+            "--url",
+            &format!("redis://127.0.0.1:{sentinel}"),
+            "--sentinel",
+            "main",
+            "--prefix",
+            &prefix,
+            "status",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let st: Value = serde_json::from_str(&ok(o)).unwrap();
+    assert_eq!(pod_json(&st, "room", 0)["load"], 10);
+    p0.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

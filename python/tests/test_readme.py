@@ -53,6 +53,7 @@ def test_readme_python_block_prints_its_output(block, tmp_path: Path) -> None:
 
 def _manifest() -> dict:
     import yaml
+
     blocks = [b for b in readme_blocks.read() if b.lang == "yaml"]
     assert len(blocks) == 1, [b.line for b in blocks]
     doc = yaml.safe_load(blocks[0].text)

@@ -30,6 +30,17 @@ impl Colour {
         };
         format!("\x1b[{code}m{s}\x1b[0m")
     }
+
+    /// [`table`] with column `col` of row `r` painted by the word `words[r]`.
+    pub fn table(&self, head: &[&str], rows: &[Vec<String>], col: usize, words: &[&str]) -> String {
+        table_painted(head, rows, |r, c, s| {
+            if c == col {
+                self.paint(s, words[r])
+            } else {
+                s.to_string()
+            }
+        })
+    }
 }
 
 /// Aligned columns (left-aligned, two spaces apart).
@@ -214,16 +225,11 @@ impl ServiceStatus {
             .iter()
             .map(|p| p.state(self.stale_after))
             .collect();
-        out.push_str(&table_painted(
+        out.push_str(&colour.table(
             &["POD", "LOAD", "WEIGHT", "ROUTING", "AGE", "STATE", "CORDON"],
             &rows,
-            |r, c, s| {
-                if c == 5 {
-                    colour.paint(s, states[r])
-                } else {
-                    s.to_string()
-                }
-            },
+            5,
+            &states,
         ));
         out
     }
@@ -308,18 +314,13 @@ pub fn explanation_text(e: &Explanation, colour: &Colour) -> String {
         })
         .collect();
     let verdicts: Vec<&str> = e.pods.iter().map(|p| p.verdict.as_str()).collect();
-    out.push_str(&table_painted(
+    out.push_str(&colour.table(
         &[
             "POD", "LOAD", "PLACED", "WEIGHT", "ROUTING", "AGE", "VERDICT", "WHY",
         ],
         &rows,
-        |r, c, s| {
-            if c == 6 {
-                colour.paint(s, verdicts[r])
-            } else {
-                s.to_string()
-            }
-        },
+        6,
+        &verdicts,
     ));
     out
 }
