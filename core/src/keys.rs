@@ -48,6 +48,12 @@ impl KeySpace {
         format!("{}:{{{ns}:state:{service}}}cordon", self.prefix)
     }
 
+    /// `P:{<ns>:state:<service>}placed`: new users placed on each pod, as gateways report
+    /// them (hash: pod → count; `HINCRBY` once a period per gateway, never per new user).
+    pub fn placements(&self, ns: &str, service: &str) -> String {
+        format!("{}:{{{ns}:state:{service}}}placed", self.prefix)
+    }
+
     /// The `SCAN` pattern of every state hash of `ns` (not the cordon keys: `?` is not `}`).
     pub fn pod_states_pattern(&self, ns: &str) -> String {
         format!("{}:{{{ns}:state:*}}", self.prefix)
@@ -87,6 +93,10 @@ mod tests {
         assert_eq!(k.workload("default", "room"), "sf:{default:workload:room}");
         assert_eq!(k.tag("default", "t"), "sf:{default:tag:t}");
         assert_eq!(k.cordon("default", "room"), "sf:{default:state:room}cordon");
+        assert_eq!(
+            k.placements("default", "room"),
+            "sf:{default:state:room}placed"
+        );
         assert_eq!(
             k.service_of_pod_states("default", "sf:{default:state:room}"),
             Some("room")

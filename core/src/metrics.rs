@@ -89,9 +89,37 @@ pub(crate) struct ServiceCounters {
     pub placements: Mutex<BTreeMap<u32, u64>>,
     pub refreshes: AtomicU64,
     pub refresh_errors: AtomicU64,
+    /// Placements already reported to the store, by pod.
+    pub reported: Mutex<BTreeMap<u32, u64>>,
+    /// The counters of services beyond the label cap (not reported: they mix services).
+    pub shared: bool,
 }
 
 impl ServiceCounters {
+    /// Placements not yet reported to the store, by pod.
+    pub fn unreported(&self) -> Vec<(u32, u64)> {
+        if self.shared {
+            return Vec::new();
+        }
+        let placed = self.placements.lock().unwrap_or_else(|p| p.into_inner());
+        let reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        placed
+            .iter()
+            .filter_map(|(pod, n)| {
+                let r = reported.get(pod).copied().unwrap_or(0);
+                (*n > r).then(|| (*pod, n - r))
+            })
+            .collect()
+    }
+
+    /// Marks `counts` as reported.
+    pub fn reported(&self, counts: &[(u32, u64)]) {
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        for (pod, n) in counts {
+            *reported.entry(*pod).or_default() += n;
+        }
+    }
+
     pub fn placed(&self, pod: u32) {
         *self
             .placements
@@ -127,7 +155,10 @@ impl ClientMetrics {
         ClientMetrics {
             enabled,
             services: RwLock::new(HashMap::new()),
-            other: Arc::default(),
+            other: Arc::new(ServiceCounters {
+                shared: true,
+                ..ServiceCounters::default()
+            }),
             errors: Default::default(),
             link_events: AtomicU64::new(0),
             pod_events: AtomicU64::new(0),
@@ -201,7 +232,7 @@ impl ClientMetrics {
 }
 
 /// The operations a store call is counted under (`op` label).
-pub const STORE_OPS: [&str; 17] = [
+pub const STORE_OPS: [&str; 19] = [
     "get_link",
     "set_link",
     "set_link_if_absent",
@@ -218,6 +249,8 @@ pub const STORE_OPS: [&str; 17] = [
     "get_tag",
     "set_cordon",
     "cordoned",
+    "add_placements",
+    "placements",
     "other",
 ];
 

@@ -283,6 +283,7 @@ pub struct RouteInfo {
     listeners: Mutex<Vec<(u64, Listener)>>,
     next_listener: AtomicU64,
     pub(crate) metrics: Arc<ClientMetrics>,
+    placements_refused: AtomicBool,
 }
 
 impl fmt::Debug for RouteInfo {
@@ -304,6 +305,7 @@ impl RouteInfo {
             listeners: Mutex::new(Vec::new()),
             next_listener: AtomicU64::new(1),
             metrics: Arc::new(ClientMetrics::new(config.metrics)),
+            placements_refused: AtomicBool::new(false),
             config,
         })
     }
@@ -413,6 +415,34 @@ impl RouteInfo {
                 tracing::warn!(namespace = %self.namespace, service = %view.name, error = %e,
                     "pod state refresh failed; keeping the last snapshot");
             }
+            self.report_placements(&view).await;
+        }
+    }
+
+    /// Adds this gateway's placements since the last report to the store's totals (one
+    /// pipelined `HINCRBY` per pod placed on; nothing when there were none). A store that
+    /// refuses it (an ACL without `HINCRBY`) is not asked again; a failure is retried at the
+    /// next period.
+    async fn report_placements(&self, view: &ServiceView) {
+        if self.placements_refused.load(Ordering::Relaxed) {
+            return;
+        }
+        let counts = view.counters.unreported();
+        if counts.is_empty() {
+            return;
+        }
+        match self
+            .store
+            .add_placements(&self.namespace, &view.name, &counts)
+            .await
+        {
+            Ok(()) => view.counters.reported(&counts),
+            Err(e) if e.kind() == ErrorKind::StoreError => {
+                self.placements_refused.store(true, Ordering::Relaxed);
+                tracing::warn!(namespace = %self.namespace, error = %e,
+                    "the store refused the placement report; the dashboard shows no placement rates for this gateway");
+            }
+            Err(_) => {} // unreachable or slow: the counts wait for the next period
         }
     }
 

@@ -726,6 +726,34 @@ async fn the_dashboard_shows_pods_and_follows_a_drain_in_a_real_browser() {
         "{m}"
     );
     assert!(get("/").contains("<title>stateful-route</title>"));
+    // Placements a gateway makes show as placements per minute (reported once a period).
+    let gw = ClientDriver::new(
+        store(url, &prefix).await,
+        ServerInfo::new(NS, "gw", 0),
+        config(),
+    )
+    .unwrap();
+    gw.init().unwrap();
+    for i in 0..20 {
+        gw.compute_linked_pod("", &format!("new{i}"), "room")
+            .await
+            .unwrap();
+    }
+    until(
+        Duration::from_secs(10),
+        "placements per minute",
+        async || {
+            let st: Value = serde_json::from_str(&get("/api/state")).unwrap();
+            let rate = |pod| {
+                pod_json(&st, "room", pod)["placements_per_minute"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+            };
+            rate(0) + rate(1) > 0.0
+        },
+    )
+    .await;
+    gw.close();
     let page = get("/");
     assert!(
         !page.contains(" src=") && !page.contains(" href="),

@@ -116,6 +116,16 @@ async fn counts_what_a_test_did(kind: Kind) {
     assert!(t.contains("# TYPE stateful_route_store_call_seconds histogram\n"));
     assert!(!t.contains("u0"), "no uid in any label");
 
+    // The gateway reports its placements to the store once a period (for the dashboard).
+    eventually(
+        std::time::Duration::from_secs(5),
+        "placements reported",
+        || async {
+            f.store.placements("default", SVC).await.unwrap()
+                == std::collections::BTreeMap::from([(0, 2), (1, 2)])
+        },
+    )
+    .await;
     // A drain shows as a draining pod once the gateway sees it.
     p1.set_routing_state(stateful_route::RoutingState::DenyNewCall)
         .await
@@ -172,6 +182,16 @@ async fn counting_off_counts_nothing_but_reports_gauges() {
     assert!(s.placements.is_empty());
     assert_eq!(s.pods_in("routable"), 1);
     assert_eq!(m.cache_entries, 1);
+    // Nothing counted, nothing reported: two periodic refreshes later (each one reports right
+    // after its read) the store still has no placement of this gateway.
+    let reads = m.service(SVC).unwrap().snapshot_reads;
+    eventually(
+        std::time::Duration::from_secs(5),
+        "two periodic refreshes",
+        || async { gw.metrics().service(SVC).unwrap().snapshot_reads >= reads + 2 },
+    )
+    .await;
+    assert!(f.store.placements("default", SVC).await.unwrap().is_empty());
     p0.stop().await.unwrap();
 }
 

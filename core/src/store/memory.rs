@@ -579,6 +579,38 @@ impl StoreBackend for MemoryBackend {
         Ok(changed)
     }
 
+    async fn add_placements(
+        &self,
+        namespace: &str,
+        service: &str,
+        counts: &[(u32, u64)],
+    ) -> Result<()> {
+        let now = now_ms();
+        let key = self.keys.placements(namespace, service);
+        let mut d = self.lock();
+        for (pod, n) in counts {
+            let field = pod.to_string();
+            let old: u64 = d
+                .hash(&key, now)?
+                .and_then(|h| h.get(&field).and_then(|v| v.parse().ok()))
+                .unwrap_or(0);
+            d.hset(&key, &field, (old + n).to_string(), now)?;
+        }
+        Ok(())
+    }
+
+    async fn placements(&self, namespace: &str, service: &str) -> Result<BTreeMap<u32, u64>> {
+        let now = now_ms();
+        let mut d = self.lock();
+        Ok(d.hash(&self.keys.placements(namespace, service), now)?
+            .map(|h| {
+                h.iter()
+                    .filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn cordoned(&self, namespace: &str, service: &str) -> Result<Vec<u32>> {
         let now = now_ms();
         let mut d = self.lock();

@@ -215,6 +215,22 @@ pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
         let _ = (namespace, service);
         Ok(Vec::new())
     }
+    /// Adds `counts` (pod, new placements) to the service's placement totals (a gateway's
+    /// report, once a period). Default: nothing is recorded.
+    async fn add_placements(
+        &self,
+        namespace: &str,
+        service: &str,
+        counts: &[(u32, u64)],
+    ) -> Result<()> {
+        let _ = (namespace, service, counts);
+        Ok(())
+    }
+    /// The service's placement totals by pod, as gateways reported them. Default: none.
+    async fn placements(&self, namespace: &str, service: &str) -> Result<BTreeMap<u32, u64>> {
+        let _ = (namespace, service);
+        Ok(BTreeMap::new())
+    }
     /// The services of `namespace` that have pod states, sorted (an operator's listing: a
     /// `SCAN` on Redis, never `KEYS`). Default: unsupported (`STORE_ERROR`).
     async fn services(&self, namespace: &str) -> Result<Vec<String>> {
@@ -694,6 +710,29 @@ impl Store {
             .backend
             .events()
             .map(|hub| hub.subscribe(ns, Arc::new(f))))
+    }
+
+    /// Adds a gateway's new placements by pod to the service's totals.
+    pub(crate) async fn add_placements(
+        &self,
+        ns: &str,
+        service: &str,
+        counts: &[(u32, u64)],
+    ) -> Result<()> {
+        self.call(
+            "add_placements",
+            self.backend.add_placements(ns, service, counts),
+        )
+        .await
+    }
+
+    /// New users placed on each pod of `service` since the counts began, as every gateway with
+    /// metrics on reports them once a period (the dashboard's placements per minute).
+    pub async fn placements(&self, ns: &str, service: &str) -> Result<BTreeMap<u32, u64>> {
+        ident::check_namespace_label("namespace", ns)?;
+        ident::check_service("service", service)?;
+        self.call("placements", self.backend.placements(ns, service))
+            .await
     }
 
     /// The services of `ns` with pod states, sorted.

@@ -762,6 +762,32 @@ impl StoreBackend for RedisBackend {
         Ok(changed)
     }
 
+    async fn add_placements(
+        &self,
+        namespace: &str,
+        service: &str,
+        counts: &[(u32, u64)],
+    ) -> Result<()> {
+        let key = self.keys.placements(namespace, service);
+        let mut pipe = redis::pipe();
+        for (pod, n) in counts {
+            pipe.cmd("HINCRBY").arg(&key).arg(*pod).arg(*n).ignore();
+        }
+        let () = pipe.query_async(&mut self.con.clone()).await?;
+        Ok(())
+    }
+
+    async fn placements(&self, namespace: &str, service: &str) -> Result<BTreeMap<u32, u64>> {
+        let all: BTreeMap<String, u64> = redis::cmd("HGETALL")
+            .arg(self.keys.placements(namespace, service))
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
+            .collect())
+    }
+
     async fn cordoned(&self, namespace: &str, service: &str) -> Result<Vec<u32>> {
         let fields: Vec<String> = redis::cmd("HKEYS")
             .arg(self.keys.cordon(namespace, service))

@@ -27,15 +27,15 @@ use crate::{Failure, Outcome};
 const PAGE: &str = include_str!("dashboard.html");
 const RECENT: usize = 100;
 
-/// (when, load) samples of one pod over the last minute.
-type LoadHistory = VecDeque<(Instant, u32)>;
+/// (when, load, placements reported so far) samples of one pod over the last minute.
+type History = VecDeque<(Instant, u64, u64)>;
 
 struct Shared {
     namespace: String,
     stale_after: f64,
     rows: Mutex<Vec<ServiceStatus>>,
-    /// (when, load) samples per pod over the last minute, for the load change per minute.
-    history: Mutex<BTreeMap<(String, u32), LoadHistory>>,
+    /// Samples per pod over the last minute, for the per-minute rates.
+    history: Mutex<BTreeMap<(String, u32), History>>,
     recent: Mutex<VecDeque<Value>>,
     tracker: Mutex<Tracker>,
     changes: tokio::sync::broadcast::Sender<Value>,
@@ -54,12 +54,18 @@ impl Shared {
         let _ = self.changes.send(v);
     }
 
-    fn load_per_minute(&self, service: &str, pod: u32) -> Option<f64> {
+    /// (load change, placements) per minute over the last minute (`None` before a second).
+    fn per_minute(&self, service: &str, pod: u32) -> Option<(f64, f64)> {
         let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let s = h.get(&(service.to_string(), pod))?;
         let (first, last) = (s.front()?, s.back()?);
         let secs = last.0.duration_since(first.0).as_secs_f64();
-        (secs >= 1.0).then(|| (last.1 as f64 - first.1 as f64) * 60.0 / secs)
+        (secs >= 1.0).then(|| {
+            (
+                (last.1 as f64 - first.1 as f64) * 60.0 / secs,
+                last.2.saturating_sub(first.2) as f64 * 60.0 / secs,
+            )
+        })
     }
 
     fn state_json(&self) -> Value {
@@ -71,7 +77,9 @@ impl Shared {
                 if let Some(pods) = v["pods"].as_array_mut() {
                     for p in pods {
                         let pod = p["pod"].as_u64().unwrap_or(0) as u32;
-                        p["load_per_minute"] = json!(self.load_per_minute(&s.service, pod));
+                        let rates = self.per_minute(&s.service, pod);
+                        p["load_per_minute"] = json!(rates.map(|r| r.0));
+                        p["placements_per_minute"] = json!(rates.map(|r| r.1));
                     }
                 }
                 v
@@ -90,13 +98,24 @@ impl Shared {
         match read_all(store, &self.namespace, None, self.stale_after).await {
             Ok(rows) => {
                 let now = Instant::now();
+                let mut placed = BTreeMap::new();
+                for s in &rows {
+                    if let Ok(p) = store.placements(&self.namespace, &s.service).await {
+                        placed.insert(s.service.clone(), p);
+                    }
+                }
                 {
                     let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
                     for s in &rows {
                         for p in &s.pods {
                             let q = h.entry((s.service.clone(), p.pod)).or_default();
-                            q.push_back((now, p.load));
-                            while q.front().is_some_and(|(t, _)| {
+                            let n = placed
+                                .get(&s.service)
+                                .and_then(|m| m.get(&p.pod))
+                                .copied()
+                                .unwrap_or(0);
+                            q.push_back((now, p.load as u64, n));
+                            while q.front().is_some_and(|(t, _, _)| {
                                 now.duration_since(*t) > Duration::from_secs(60)
                             }) {
                                 q.pop_front();
