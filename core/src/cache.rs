@@ -2,12 +2,11 @@
 //!
 //! Bounded by capacity; each entry lives `user_link_info_cache_time_seconds` and never longer
 //! than its link's remaining TTL minus the cache margin, so a gateway never routes on a
-//! temporary link the store has already forgotten. Lookups borrow `(service, uid)` as
-//! `&dyn KeyView` and allocate nothing: a hit is a hash, a probe and an `Arc` clone.
+//! temporary link the store has already forgotten. A lookup builds its key on the stack and
+//! allocates nothing: a hit is one string hash, a probe and an `Arc` clone.
 
 use std::borrow::Borrow;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,72 +15,42 @@ use moka::sync::Cache;
 use crate::config::{BaseConfig, Link};
 use crate::route_info::ServiceView;
 
-/// Owned cache key: (service, uid) in the driver's namespace.
-#[derive(Clone)]
-pub(crate) struct LinkKey {
-    service: Box<str>,
-    uid: Box<str>,
-}
+/// Owned cache key: `service`, NUL, `uid` (neither may hold a NUL: services are
+/// `[A-Za-z0-9._-]`, uids have no control characters), so one string hash and one compare
+/// serve a lookup.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct LinkKey(Box<str>);
 
 impl LinkKey {
     pub fn new(service: &str, uid: &str) -> Self {
-        LinkKey {
-            service: service.into(),
-            uid: uid.into(),
-        }
+        with_key(service, uid, |k| LinkKey(k.into()))
     }
 }
 
-/// Borrowed view of a key, so that `(&str, &str)` can look up a `LinkKey`.
-pub(crate) trait KeyView {
-    fn parts(&self) -> (&str, &str);
-}
-
-impl KeyView for LinkKey {
-    fn parts(&self) -> (&str, &str) {
-        (&self.service, &self.uid)
+impl Borrow<str> for LinkKey {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
-impl KeyView for (&str, &str) {
-    fn parts(&self) -> (&str, &str) {
-        (self.0, self.1)
-    }
-}
-
-impl Hash for dyn KeyView + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let (s, u) = self.parts();
-        s.hash(state);
-        u.hash(state);
-    }
-}
-
-impl PartialEq for dyn KeyView + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for dyn KeyView + '_ {}
-
-impl Hash for LinkKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self as &dyn KeyView).hash(state)
-    }
-}
-
-impl PartialEq for LinkKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for LinkKey {}
-
-impl<'a> Borrow<dyn KeyView + 'a> for LinkKey {
-    fn borrow(&self) -> &(dyn KeyView + 'a) {
-        self
+/// Calls `f` with the key of (service, uid), built on the stack when it is short (no
+/// allocation on a lookup).
+#[inline]
+fn with_key<R>(service: &str, uid: &str, f: impl FnOnce(&str) -> R) -> R {
+    const STACK: usize = 128;
+    let len = service.len() + 1 + uid.len();
+    if len <= STACK {
+        let mut buf = [0u8; STACK];
+        buf[..service.len()].copy_from_slice(service.as_bytes());
+        buf[service.len() + 1..len].copy_from_slice(uid.as_bytes());
+        // SAFETY: two UTF-8 strings joined by a NUL byte are UTF-8.
+        f(unsafe { std::str::from_utf8_unchecked(&buf[..len]) })
+    } else {
+        let mut k = String::with_capacity(len);
+        k.push_str(service);
+        k.push('\0');
+        k.push_str(uid);
+        f(&k)
     }
 }
 
@@ -136,15 +105,15 @@ impl LinkCache {
     /// The entry, if present and fresh at `now`.
     #[inline]
     pub fn get_at(&self, service: &str, uid: &str, now: Instant) -> Option<CachedLink> {
-        let key: &dyn KeyView = &(service, uid);
-        self.cache.as_ref()?.get(key).filter(|c| c.is_fresh(now))
+        let cache = self.cache.as_ref()?;
+        with_key(service, uid, |k| cache.get(k)).filter(|c| c.is_fresh(now))
     }
 
     /// The entry, fresh or not.
     #[inline]
     pub fn get_any(&self, service: &str, uid: &str) -> Option<CachedLink> {
-        let key: &dyn KeyView = &(service, uid);
-        self.cache.as_ref()?.get(key)
+        let cache = self.cache.as_ref()?;
+        with_key(service, uid, |k| cache.get(k))
     }
 
     /// The entry, if present and fresh now.
@@ -160,8 +129,7 @@ impl LinkCache {
             Some(ttl) => self.max_lifetime.min(ttl.saturating_sub(self.margin)),
         };
         if lifetime.is_zero() {
-            let key: &dyn KeyView = &(service, uid);
-            cache.invalidate(key);
+            with_key(service, uid, |k| cache.invalidate(k));
             return;
         }
         cache.insert(
@@ -176,10 +144,8 @@ impl LinkCache {
 
     /// Drops the entry; returns what it held.
     pub fn remove(&self, service: &str, uid: &str) -> Option<u32> {
-        let key: &dyn KeyView = &(service, uid);
-        self.cache
-            .as_ref()?
-            .remove(key)
+        let cache = self.cache.as_ref()?;
+        with_key(service, uid, |k| cache.remove(k))
             .filter(|c| c.is_fresh(Instant::now()))
             .map(|c| c.pod)
     }
@@ -187,10 +153,11 @@ impl LinkCache {
     /// Drops the entry only if it still points to `pod`.
     pub fn remove_if(&self, service: &str, uid: &str, pod: u32) {
         if let Some(c) = &self.cache {
-            let key: &dyn KeyView = &(service, uid);
-            if c.get(key).is_some_and(|e| e.pod == pod) {
-                c.invalidate(key);
-            }
+            with_key(service, uid, |k| {
+                if c.get(k).is_some_and(|e| e.pod == pod) {
+                    c.invalidate(k);
+                }
+            });
         }
     }
 
@@ -206,5 +173,23 @@ impl LinkCache {
             c.run_pending_tasks();
             c.entry_count()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_short_and_long_are_the_same_key() {
+        for uid in ["u", &"x".repeat(126), &"y".repeat(127), &"z".repeat(512)] {
+            let owned = LinkKey::new("room", uid);
+            let same = with_key("room", uid, |k| {
+                <LinkKey as Borrow<str>>::borrow(&owned) == k
+            });
+            assert!(same, "{}", uid.len());
+        }
+        // The separator keeps (service, uid) pairs apart.
+        assert!(LinkKey::new("ab", "c") != LinkKey::new("a", "bc"));
     }
 }

@@ -281,8 +281,32 @@ impl ClientDriver {
     /// never leaves the calling thread.
     #[inline]
     pub fn compute_cached(&self, ns: &str, uid: &str, service: &str) -> Result<Option<u32>> {
-        let link = self.link(ns, uid, service)?;
-        Ok(self.cached_alive(link, true))
+        match self.probe_ref(ns, uid, service) {
+            Some(link) => match self.cached_alive(link, true) {
+                Some(pod) => Ok(Some(pod)),
+                // A miss: the identifiers may still be bad (they are checked only now).
+                None => self.link(ns, uid, service).map(|_| None),
+            },
+            // Closed, or another namespace: the error.
+            None => self
+                .link(ns, uid, service)
+                .map(|l| self.cached_alive(l, true)),
+        }
+    }
+
+    /// The hit path's shortcut around validation: an open driver, the local namespace, and a
+    /// (service, uid) that the cache may hold. Only checked identifiers are ever inserted, so
+    /// a key the cache holds is a valid one; anything else (a miss, a bad identifier, another
+    /// namespace) goes through [`ClientDriver::link`], which names the error.
+    #[inline]
+    fn probe_ref<'a>(&'a self, ns: &str, uid: &'a str, service: &'a str) -> Option<LinkRef<'a>> {
+        let local = &self.info.namespace;
+        (self.phase.load(Ordering::Acquire) == OPEN && (ns.is_empty() || ns == local.as_str()))
+            .then_some(LinkRef {
+                namespace: local,
+                uid,
+                service,
+            })
     }
 
     /// The cached pod if it is alive; `count`: a routing call's answer (a hit in the metrics).
@@ -306,9 +330,16 @@ impl ClientDriver {
     /// SPEC §6 `ComputeLinkedPod`: the pod that serves `uid` for `service`, placing the user
     /// on the best pod if it has no link yet. `ns` is `""` or the driver's namespace.
     pub async fn compute_linked_pod(&self, ns: &str, uid: &str, service: &str) -> Result<u32> {
-        let link = self.link(ns, uid, service)?;
-        if let Some(pod) = self.cached_alive(link, true) {
+        let probed = self.probe_ref(ns, uid, service);
+        if let Some(pod) = probed.and_then(|link| self.cached_alive(link, true)) {
             return Ok(pod);
+        }
+        let link = self.link(ns, uid, service)?;
+        if probed.is_none() {
+            // Not probed yet (only when `link` would have failed, but keep the order exact).
+            if let Some(pod) = self.cached_alive(link, true) {
+                return Ok(pod);
+            }
         }
         self.compute_uncached(link).await
     }

@@ -949,3 +949,52 @@ async fn a_joining_pod_ramps_up_instead_of_taking_every_new_user() {
     assert!(on * 10 <= off * 7, "on {on} vs off {off}");
     assert!(on > 0, "a warming pod must still get some users");
 }
+
+/// The hit path skips validation only for keys the cache holds (which were checked when they
+/// went in): bad identifiers, another namespace and a closed driver still get their errors,
+/// cached or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hit_shortcut_still_rejects_what_it_must() {
+    let store = Store::memory();
+    let cfg = fast_config();
+    let pod = server(&store, 0, &cfg);
+    pod.start().await.unwrap();
+    let gw = ClientDriver::new(store.clone(), ServerInfo::new(NS, "gw", 0), cfg).unwrap();
+    gw.init().unwrap();
+    assert_eq!(gw.compute_linked_pod("", "u", SVC).await.unwrap(), 0);
+    assert_eq!(gw.compute_cached(NS, "u", SVC).unwrap(), Some(0));
+    for (ns, uid, svc, kind) in [
+        ("", "bad}", SVC, ErrorKind::InvalidArgument),
+        ("", "", SVC, ErrorKind::InvalidArgument),
+        ("", "u", "bad service", ErrorKind::InvalidArgument),
+        ("other", "u", SVC, ErrorKind::NamespaceNotLocal),
+        ("Bad_NS", "u", SVC, ErrorKind::InvalidArgument),
+    ] {
+        assert_eq!(
+            gw.compute_cached(ns, uid, svc).unwrap_err().kind(),
+            kind,
+            "{ns} {uid} {svc}"
+        );
+        assert_eq!(
+            gw.compute_linked_pod(ns, uid, svc)
+                .await
+                .unwrap_err()
+                .kind(),
+            kind,
+            "{ns} {uid} {svc}"
+        );
+    }
+    gw.close();
+    assert_eq!(
+        gw.compute_cached("", "u", SVC).unwrap_err().kind(),
+        ErrorKind::Closed
+    );
+    assert_eq!(
+        gw.compute_linked_pod("", "u", SVC)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Closed
+    );
+    pod.stop().await.unwrap();
+}
