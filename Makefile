@@ -1,5 +1,5 @@
 # Every target is what CI runs too (.ci/run calls `make ci`).
-.PHONY: help demo test test-rust bench dist dist-check fmt fmt-check lint header check-generated ci cli
+.PHONY: help demo test test-rust bench dist dist-check fmt fmt-check lint header check-generated ci cli bench-peers
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -18,6 +18,9 @@ cli:             ## the operator CLI and dashboard (target/release/stateful-rout
 
 bench:           ## the core's benchmarks (criterion + Redis throughput); figures go into BENCHMARKS.md
 	tests/bench.sh
+
+bench-peers:     ## every row of the peers table (core, Python, Node, Go vs hand-written routers) in one run; JSON in target/
+	tests/bench-peers.sh
 
 dist:            ## release artifacts into target/dist/: wheel, sdist, npm tarball, C package, Go library
 	tests/dist.sh
