@@ -47,8 +47,9 @@ pub struct BaseConfig {
     /// that ramps from 0 to 1, so gateways do not all send it every new user until their next
     /// refresh (seconds, 0 to one day; 0 turns it off). `None` = one update period.
     pub slow_start_seconds: Option<f64>,
-    /// Whether a client driver counts what it does (README "Metrics"). Gauges (pods, cache
-    /// entries) are reported either way. Default on.
+    /// Whether a client driver counts its routing calls, placements and errors (README
+    /// "Metrics"); gauges, snapshot reads, store calls and event counts are reported either
+    /// way. Default on.
     pub metrics: bool,
 }
 
