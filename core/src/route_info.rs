@@ -565,11 +565,8 @@ impl RouteInfo {
             service: &view.name,
             sequence,
         };
-        let custom = {
-            let map = self.placements.read().unwrap_or_else(|p| p.into_inner());
-            map.get(&view.name).cloned()
-        };
-        let placement = custom.as_ref().unwrap_or(&self.config.placement);
+        // Cloned, so a custom policy runs without the lock held.
+        let placement = self.placement_of(&view.name);
         Ok(placement
             .choose(&candidates, &request)?
             .map(|i| candidates[i].pod_index))
