@@ -426,7 +426,7 @@ impl ClientDriver {
         let ticket = self.ticket(link);
         let view = self.route.service(link.service).await?;
         let temp = LinkTtl::Seconds(self.config.temp_link_info_cache_time_seconds as u32);
-        let Some(best) = self.route.reserve(&view, link.uid)? else {
+        let Some(mut best) = self.route.reserve(&view, link.uid)? else {
             // Step 3: no routable pod; an existing link to an alive pod still serves.
             return match self
                 .store
@@ -440,19 +440,21 @@ impl ClientDriver {
                 _ => Err(no_pod(link.service)),
             };
         };
-        let pod = best.pod;
         let mut claim = self
             .store
             .call(
                 "set_link_if_absent",
-                self.store.backend().set_link_if_absent(link, pod, temp),
+                self.store
+                    .backend()
+                    .set_link_if_absent(link, best.pod, temp),
             )
             .await?;
-        // Bounded: each round replaces a link to a dead pod with `pod`, which is alive.
+        // Bounded: each round moves a link to a dead pod to one alive when it was chosen.
         for _ in 0..4 {
             let current = claim.link;
             if view.is_alive(current.pod_index) {
                 if claim.created {
+                    let pod = current.pod_index;
                     tracing::debug!(uid = link.uid, service = link.service, pod, "placed user");
                     best.keep();
                     if self.counting {
@@ -464,10 +466,17 @@ impl ClientDriver {
             if current.is_persistent() {
                 return Err(Error::pod_unavailable(link.service, current.pod_index));
             }
-            // Step 4: a temporary link to a pod that is not alive moves to `pod`.
+            // Step 4: a temporary link to a pod that is not alive moves to an alive pod. The
+            // one chosen may have died since (even the one this call just linked): choose anew.
+            if !view.is_alive(best.pod) {
+                best = match self.route.reserve(&view, link.uid)? {
+                    Some(b) => b,
+                    None => return Err(no_pod(link.service)),
+                };
+            }
             claim = self
                 .store
-                .replace_temporary_link(link, current.pod_index, pod, temp)
+                .replace_temporary_link(link, current.pod_index, best.pod, temp)
                 .await?;
         }
         Err(no_pod(link.service))

@@ -560,10 +560,14 @@ async fn a_crashed_pod_gets_no_new_users_after_stale_after() {
     let mut i = 0;
     let gone = loop {
         i += 1;
-        let pod = gw
-            .compute_linked_pod("", &format!("n{i}"), SVC)
-            .await
-            .unwrap();
+        let pod = match gw.compute_linked_pod("", &format!("n{i}"), SVC).await {
+            Ok(p) => p,
+            Err(e) => panic!(
+                "{e} at {:?}; {:#?}",
+                crashed.elapsed(),
+                gw.metrics().service(SVC)
+            ),
+        };
         if pod == 1 {
             assert!(
                 crashed.elapsed() < Duration::from_secs(10),

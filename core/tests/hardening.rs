@@ -43,6 +43,9 @@ struct Gated {
     states_taken: Notify,
     /// `set_link_if_absent` never answers.
     hold_placements: AtomicBool,
+    /// The next `set_link_if_absent` runs, then waits for this before it answers.
+    hold_claim: Mutex<Option<oneshot::Receiver<()>>>,
+    claim_held: Notify,
     /// The next publish waits for this, then fails with `STORE_UNAVAILABLE`.
     fail_publish: Mutex<Option<oneshot::Receiver<()>>>,
     publish_waiting: Notify,
@@ -57,6 +60,8 @@ impl Gated {
             hold_states: Mutex::default(),
             states_taken: Notify::new(),
             hold_placements: AtomicBool::new(false),
+            hold_claim: Mutex::default(),
+            claim_held: Notify::new(),
             fail_publish: Mutex::default(),
             publish_waiting: Notify::new(),
         })
@@ -77,7 +82,13 @@ impl StoreBackend for Gated {
         if self.hold_placements.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
-        self.inner.set_link_if_absent(link, pod, ttl).await
+        let hold = self.hold_claim.lock().unwrap().take();
+        let answer = self.inner.set_link_if_absent(link, pod, ttl).await;
+        if let Some(hold) = hold {
+            self.claim_held.notify_one();
+            let _ = hold.await;
+        }
+        answer
     }
     async fn try_set_link(
         &self,
@@ -997,4 +1008,55 @@ async fn the_hit_shortcut_still_rejects_what_it_must() {
         ErrorKind::Closed
     );
     pod.stop().await.unwrap();
+}
+
+/// A pod that goes stale between the placement decision and the store's answer: the new user's
+/// link, just made to that pod, moves to a pod alive now (SPEC §6 step 4) instead of to the
+/// same dead pod four times and `NO_AVAILABLE_POD` (failed once in CI under load, at the
+/// moment a crashed pod went stale).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_that_dies_while_a_new_user_is_placed_on_it_loses_the_user() {
+    let gated = Gated::new();
+    let store = Store::from_shared(gated.clone());
+    let cfg = BaseConfig {
+        stale_after_seconds: Some(0.6),
+        load_range: 10,
+        slow_start_seconds: Some(0.0),
+        ..fast_config()
+    };
+    let p0 = server(&store, 0, &cfg);
+    p0.set_load_state(500).unwrap();
+    p0.start().await.unwrap();
+    let p1 = server(&store, 1, &cfg);
+    p1.set_load_state(0).unwrap();
+    p1.start().await.unwrap();
+    let gw = Arc::new(client(&store, &cfg));
+    // Only pod 1 is in the good set (pod 0 is far above the load range).
+    assert_eq!(gw.best_pod(SVC).await.unwrap(), 1);
+    let (release, hold) = oneshot::channel();
+    *gated.hold_claim.lock().unwrap() = Some(hold);
+    let held = gated.claim_held.notified();
+    let placing = {
+        let gw = gw.clone();
+        tokio::spawn(async move { gw.compute_linked_pod("", "newcomer", SVC).await })
+    };
+    held.await; // the link to pod 1 is written; its answer waits
+    drop(p1); // pod 1 crashes (no stop) and goes stale
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.is_pod_alive(SVC, 1).await.unwrap() {
+        assert!(Instant::now() < deadline, "pod 1 never went stale");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    release.send(()).unwrap();
+    assert_eq!(placing.await.unwrap().unwrap(), 0);
+    assert_eq!(
+        store
+            .get_link(NS, "newcomer", SVC)
+            .await
+            .unwrap()
+            .unwrap()
+            .pod_index,
+        0
+    );
+    p0.stop().await.unwrap();
 }
