@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
+use crate::clock::Clock;
 use crate::config::{BaseConfig, Link};
 use crate::route_info::ServiceView;
 
@@ -74,9 +75,10 @@ impl CachedLink {
 
 /// The cache, or nothing when its capacity is 0.
 pub(crate) struct LinkCache {
-    cache: Option<Cache<LinkKey, CachedLink, foldhash::fast::RandomState>>,
+    cache: Option<Cache<LinkKey, CachedLink, foldhash::fast::SeedableRandomState>>,
     max_lifetime: Duration,
     margin: Duration,
+    clock: Clock,
 }
 
 impl fmt::Debug for LinkCache {
@@ -88,17 +90,19 @@ impl fmt::Debug for LinkCache {
 }
 
 impl LinkCache {
-    pub fn new(config: &BaseConfig) -> Self {
+    pub fn new(config: &BaseConfig, clock: Clock) -> Self {
         let cache = (config.cache_capacity > 0).then(|| {
             Cache::builder()
                 .max_capacity(config.cache_capacity)
-                // Randomly seeded: uids come from users, so the hash must not be predictable.
-                .build_with_hasher(foldhash::fast::RandomState::default())
+                // Randomly seeded: uids come from users, so the hash must not be predictable
+                // (a virtual clock's seed instead, so that a simulation replays exactly).
+                .build_with_hasher(clock.hasher())
         });
         LinkCache {
             cache,
             max_lifetime: Duration::from_secs(config.user_link_info_cache_time_seconds),
             margin: config.cache_margin(),
+            clock,
         }
     }
 
@@ -118,7 +122,7 @@ impl LinkCache {
 
     /// The entry, if present and fresh now.
     pub fn get(&self, service: &str, uid: &str) -> Option<CachedLink> {
-        self.get_at(service, uid, Instant::now())
+        self.get_at(service, uid, self.clock.now())
     }
 
     /// Caches `link` for as long as SPEC §6 allows (maybe not at all).
@@ -137,7 +141,7 @@ impl LinkCache {
             CachedLink {
                 pod: link.pod_index,
                 view,
-                deadline: Instant::now() + lifetime,
+                deadline: self.clock.now() + lifetime,
             },
         );
     }
@@ -146,8 +150,22 @@ impl LinkCache {
     pub fn remove(&self, service: &str, uid: &str) -> Option<u32> {
         let cache = self.cache.as_ref()?;
         with_key(service, uid, |k| cache.remove(k))
-            .filter(|c| c.is_fresh(Instant::now()))
+            .filter(|c| c.is_fresh(self.clock.now()))
             .map(|c| c.pod)
+    }
+
+    /// Drops the entry if there is one; returns whether it was fresh. A link event calls this
+    /// at every gateway, most of which never cached that user: a read-only probe first, since
+    /// moka's `remove` of an absent key costs as much as a write (it walks the bucket's
+    /// tombstones under its write path).
+    pub fn evict(&self, service: &str, uid: &str) -> bool {
+        let Some(cache) = &self.cache else {
+            return false;
+        };
+        let now = self.clock.now();
+        with_key(service, uid, |k| {
+            cache.contains_key(k) && cache.remove(k).is_some_and(|c| c.is_fresh(now))
+        })
     }
 
     /// Drops the entry only if it still points to `pod`.

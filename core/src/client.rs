@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use tokio::sync::OnceCell;
 
 use crate::cache::{LinkCache, LinkKey};
+use crate::clock::Clock;
 use crate::config::{BaseConfig, Link, LinkTtl, ServerInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Coherence, Event, LinkChange, Subscription, Ticket};
@@ -68,6 +68,7 @@ pub struct ClientDriver {
     stop: tokio::sync::watch::Sender<bool>,
     /// `config.metrics`, read on every hit.
     counting: bool,
+    clock: Clock,
 }
 
 impl fmt::Debug for ClientDriver {
@@ -89,8 +90,9 @@ impl ClientDriver {
         let counting = config.metrics;
         let route = RouteInfo::new(store.clone(), info.namespace.clone(), config.clone());
         Ok(ClientDriver {
-            cache: Arc::new(LinkCache::new(&config)),
-            coherence: Arc::new(Coherence::new()),
+            cache: Arc::new(LinkCache::new(&config, store.clock().clone())),
+            coherence: Arc::new(Coherence::new(store.clock())),
+            clock: store.clock().clone(),
             events: Mutex::new(None),
             store,
             info,
@@ -147,6 +149,7 @@ impl ClientDriver {
         let ready = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
         let up = ready.clone();
         let gap = std::sync::atomic::AtomicBool::new(false);
+        let clock = self.clock.clone();
         let sink = Arc::new(move |event: &Event| {
             let (Some(cache), Some(coherence), Some(route)) =
                 (cache.upgrade(), coherence.upgrade(), route.upgrade())
@@ -157,7 +160,7 @@ impl ClientDriver {
                 Event::Link(change) => {
                     coherence.bump(&change.service, &change.uid);
                     metrics.link_events.fetch_add(1, Ordering::Relaxed);
-                    if cache.remove(&change.service, &change.uid).is_some() {
+                    if cache.evict(&change.service, &change.uid) {
                         metrics.invalidations.fetch_add(1, Ordering::Relaxed);
                     }
                     tracing::debug!(uid = %change.uid, service = %change.service,
@@ -167,7 +170,7 @@ impl ClientDriver {
                 Event::Pod { service, .. } => {
                     metrics.pod_events.fetch_add(1, Ordering::Relaxed);
                     let service = service.clone();
-                    crate::runtime::handle().spawn(async move {
+                    clock.handle().spawn(async move {
                         route.refresh_if_loaded(&service).await;
                     });
                 }
@@ -185,7 +188,9 @@ impl ClientDriver {
                     // Pod events may have been missed too (not at the first subscription:
                     // nothing was read before it).
                     if gap.swap(false, Ordering::AcqRel) {
-                        crate::runtime::handle().spawn(async move { route.refresh_all().await });
+                        clock
+                            .handle()
+                            .spawn(async move { route.refresh_all().await });
                     }
                     // Only now may `init` return: what it caches next must outlive this clear.
                     *up.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
@@ -312,7 +317,7 @@ impl ClientDriver {
     /// The cached pod if it is alive; `count`: a routing call's answer (a hit in the metrics).
     #[inline]
     fn cached_alive(&self, link: LinkRef<'_>, count: bool) -> Option<u32> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let hit = self.cache.get_any(link.service, link.uid)?;
         if !hit.view.is_alive_at(hit.pod, now) {
             self.cache.remove_if(link.service, link.uid, hit.pod);
@@ -406,7 +411,7 @@ impl ClientDriver {
     /// Stale-if-error: a cached link to an alive pod that expired at most
     /// `serve_stale_seconds` ago (bounded by the cache margin: [`BaseConfig::serve_stale_window`]).
     fn serve_stale(&self, link: LinkRef<'_>) -> Option<u32> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let hit = self.cache.get_any(link.service, link.uid)?;
         let window = self.config.serve_stale_window();
         let recent = now.saturating_duration_since(hit.deadline) <= window;
@@ -426,7 +431,11 @@ impl ClientDriver {
         let ticket = self.ticket(link);
         let view = self.route.service(link.service).await?;
         let temp = LinkTtl::Seconds(self.config.temp_link_info_cache_time_seconds as u32);
-        let Some(mut best) = self.route.reserve(&view, link.uid)? else {
+        let reserved = match self.route.reserve(&view, link.uid)? {
+            None if self.route.reread_if_old(&view).await => self.route.reserve(&view, link.uid)?,
+            r => r,
+        };
+        let Some(mut best) = reserved else {
             // Step 3: no routable pod; an existing link to an alive pod still serves.
             return match self
                 .store

@@ -117,6 +117,7 @@ pub(crate) fn link_message(service: &str, uid: &str, pod: Option<u32>, persisten
 
 pub(crate) type Sink = Arc<dyn Fn(&Event) + Send + Sync>;
 
+#[derive(Clone)]
 struct Registered {
     id: u64,
     namespace: String,
@@ -126,7 +127,9 @@ struct Registered {
 /// The drivers of this process that listen to one store's events, and whether the stream is
 /// connected. A backend with propagation owns one and feeds it.
 pub struct EventHub {
-    sinks: Mutex<Vec<Registered>>,
+    /// Copied on write (drivers come and go rarely), so a delivery clones one `Arc` instead of
+    /// allocating a list per event.
+    sinks: Mutex<Arc<Vec<Registered>>>,
     next: AtomicU64,
     /// Namespaces whose channel the stream is subscribed to.
     subscribed: Mutex<BTreeSet<String>>,
@@ -167,7 +170,7 @@ impl fmt::Debug for Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(hub) = self.hub.upgrade() {
-            hub.lock().retain(|r| r.id != self.id);
+            Arc::make_mut(&mut hub.lock()).retain(|r| r.id != self.id);
         }
     }
 }
@@ -186,7 +189,7 @@ impl EventHub {
 
     fn new(always_connected: bool, ready_within: std::time::Duration) -> EventHub {
         EventHub {
-            sinks: Mutex::new(Vec::new()),
+            sinks: Mutex::new(Arc::new(Vec::new())),
             next: AtomicU64::new(1),
             subscribed: Mutex::new(BTreeSet::new()),
             changed: tokio::sync::Notify::new(),
@@ -198,15 +201,20 @@ impl EventHub {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Registered>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Arc<Vec<Registered>>> {
         self.sinks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The registered drivers now.
+    fn registered(&self) -> Arc<Vec<Registered>> {
+        self.lock().clone()
     }
 
     /// Registers `sink` for `namespace`'s events. An in-process hub tells it `Resumed` at once;
     /// a remote one when its channel is subscribed (until then the driver is in a gap).
     pub(crate) fn subscribe(self: &Arc<Self>, namespace: &str, sink: Sink) -> Subscription {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock().push(Registered {
+        Arc::make_mut(&mut self.lock()).push(Registered {
             id,
             namespace: namespace.to_string(),
             sink: sink.clone(),
@@ -238,17 +246,22 @@ impl EventHub {
     }
 
     fn sinks_of(&self, namespace: Option<&str>) -> Vec<Sink> {
-        self.lock()
+        self.registered()
             .iter()
             .filter(|r| namespace.is_none_or(|n| n == r.namespace))
             .map(|r| r.sink.clone())
             .collect()
     }
 
-    /// Delivers `event` to `namespace`'s drivers.
+    /// Delivers `event` to `namespace`'s drivers (the list is not locked while they run: a
+    /// driver may subscribe or go away meanwhile).
     pub(crate) fn deliver(&self, namespace: &str, event: &Event) {
-        for sink in self.sinks_of(Some(namespace)) {
-            sink(event);
+        for r in self
+            .registered()
+            .iter()
+            .filter(|r| r.namespace == namespace)
+        {
+            (r.sink)(event);
         }
     }
 
@@ -355,7 +368,7 @@ const STRIPES: usize = 1024;
 pub(crate) struct Coherence {
     stripes: Box<[AtomicU64]>,
     generation: AtomicU64,
-    hasher: foldhash::fast::RandomState,
+    hasher: foldhash::fast::SeedableRandomState,
     listeners: Mutex<Vec<(u64, LinkListener)>>,
     next_listener: AtomicU64,
 }
@@ -369,11 +382,11 @@ pub(crate) struct Ticket {
 }
 
 impl Coherence {
-    pub fn new() -> Coherence {
+    pub fn new(clock: &crate::clock::Clock) -> Coherence {
         Coherence {
             stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             generation: AtomicU64::new(0),
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: clock.hasher(),
             listeners: Mutex::new(Vec::new()),
             next_listener: AtomicU64::new(1),
         }
@@ -428,13 +441,13 @@ impl Coherence {
 
     /// Calls every link listener; one that panics does not stop the others or the stream.
     pub fn notify(&self, change: &LinkChange) {
-        let listeners: Vec<LinkListener> = self
-            .listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(_, l)| l.clone())
-            .collect();
+        let listeners: Vec<LinkListener> = {
+            let l = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+            if l.is_empty() {
+                return; // the usual case: no allocation per event
+            }
+            l.iter().map(|(_, l)| l.clone()).collect()
+        };
         for l in listeners {
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l(change))).is_err() {
                 tracing::error!("a link listener panicked");

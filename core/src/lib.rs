@@ -24,6 +24,7 @@
 
 mod cache;
 mod client;
+pub mod clock;
 mod config;
 pub mod cpu;
 mod error;
@@ -39,11 +40,14 @@ pub mod pod_state;
 mod route_info;
 pub mod runtime;
 mod server;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use client::ClientDriver;
+pub use clock::Clock;
 pub use config::{BaseConfig, Link, LinkTtl, RoutingState, ServerInfo, TrySetOutcome};
 pub use error::{redact_url, Error, ErrorKind, Result};
 pub use events::LinkChange;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use crate::clock::Clock;
 use crate::config::{BaseConfig, RoutingState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::explain::ExplainedPod;
@@ -43,12 +44,33 @@ type Listener = Arc<dyn Fn(&RoutingStateChange) + Send + Sync>;
 pub(crate) struct PodView {
     pub state: PodState,
     alive_until: Instant,
+    /// The age (ms) `alive_until` was computed from: `alive_until` = the time it was computed +
+    /// `stale_after` − this. A freeze keeps it (ages stop while the store cannot be read).
+    age_ms: u64,
     placed: AtomicU32,
     /// Slow start: the pod became routable in this view at `.0` and is warm at `.1`.
     ramp: Option<(Instant, Instant)>,
 }
 
 impl PodView {
+    /// Makes the pod `age_ms` old at `at`, if that keeps it alive longer than it is.
+    fn extend(&mut self, at: Instant, age_ms: u64, stale_ms: u64) {
+        let until = at + Duration::from_millis(stale_ms.saturating_sub(age_ms));
+        if until > self.alive_until {
+            self.alive_until = until;
+            self.age_ms = age_ms;
+        }
+    }
+
+    /// Keeps the deadline `other` had, if later (its age then counted from `at`).
+    fn keep_deadline(&mut self, other: &PodView, at: Instant, stale_ms: u64) {
+        if other.alive_until > self.alive_until {
+            let left = other.alive_until.saturating_duration_since(at).as_millis() as u64;
+            self.alive_until = other.alive_until;
+            self.age_ms = stale_ms.saturating_sub(left);
+        }
+    }
+
     fn is_alive(&self, now: Instant) -> bool {
         self.state.routing_state != RoutingState::Shutdown && now < self.alive_until
     }
@@ -65,6 +87,27 @@ pub(crate) struct Snapshot {
     store_now_ms: u64,
     /// When the store was read (kept by a freeze); `None` before the first read.
     read_at: Option<Instant>,
+    /// Made by a freeze (the store could not be read): ages count from the freeze.
+    frozen: bool,
+    /// When the freeze began (the first read that failed since `read_at`).
+    frozen_at: Option<Instant>,
+    /// The good set of the default policy, computed on first use (see [`GoodSet`]).
+    good: arc_swap::ArcSwapOption<GoodSet>,
+}
+
+/// The good set of a snapshot as the default policy (power of two choices) sees it while no
+/// pod warms up: the indices (into the snapshot's pods) of the routable pods within
+/// `load_range` of the least loaded. It holds until the first of the routable pods dies
+/// (`until`): a snapshot never gains a routable pod, and slow start begins only with a new
+/// snapshot. So a placement is two random picks in it, not a pass over every pod of the
+/// service: flat in the fleet's size.
+#[derive(Debug)]
+struct GoodSet {
+    load_range: u32,
+    until: Option<Instant>,
+    /// A routable pod warms up until then: no good set before (the full path draws per pod).
+    warming_until: Option<Instant>,
+    pods: Box<[u32]>,
 }
 
 impl Snapshot {
@@ -78,6 +121,7 @@ impl Snapshot {
                 PodView {
                     state,
                     alive_until: read_at + Duration::from_millis(stale_ms.saturating_sub(age)),
+                    age_ms: age,
                     placed: AtomicU32::new(0),
                     ramp: None,
                 }
@@ -87,20 +131,29 @@ impl Snapshot {
             pods,
             store_now_ms: states.now_ms,
             read_at: Some(read_at),
+            frozen: false,
+            frozen_at: None,
+            good: Default::default(),
         }
     }
 
-    /// The same read, with ages counted from `now` instead of from the original read.
+    /// The same read, with ages counted from `now` instead of from the original read: each
+    /// pod keeps the age its deadline was computed from (extensions included).
     fn frozen(&self, stale_after: Duration, now: Instant) -> Snapshot {
         let states = PodStates {
             now_ms: self.store_now_ms,
             pods: self.pods.iter().map(|p| p.state).collect(),
         };
+        let stale_ms = stale_after.as_millis() as u64;
         let mut snap = Snapshot::new(states, stale_after, now);
         for (p, o) in snap.pods.iter_mut().zip(&self.pods) {
             p.ramp = o.ramp;
+            p.age_ms = o.age_ms;
+            p.alive_until = now + Duration::from_millis(stale_ms.saturating_sub(o.age_ms));
         }
         snap.read_at = self.read_at;
+        snap.frozen = true;
+        snap.frozen_at = self.frozen_at.or(Some(now));
         snap
     }
 
@@ -139,6 +192,10 @@ pub(crate) struct ServiceView {
     /// When this view was last asked for (ms since its route info was made); idle views are
     /// evicted by the refresh loop.
     last_used_ms: AtomicU64,
+    /// When a placement that found no routable pod last re-read the snapshot (ms since the
+    /// route info was made; 0: never).
+    reread_ms: AtomicU64,
+    clock: Clock,
 }
 
 #[derive(Debug, Default)]
@@ -159,7 +216,7 @@ impl ServiceView {
     /// Whether `pod` is alive now.
     #[inline]
     pub fn is_alive(&self, pod: u32) -> bool {
-        self.is_alive_at(pod, Instant::now())
+        self.is_alive_at(pod, self.clock.now())
     }
 
     /// Whether `pod` is alive at `now`. The hot path of a cache hit.
@@ -172,7 +229,7 @@ impl ServiceView {
     }
 
     fn pods_where(&self, f: impl Fn(&PodView, Instant) -> bool) -> Vec<u32> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let snap = self.snapshot.load();
         snap.pods
             .iter()
@@ -197,7 +254,8 @@ impl ServiceView {
         }
         let old = self.snapshot.load();
         let (states, vanished) = keep_vanished(states, &old);
-        let now = Instant::now();
+        let now = self.clock.now();
+        let stale_ms = stale_after.as_millis() as u64;
         let mut new = Snapshot::new(states, stale_after, now);
         // A vanished pod keeps the liveness deadline it had, not one recomputed from its old
         // publish time: that would drop the freeze of an outage (Redis restarted empty after
@@ -209,7 +267,45 @@ impl ServiceView {
                     .ok(),
                 old.pod(pod),
             ) {
-                new.pods[i].alive_until = o.alive_until;
+                let p = &mut new.pods[i];
+                p.alive_until = now; // then the old deadline
+                p.keep_deadline(o, now, stale_ms);
+            }
+        }
+        // A pod that has not published since the last read keeps the deadline it had, if that
+        // is later: silence can shorten its liveness, a later read cannot (a step of the store's
+        // clock, say).
+        //
+        // The first read after a freeze (the store could not be read): liveness counts only
+        // time in which the store could be read, so the outage must not count against pods
+        // that could not publish during it (else a fleet is dead for up to a period after its
+        // store comes back). A pod silent since the last good read keeps its age then; one
+        // that published between that read and the freeze's start was that old when the
+        // freeze began. One that published after the freeze began reached the store meanwhile
+        // (only this gateway was cut off): the store's word stands. They republish within a
+        // second of the store's return; one that stays silent (it died) ages out `stale_after`
+        // after it at the latest.
+        let freeze_store_ms = match (old.frozen_at, old.read_at) {
+            (Some(f), Some(l)) if old.frozen => Some(
+                old.store_now_ms
+                    .saturating_add(f.saturating_duration_since(l).as_millis() as u64),
+            ),
+            _ => None,
+        };
+        for p in &mut new.pods {
+            let Some(o) = old.pod(p.state.pod_index) else {
+                continue;
+            };
+            let silent = o.state.update_ms == p.state.update_ms;
+            if silent {
+                p.keep_deadline(o, now, stale_ms);
+            }
+            if let Some(freeze) = freeze_store_ms {
+                if silent {
+                    p.extend(now, o.age_ms, stale_ms);
+                } else if p.state.update_ms <= freeze {
+                    p.extend(now, freeze - p.state.update_ms, stale_ms);
+                }
             }
         }
         // Slow start: a pod that turned routable since the last read ramps up from now; one
@@ -232,8 +328,96 @@ impl ServiceView {
         Some(changes)
     }
 
+    /// [`GoodSet`] of `snap` at `now`, cached in it; `None` while a routable pod warms up (slow
+    /// start draws per placement: the full path then).
+    fn good_set(&self, snap: &Snapshot, load_range: u32, now: Instant) -> Option<Arc<GoodSet>> {
+        if let Some(g) = snap.good.load_full() {
+            if g.warming_until.is_some_and(|w| now < w) {
+                return None;
+            }
+            if g.warming_until.is_none()
+                && g.load_range == load_range
+                && g.until.is_none_or(|u| now < u)
+            {
+                return Some(g);
+            }
+        }
+        let routable = |p: &PodView| p.effective(now) == Some(RoutingState::Ready);
+        let mut min = None::<u32>;
+        let mut until = None::<Instant>;
+        let mut warming_until = None::<Instant>;
+        for p in snap.pods.iter().filter(|p| routable(p)) {
+            if let Some((_, end)) = p.ramp.filter(|(_, end)| now < *end) {
+                warming_until = Some(warming_until.map_or(end, |w: Instant| w.max(end)));
+            }
+            min = Some(min.map_or(p.state.load, |m| m.min(p.state.load)));
+            until = Some(until.map_or(p.alive_until, |u| u.min(p.alive_until)));
+        }
+        if warming_until.is_some() {
+            snap.good.store(Some(Arc::new(GoodSet {
+                load_range,
+                until,
+                warming_until,
+                pods: Box::new([]),
+            })));
+            return None;
+        }
+        let max = min.map_or(0, |m| m.saturating_add(load_range));
+        let pods = snap
+            .pods
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| routable(p) && p.state.load <= max)
+            .map(|(i, _)| i as u32)
+            .collect();
+        let g = Arc::new(GoodSet {
+            load_range,
+            until,
+            warming_until: None,
+            pods,
+        });
+        snap.good.store(Some(g.clone()));
+        Some(g)
+    }
+
+    /// The default policy on the cached good set: the same draws as [`Placement::choose`] on
+    /// the candidates (two distinct random picks, the lower load plus placements wins, a coin
+    /// on a tie), so it chooses exactly what the full path would. `None`: take the full path.
+    fn power_of_two_fast(&self, snap: &Snapshot, load_range: u32) -> Option<Option<u32>> {
+        let g = self.good_set(snap, load_range, self.clock.now())?;
+        let c = &g.pods;
+        let pod = |i: usize| &snap.pods[c[i] as usize];
+        let load = |i: usize| {
+            let p = pod(i);
+            p.state.load as u64 + p.placed.load(Ordering::Relaxed) as u64
+        };
+        Some(match c.len() {
+            0 => None,
+            1 => Some(pod(0).state.pod_index),
+            n => {
+                let a = fastrand::usize(..n);
+                let mut b = fastrand::usize(..n - 1);
+                if b >= a {
+                    b += 1;
+                }
+                let i = match load(a).cmp(&load(b)) {
+                    std::cmp::Ordering::Less => a,
+                    std::cmp::Ordering::Greater => b,
+                    std::cmp::Ordering::Equal => {
+                        if fastrand::bool() {
+                            a
+                        } else {
+                            b
+                        }
+                    }
+                };
+                Some(pod(i).state.pod_index)
+            }
+        })
+    }
+
     fn candidates(&self, snap: &Snapshot, load_range: u32) -> Vec<Candidate> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let routable = || {
             snap.pods
                 .iter()
@@ -278,6 +462,7 @@ pub struct RouteInfo {
     config: Arc<BaseConfig>,
     /// The clock of `last_used_ms`.
     epoch: Instant,
+    clock: Clock,
     services: RwLock<HashMap<String, Arc<ServiceView>>>,
     placements: RwLock<HashMap<String, Placement>>,
     listeners: Mutex<Vec<(u64, Listener)>>,
@@ -296,10 +481,12 @@ impl fmt::Debug for RouteInfo {
 
 impl RouteInfo {
     pub(crate) fn new(store: Store, namespace: String, config: Arc<BaseConfig>) -> Arc<RouteInfo> {
+        let clock = store.clock().clone();
         Arc::new(RouteInfo {
             store,
             namespace,
-            epoch: Instant::now(),
+            epoch: clock.now(),
+            clock,
             services: RwLock::new(HashMap::new()),
             placements: RwLock::new(HashMap::new()),
             listeners: Mutex::new(Vec::new()),
@@ -332,13 +519,15 @@ impl RouteInfo {
                             tickets: AtomicU64::new(0),
                             applied: Mutex::new(Applied::default()),
                             last_used_ms: AtomicU64::new(0),
+                            reread_ms: AtomicU64::new(0),
+                            clock: self.clock.clone(),
                         })
                     })
                     .clone()
             }
         };
         view.last_used_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+            .store(self.since_epoch_ms(), Ordering::Relaxed);
         if !view.loaded.load(Ordering::Acquire) {
             let _guard = view.load_lock.lock().await;
             if !view.loaded.load(Ordering::Acquire) {
@@ -369,7 +558,7 @@ impl RouteInfo {
     /// made from it has expired (and its stale-if-error window passed), so no live entry
     /// depends on an evicted view; a later call for the service reads it afresh.
     fn evict_idle(&self) {
-        let now = self.epoch.elapsed().as_millis() as u64;
+        let now = self.since_epoch_ms();
         let idle = self.idle_after().as_millis() as u64;
         let mut map = self.services.write().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, v| now.saturating_sub(v.last_used_ms.load(Ordering::Relaxed)) < idle);
@@ -390,6 +579,13 @@ impl RouteInfo {
     fn idle_after(&self) -> Duration {
         let temp = Duration::from_secs(self.config.temp_link_info_cache_time_seconds);
         (self.config.period() * 10).max(temp + self.config.period())
+    }
+
+    fn since_epoch_ms(&self) -> u64 {
+        self.clock
+            .now()
+            .saturating_duration_since(self.epoch)
+            .as_millis() as u64
     }
 
     /// Services this route info keeps a view of (for tests and diagnostics).
@@ -464,7 +660,7 @@ impl RouteInfo {
                 if applied.ticket < ticket {
                     let old = view.snapshot.load();
                     view.snapshot.store(Arc::new(
-                        old.frozen(self.config.stale_after(), Instant::now()),
+                        old.frozen(self.config.stale_after(), self.clock.now()),
                     ));
                 }
                 return Err(e);
@@ -558,6 +754,13 @@ impl RouteInfo {
         uid: &str,
         sequence: u64,
     ) -> Result<Option<u32>> {
+        // Cloned, so a custom policy runs without the lock held.
+        let placement = self.placement_of(&view.name);
+        if matches!(placement, Placement::PowerOfTwoChoices) {
+            if let Some(pod) = view.power_of_two_fast(snap, self.config.load_range) {
+                return Ok(pod);
+            }
+        }
         let candidates = view.candidates(snap, self.config.load_range);
         let request = PlacementRequest {
             namespace: &self.namespace,
@@ -565,8 +768,6 @@ impl RouteInfo {
             service: &view.name,
             sequence,
         };
-        // Cloned, so a custom policy runs without the lock held.
-        let placement = self.placement_of(&view.name);
         Ok(placement
             .choose(&candidates, &request)?
             .map(|i| candidates[i].pod_index))
@@ -604,7 +805,7 @@ impl RouteInfo {
     pub async fn is_pod_routable(&self, service: &str, pod: u32) -> Result<bool> {
         let v = self.checked_service(service).await?;
         let snap = v.snapshot.load();
-        Ok(snap.pod(pod).and_then(|p| p.effective(Instant::now())) == Some(RoutingState::Ready))
+        Ok(snap.pod(pod).and_then(|p| p.effective(self.clock.now())) == Some(RoutingState::Ready))
     }
 
     /// The pod a new user of `service` would get now (does not count as a placement).
@@ -634,6 +835,37 @@ impl RouteInfo {
                     "pod state refresh after an event failed; keeping the last snapshot");
             }
         }
+    }
+
+    /// Before a placement answers `NO_AVAILABLE_POD` from `view`: re-reads the snapshot if it is
+    /// over a second old, at most once a second per service; returns whether the caller should
+    /// look again (a re-read was made, by it or by a concurrent placement it waited for). Pods
+    /// that republish without changing their routing state send no event (after a store outage,
+    /// say: they were stale at the last read and are fresh now), and a service must not stay
+    /// unroutable for a whole period because of one old read.
+    pub(crate) async fn reread_if_old(&self, view: &ServiceView) -> bool {
+        const EVERY: Duration = Duration::from_secs(1);
+        let fresh = |now: Instant| {
+            view.snapshot
+                .load()
+                .read_at
+                .is_some_and(|at| now.saturating_duration_since(at) < EVERY)
+        };
+        if fresh(self.clock.now()) {
+            return false;
+        }
+        // One re-read at a time per service; the others wait for it and use its snapshot.
+        let _one = view.load_lock.lock().await;
+        if fresh(self.clock.now()) {
+            return true; // re-read meanwhile
+        }
+        let now_ms = self.since_epoch_ms().max(1);
+        let last = view.reread_ms.load(Ordering::Relaxed);
+        if last != 0 && now_ms.saturating_sub(last) < EVERY.as_millis() as u64 {
+            return false; // a re-read failed within the second (the store is down)
+        }
+        view.reread_ms.store(now_ms, Ordering::Relaxed);
+        self.refresh(view).await.is_ok()
     }
 
     /// Re-reads `service`'s snapshot now instead of waiting for the next period.
@@ -690,7 +922,7 @@ impl RouteInfo {
     /// route info is dropped.
     /// Each counted service's counters and the pods of its snapshot in force.
     pub(crate) fn service_metrics(&self) -> Vec<ServiceMetrics> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let views: HashMap<String, Arc<ServiceView>> = self
             .services
             .read()
@@ -757,7 +989,7 @@ impl RouteInfo {
         view: &ServiceView,
         uid: &str,
     ) -> Result<(Vec<ExplainedPod>, Option<u32>, Option<f64>)> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let snap = view.snapshot.load_full();
         let routable = |p: &PodView| p.effective(now) == Some(RoutingState::Ready);
         let bound = snap
@@ -833,13 +1065,14 @@ impl RouteInfo {
     pub(crate) fn spawn_refresh(self: &Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let weak: Weak<RouteInfo> = Arc::downgrade(self);
         let period = self.config.period();
-        crate::runtime::handle().spawn(async move {
+        self.clock.handle().spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => {}
+                    biased;
                     _ = stop.wait_for(|s| *s) => return,
+                    _ = tick.tick() => {}
                 }
                 let Some(info) = weak.upgrade() else { return };
                 info.refresh_all().await;

@@ -1,6 +1,6 @@
 //! The server driver: a pod publishing its state and owning its users' links (SPEC §7).
 //!
-//! `start` publishes at once and then every period on the shared runtime; a routing-state
+//! `start` publishes at once and then every period on the shared runtime (the store clock's); a routing-state
 //! change is published at once. `stop` drains (`DENY_NEW_CALL`, wait, `SHUTDOWN`) in a task of
 //! its own, so a caller that gives up waiting cannot leave a pod half stopped.
 
@@ -19,7 +19,6 @@ use crate::ident;
 use crate::load::{default_weighted_load, DefaultLoadCalculator, LoadCalculator, LoadInput};
 use crate::pod_state::DEFAULT_WEIGHT;
 use crate::route_info::RouteInfo;
-use crate::runtime;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +123,12 @@ impl Inner {
     /// state is read inside it, so a periodic tick and `stop` can never interleave their writes
     /// (pod 0 cannot leave `READY` after `SHUTDOWN`).
     async fn publish_with_workload(&self) -> Result<()> {
+        let (pod, workload) = self.publish_both().await;
+        pod.map(|_| ()).and(workload)
+    }
+
+    /// [`Inner::publish_with_workload`], with the two outcomes apart.
+    async fn publish_both(&self) -> (Result<u64>, Result<()>) {
         let _serial = self.publish.lock().await;
         let pod = self.publish_locked().await;
         let word = if self.lock().routing == RoutingState::Shutdown {
@@ -132,7 +137,7 @@ impl Inner {
             "READY"
         };
         let workload = self.publish_workload(word).await;
-        pod.map(|_| ()).and(workload)
+        (pod, workload)
     }
 
     async fn publish_locked(&self) -> Result<u64> {
@@ -167,13 +172,37 @@ impl Inner {
         Ok(())
     }
 
-    async fn tick(&self, sampler: &mut Option<CpuSampler>) {
+    /// One period's publish; returns `false` when the pod's state did not reach the store
+    /// because the store could not be reached (worth retrying soon).
+    async fn tick(&self, sampler: &mut Option<CpuSampler>) -> bool {
         if let Some(s) = sampler {
             let pct = s.sample();
             self.lock().cpu_percent = pct;
         }
-        if let Err(e) = self.publish_with_workload().await {
-            tracing::warn!(service = %self.info.service_name, pod = self.info.pod_index, error = %e, "periodic state publish failed");
+        let (pod, workload) = self.publish_both().await;
+        for e in pod
+            .as_ref()
+            .err()
+            .into_iter()
+            .chain(workload.as_ref().err())
+        {
+            tracing::warn!(service = %self.info.service_name, pod = self.info.pod_index, error = %e,
+                "periodic state publish failed");
+        }
+        !matches!(&pod, Err(e) if is_unreachable(e))
+    }
+
+    /// A retry of a failed periodic publish: whether the pod's state got through (or failed
+    /// for another reason than an unreachable store: then the next period tries again).
+    async fn retry(&self) -> bool {
+        let (pod, _) = self.publish_both().await;
+        match pod {
+            Ok(_) => {
+                tracing::info!(service = %self.info.service_name, pod = self.info.pod_index,
+                    "pod state published again");
+                true
+            }
+            Err(e) => !is_unreachable(&e),
         }
     }
 
@@ -274,16 +303,36 @@ impl ServerDriver {
         let period = self.inner.config.period();
         let mut stop = self.inner.stop_loop.subscribe();
         let mut sampler = (self.inner.config.cpu_factor > 0.0).then(CpuSampler::new);
-        runtime::handle().spawn(async move {
+        let retry = period.min(Duration::from_secs(1));
+        self.inner.store.clock().handle().spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => {}
+                    biased;
                     _ = stop.wait_for(|s| *s) => return,
+                    _ = tick.tick() => {}
                 }
                 let Some(inner) = weak.upgrade() else { return };
-                inner.tick(&mut sampler).await;
+                let mut published = inner.tick(&mut sampler).await;
+                drop(inner);
+                // A publish that failed because the store could not be reached is retried every
+                // second (a period at most) until the pod's state gets through, so that after an
+                // outage the pod is fresh in the store within a second of its return instead of
+                // up to a period later (when it may look dead).
+                let retried = !published;
+                while !published {
+                    tokio::select! {
+                        biased;
+                        _ = stop.wait_for(|s| *s) => return,
+                        _ = tokio::time::sleep(retry) => {}
+                    }
+                    let Some(inner) = weak.upgrade() else { return };
+                    published = inner.retry().await;
+                }
+                if retried {
+                    tick.reset(); // the next periodic publish a period after this one
+                }
             }
         });
         tracing::info!(service = %self.inner.info.service_name, pod = self.inner.info.pod_index, "pod started");
@@ -344,7 +393,7 @@ impl ServerDriver {
                 Phase::Running => {
                     s.phase = Phase::Stopping;
                     let inner = self.inner.clone();
-                    runtime::handle().spawn(async move {
+                    self.inner.store.clock().handle().spawn(async move {
                         let r = inner.shutdown().await;
                         let _ = inner.stopped.send(Some(r));
                     });
@@ -522,6 +571,12 @@ impl ServerDriver {
             .remove_link_if(ns, uid, service, pod, delay_secs)
             .await
     }
+}
+
+/// The store could not be reached (or did not answer in time): the failures a quick retry may
+/// get past, unlike a refusal (an ACL, a wrong-typed key) that would fail the same way.
+fn is_unreachable(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::StoreUnavailable | ErrorKind::Timeout)
 }
 
 impl Drop for Inner {

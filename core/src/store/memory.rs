@@ -8,11 +8,11 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
 use super::{LinkClaim, LinkRef, RawPodStates, StoreBackend};
+use crate::clock::Clock;
 use crate::config::{Link, LinkTtl, RoutingState, TrySetOutcome};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventHub, LinkChange};
@@ -41,6 +41,8 @@ struct Data {
     /// Every expiry ever set, soonest first. An entry whose key has since changed its expiry
     /// (or gone) is skipped when it comes up.
     expiries: BinaryHeap<Reverse<(u64, String)>>,
+    /// The store's clock when the lock was taken (the time of the operation under way).
+    now: u64,
 }
 
 /// The in-memory backend of [`Store::memory`](super::Store::memory).
@@ -49,13 +51,7 @@ pub struct MemoryBackend {
     keys: KeySpace,
     data: Mutex<Data>,
     hub: Option<Arc<EventHub>>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    clock: Clock,
 }
 
 impl Data {
@@ -144,7 +140,7 @@ impl Data {
 
     /// Reclaims up to [`SWEEP_PER_WRITE`] expired keys, soonest first.
     fn wrote(&mut self) {
-        let now = now_ms();
+        let now = self.now;
         for _ in 0..SWEEP_PER_WRITE {
             match self.expiries.peek() {
                 Some(Reverse((t, _))) if *t <= now => {}
@@ -210,7 +206,18 @@ impl MemoryBackend {
             keys,
             data: Mutex::new(Data::default()),
             hub: Some(EventHub::in_process()),
+            clock: Clock::system(),
         }
+    }
+
+    /// The same store on `clock` (a virtual one for simulation; see [`Clock`]).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.wall_ms()
     }
 
     /// The same store without change propagation.
@@ -238,7 +245,7 @@ impl MemoryBackend {
 
     /// Live keys, sorted (for tests and diagnostics).
     pub fn keys(&self) -> Vec<String> {
-        let now = now_ms();
+        let now = self.now_ms();
         let d = self.lock();
         let mut keys: Vec<String> = d
             .map
@@ -261,7 +268,9 @@ impl MemoryBackend {
     /// Writes a raw hash field under `key`, likewise.
     #[doc(hidden)]
     pub fn insert_raw_field(&self, key: &str, field: &str, value: &str) {
-        let _ = self.lock().hset(key, field, value.to_string(), now_ms());
+        let _ = self
+            .lock()
+            .hset(key, field, value.to_string(), self.now_ms());
     }
 
     /// Keys held (expired ones not yet reclaimed included) and pending expiries.
@@ -273,7 +282,9 @@ impl MemoryBackend {
     fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
         // A panic while holding the lock cannot leave a half-done operation visible:
         // every operation checks before it writes. So a poisoned lock is still usable.
-        self.data.lock().unwrap_or_else(|p| p.into_inner())
+        let mut d = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        d.now = self.now_ms();
+        d
     }
 
     /// `set` as the scripts do: string with or without expiry, user hash kept in step.
@@ -304,7 +315,7 @@ impl MemoryBackend {
 #[async_trait]
 impl StoreBackend for MemoryBackend {
     async fn set_link(&self, link: LinkRef<'_>, pod: u32, ttl: LinkTtl) -> Result<Option<u32>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let mut d = self.lock();
         let prev = d
@@ -325,7 +336,7 @@ impl StoreBackend for MemoryBackend {
         pod: u32,
         ttl: LinkTtl,
     ) -> Result<LinkClaim> {
-        let now = now_ms();
+        let now = self.now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let mut d = self.lock();
         if let Some((v, pttl)) = d.get_str(&key, now)? {
@@ -344,7 +355,7 @@ impl StoreBackend for MemoryBackend {
         pod: u32,
         ttl: LinkTtl,
     ) -> Result<TrySetOutcome> {
-        let now = now_ms();
+        let now = self.now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let mut d = self.lock();
         let cur = d
@@ -379,7 +390,7 @@ impl StoreBackend for MemoryBackend {
         pod: u32,
         ttl: LinkTtl,
     ) -> Result<LinkClaim> {
-        let now = now_ms();
+        let now = self.now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let mut d = self.lock();
         let cur = d
@@ -408,7 +419,7 @@ impl StoreBackend for MemoryBackend {
         only_if: Option<u32>,
         delay_secs: u32,
     ) -> Result<bool> {
-        let now = now_ms();
+        let now = self.now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let hash = self.keys.user_links(link.namespace, link.uid);
         let mut d = self.lock();
@@ -444,7 +455,7 @@ impl StoreBackend for MemoryBackend {
     }
 
     async fn get_link(&self, link: LinkRef<'_>) -> Result<Option<Link>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let key = self.keys.link(link.namespace, link.uid, link.service);
         let mut d = self.lock();
         d.get_str(&key, now)?
@@ -453,7 +464,7 @@ impl StoreBackend for MemoryBackend {
     }
 
     async fn get_link_services(&self, namespace: &str, uid: &str) -> Result<BTreeMap<String, u32>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let key = self.keys.user_links(namespace, uid);
         let mut d = self.lock();
         let Some(h) = d.hash(&key, now)? else {
@@ -470,7 +481,7 @@ impl StoreBackend for MemoryBackend {
         uids: &[&str],
         service: &str,
     ) -> Result<Vec<Option<u32>>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut d = self.lock();
         uids.iter()
             .map(|uid| {
@@ -491,7 +502,7 @@ impl StoreBackend for MemoryBackend {
         routing: RoutingState,
         weight: u32,
     ) -> Result<u64> {
-        let now = now_ms();
+        let now = self.now_ms();
         let key = self.keys.pod_states(namespace, service);
         let field = pod.to_string();
         let mut d = self.lock();
@@ -526,6 +537,10 @@ impl StoreBackend for MemoryBackend {
         self.hub.clone()
     }
 
+    fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
     async fn set_cordon(
         &self,
         namespace: &str,
@@ -533,7 +548,7 @@ impl StoreBackend for MemoryBackend {
         pods: &[u32],
         on: bool,
     ) -> Result<Vec<u32>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let states = self.keys.pod_states(namespace, service);
         let cordon = self.keys.cordon(namespace, service);
         let mut d = self.lock();
@@ -585,7 +600,7 @@ impl StoreBackend for MemoryBackend {
         service: &str,
         counts: &[(u32, u64)],
     ) -> Result<()> {
-        let now = now_ms();
+        let now = self.now_ms();
         let key = self.keys.placements(namespace, service);
         let mut d = self.lock();
         for (pod, n) in counts {
@@ -600,7 +615,7 @@ impl StoreBackend for MemoryBackend {
     }
 
     async fn placements(&self, namespace: &str, service: &str) -> Result<BTreeMap<u32, u64>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut d = self.lock();
         Ok(d.hash(&self.keys.placements(namespace, service), now)?
             .map(|h| {
@@ -612,7 +627,7 @@ impl StoreBackend for MemoryBackend {
     }
 
     async fn cordoned(&self, namespace: &str, service: &str) -> Result<Vec<u32>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut d = self.lock();
         let mut pods: Vec<u32> = d
             .hash(&self.keys.cordon(namespace, service), now)?
@@ -634,7 +649,7 @@ impl StoreBackend for MemoryBackend {
     }
 
     async fn pod_states(&self, namespace: &str, service: &str) -> Result<RawPodStates> {
-        let now = now_ms();
+        let now = self.now_ms();
         let key = self.keys.pod_states(namespace, service);
         let mut d = self.lock();
         let fields = match d.hash(&key, now)? {
@@ -658,7 +673,7 @@ impl StoreBackend for MemoryBackend {
         namespace: &str,
         services: &[&str],
     ) -> Result<Vec<Option<String>>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut d = self.lock();
         services
             .iter()
@@ -676,7 +691,7 @@ impl StoreBackend for MemoryBackend {
     }
 
     async fn get_tag(&self, namespace: &str, tag: &str) -> Result<Option<String>> {
-        let now = now_ms();
+        let now = self.now_ms();
         Ok(self
             .lock()
             .get_str(&self.keys.tag(namespace, tag), now)?

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::clock::Clock;
 use crate::config::{Link, LinkTtl, RoutingState, TrySetOutcome};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
@@ -242,6 +243,11 @@ pub trait StoreBackend: Send + Sync + fmt::Debug + 'static {
     fn events(&self) -> Option<Arc<EventHub>> {
         None
     }
+    /// The clock this store stamps with and its drivers run on (README "Simulation"). Default:
+    /// the system's. A backend that wraps another returns the inner one's.
+    fn clock(&self) -> Clock {
+        Clock::system()
+    }
 }
 
 /// A shared handle to a store. Clone it freely; every clone talks to the same backend.
@@ -252,6 +258,8 @@ pub struct Store {
     deadline: Option<Duration>,
     /// Call latencies by operation, shared by every driver on this store.
     pub(crate) metrics: Arc<crate::metrics::StoreMetrics>,
+    /// The backend's clock, which every driver on this store uses.
+    clock: Clock,
 }
 
 impl Store {
@@ -262,8 +270,15 @@ impl Store {
 
     /// The embedded in-memory store with `config` (only the key prefix matters to it).
     pub fn memory_with(config: &StoreConfig) -> Result<Store> {
+        Store::memory_on(config, Clock::system())
+    }
+
+    /// The embedded in-memory store with `config`, on `clock` (a virtual clock for simulation:
+    /// its expiries, pod-state stamps and every driver on it then follow that clock).
+    pub fn memory_on(config: &StoreConfig, clock: Clock) -> Result<Store> {
         config.validate()?;
-        let backend = MemoryBackend::new(KeySpace::new(config.key_prefix.clone()));
+        let backend =
+            MemoryBackend::new(KeySpace::new(config.key_prefix.clone())).with_clock(clock);
         Ok(Store::from_backend(if config.propagation {
             backend
         } else {
@@ -324,11 +339,7 @@ impl Store {
 
     /// A store over any backend.
     pub fn from_backend(backend: impl StoreBackend) -> Store {
-        Store {
-            backend: Arc::new(backend),
-            deadline: None,
-            metrics: Arc::default(),
-        }
+        Store::from_shared(Arc::new(backend))
     }
 
     /// The same store, with every call bounded by `deadline` (it then fails with `TIMEOUT`),
@@ -356,7 +367,7 @@ impl Store {
             return fut.await;
         };
         let sleep = {
-            let _guard = crate::runtime::handle().enter();
+            let _guard = self.clock.handle().enter();
             tokio::time::sleep(d)
         };
         tokio::pin!(fut, sleep);
@@ -373,10 +384,16 @@ impl Store {
     /// A store over a backend you keep a handle to.
     pub fn from_shared(backend: Arc<dyn StoreBackend>) -> Store {
         Store {
+            clock: backend.clock(),
             backend,
             deadline: None,
             metrics: Arc::default(),
         }
+    }
+
+    /// The clock of this store and of every driver on it.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The backend.
