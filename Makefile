@@ -1,5 +1,5 @@
 # Every target is what CI runs too (.ci/run calls `make ci`).
-.PHONY: help demo test test-rust bench dist dist-check fmt fmt-check lint header check-generated ci cli bench-peers
+.PHONY: help demo test test-rust bench dist dist-check fmt fmt-check lint header check-generated ci cli bench-peers sim
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -15,6 +15,9 @@ test-rust:       ## only the Rust core's tests
 
 cli:             ## the operator CLI and dashboard (target/release/stateful-route)
 	cargo build --locked --release -p stateful-route --features cli --bin stateful-route
+
+sim:             ## the fleet simulator in virtual time: PRESET=steady|scale-up|rolling-restart|chaos|big SEED=1 SIM_ARGS=...
+	cargo run --locked --release --quiet -p stateful-route --features sim --bin stateful-route-sim -- --preset $(or $(PRESET),steady) --seed $(or $(SEED),1) $(SIM_ARGS)
 
 bench:           ## the core's benchmarks (criterion + Redis throughput); figures go into BENCHMARKS.md
 	tests/bench.sh
@@ -37,7 +40,7 @@ fmt-check:       ## fail if anything is not formatted
 lint:            ## clippy with warnings as errors (the whole workspace; the core with its tests and benches)
 	cargo clippy --locked --workspace -- -D warnings
 	cargo clippy --locked -p stateful-route --all-targets -- -D warnings
-	cargo clippy --locked -p stateful-route --all-targets --features cli -- -D warnings
+	cargo clippy --locked -p stateful-route --all-targets --features cli,sim -- -D warnings
 
 header:          ## regenerate the C header (include/stateful_route.h) with the pinned cbindgen
 	bindings/c/check-header.sh --write

@@ -31,6 +31,9 @@ for s in "${suites[@]}"; do
       # The operator CLI as the built binary, the dashboard in headless chromium (its
       # screenshot stays at target/dashboard.png).
       cargo test --locked -p stateful-route --features cli --test cli
+      # Virtual time and the fleet simulator (a 20-seed sweep of chaos), in release: the
+      # sweep checks every invariant over millions of simulated answers.
+      cargo test --locked --release -p stateful-route --features sim --test sim
       ;;
     readme) tests/readme-check.sh ;;
     python) python/test.sh ;;
