@@ -162,9 +162,11 @@ impl LinkCache {
         let Some(cache) = &self.cache else {
             return false;
         };
-        let now = self.clock.now();
         with_key(service, uid, |k| {
-            cache.contains_key(k) && cache.remove(k).is_some_and(|c| c.is_fresh(now))
+            cache.contains_key(k)
+                && cache
+                    .remove(k)
+                    .is_some_and(|c| c.is_fresh(self.clock.now()))
         })
     }
 

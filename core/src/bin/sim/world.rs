@@ -211,13 +211,14 @@ impl World {
             Store::from_shared(FaultyBackend::new(mem.clone(), vec![outage.clone()], &[]))
                 .with_deadline(Duration::from_secs(2));
         let changed_at = Arc::new(Mutex::new(HashMap::new()));
-        let observer = ClientDriver::new(
-            truth.clone(),
-            ServerInfo::new(NS, "observer", 0),
-            config.clone(),
-        )
-        .expect("observer");
-        observer.init().expect("observer init");
+        // Gateways of the simulator's own, on the store without faults.
+        let plain = |name: &str| {
+            let c = ClientDriver::new(truth.clone(), ServerInfo::new(NS, name, 0), config.clone())
+                .expect("client");
+            c.init().expect("init");
+            c
+        };
+        let observer = plain("observer");
         {
             let changed = changed_at.clone();
             let c = clock.clone();
@@ -231,13 +232,7 @@ impl World {
                 }
             });
         }
-        let probe = ClientDriver::new(
-            truth.clone(),
-            ServerInfo::new(NS, "probe", 0),
-            config.clone(),
-        )
-        .expect("probe");
-        probe.init().expect("probe init");
+        let probe = plain("probe");
         let mut w = World {
             origin,
             rng: fastrand::Rng::with_seed(seed),
