@@ -61,6 +61,21 @@ pub struct Chaos {
     pub clock_steps: f64,
 }
 
+impl Chaos {
+    /// The rates (events per hour) by kind: crashes, drains, outages, partitions, slow calls,
+    /// clock steps (the kinds `Ev::Chaos` numbers).
+    pub fn rates(&self) -> [f64; 6] {
+        [
+            self.crashes,
+            self.drains,
+            self.outages,
+            self.partitions,
+            self.slow,
+            self.clock_steps,
+        ]
+    }
+}
+
 pub const NAMES: &[&str] = &["steady", "scale-up", "rolling-restart", "chaos", "big"];
 
 fn base(name: &'static str) -> Scenario {

@@ -942,15 +942,7 @@ pub async fn run(w: W, budget: Option<Duration>) {
             x.after(r.start, Ev::Rolling(0));
         }
         if let Some(c) = &sc.chaos {
-            let rates = [
-                c.crashes,
-                c.drains,
-                c.outages,
-                c.partitions,
-                c.slow,
-                c.clock_steps,
-            ];
-            for (k, rate) in rates.into_iter().enumerate() {
+            for (k, rate) in c.rates().into_iter().enumerate() {
                 if rate > 0.0 {
                     let dt = x.exp(3600.0 / rate);
                     x.after(dt, Ev::Chaos(k as u8));
@@ -1141,14 +1133,7 @@ fn chaos(w: &W, k: u8) {
     let mut xg = w.borrow_mut();
     let x = &mut *xg;
     let c = x.sc.chaos.clone().expect("chaos");
-    let rate = [
-        c.crashes,
-        c.drains,
-        c.outages,
-        c.partitions,
-        c.slow,
-        c.clock_steps,
-    ][k as usize];
+    let rate = c.rates()[k as usize];
     let dt = x.exp(3600.0 / rate);
     x.after(dt, Ev::Chaos(k));
     match k {
