@@ -263,9 +263,10 @@ async fn placement_spreads_and_prefers_light_pods(store: Store) {
         })
         .await;
     }
-    // On a Redis Cluster the pods' start events and the barrier come from different nodes, on
-    // different connections, so a start event can still arrive after the barrier and re-read
-    // the snapshot mid-loop (a new snapshot counts no placements yet, which skews the split).
+    // On a Redis Cluster the pods' start events and the barrier are written on different nodes
+    // and reach the subscriber over the cluster bus in no set order, so a start event can still
+    // arrive after the barrier and re-read the snapshot mid-loop (a new snapshot counts no
+    // placements yet, which skews the split).
     // A loop during which the snapshot was re-read is run again, with new users on a fresh
     // snapshot (placements are counted per snapshot); the start events are two, so a third
     // attempt always runs on one snapshot.
