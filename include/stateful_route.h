@@ -41,6 +41,11 @@
 #include <string.h>
 
 /**
+ * Stripes of `sr_client_front_epochs`.
+ */
+#define SR_FRONT_STRIPES 1024
+
+/**
  * The result of every fallible function: `SR_OK`, or one code per error kind of the core
  * (SPEC §8), in the order of the core's `ErrorKind::ALL`.
  */
@@ -308,6 +313,30 @@ typedef struct sr_base_config {
    */
   bool disable_metrics;
 } sr_base_config;
+
+/**
+ * A cache hit as a caller-side front cache may keep it (README, "Front caches"): valid while
+ * `valid_ns` nanoseconds from the call have not passed and `words[stripe]` of
+ * `sr_client_front_epochs` still equals `epoch`.
+ */
+typedef struct sr_front_hit {
+  /**
+   * The pod; -1 on a miss (then the other fields are 0).
+   */
+  int64_t pod;
+  /**
+   * How long from the call the answer may be kept (0: do not keep it).
+   */
+  uint64_t valid_ns;
+  /**
+   * The index into the epochs that validates it.
+   */
+  uint32_t stripe;
+  /**
+   * The value that index must still hold.
+   */
+  uint32_t epoch;
+} sr_front_hit;
 
 /**
  * A link as the store holds it.
@@ -1058,6 +1087,42 @@ enum sr_status sr_client_compute_cached(const struct sr_client_driver *client,
                                         struct sr_str uid,
                                         struct sr_str service,
                                         int64_t *pod_out,
+                                        struct sr_error **err_out);
+
+/**
+ * `compute_front`: `sr_client_compute_cached` for a front cache: the hit and how to validate
+ * it (`sr_front_hit`; `pod` -1 on a miss). Never blocks. The hit is counted; hits the front
+ * cache answers afterwards are counted with `sr_client_add_front_hits`.
+ *
+ * Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`.
+ */
+enum sr_status sr_client_compute_front(const struct sr_client_driver *client,
+                                       struct sr_str ns,
+                                       struct sr_str uid,
+                                       struct sr_str service,
+                                       struct sr_front_hit *hit_out,
+                                       struct sr_error **err_out);
+
+/**
+ * The driver's front-cache epochs: `SR_FRONT_STRIPES` `uint32_t`s the library bumps (read
+ * them with atomic loads). The memory stays valid for the life of the process, also after
+ * `sr_client_free` (every epoch has then moved on).
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL).
+ */
+enum sr_status sr_client_front_epochs(const struct sr_client_driver *client,
+                                      const uint32_t **words_out,
+                                      struct sr_error **err_out);
+
+/**
+ * Counts `n` hits of `service` that a front cache answered (before the metrics are read).
+ * A service that is not a valid name is ignored.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL client, or `service` not UTF-8).
+ */
+enum sr_status sr_client_add_front_hits(const struct sr_client_driver *client,
+                                        struct sr_str service,
+                                        uint64_t n,
                                         struct sr_error **err_out);
 
 /**

@@ -65,6 +65,19 @@ export declare class ClientDriver {
    */
   computeCached(namespace: string, uid: string, service: string): number | null
   /**
+   * For the front cache of `computeLinkedPod` (README, "Front caches"): the core's hit as
+   * `[pod, ms it may be kept, stripe, epoch]`, or `null` on a miss; the errors of
+   * `computeCached`.
+   */
+  _computeFront(namespace: string, uid: string, service: string): Array<number> | null
+  /**
+   * The front cache's epochs (an `ArrayBuffer` of `u32`s the core bumps); once per driver,
+   * `null` after that or where external buffers are not allowed.
+   */
+  _frontEpochs(): ArrayBuffer | null
+  /** Counts `n` hits of `service` answered by the front cache. */
+  _addFrontHits(service: string, n: number): void
+  /**
    * The store half of `computeLinkedPod`, after a cache miss. Concurrent calls for one user
    * share one store call.
    */

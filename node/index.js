@@ -91,25 +91,111 @@ function wrapClass(name) {
   })
 }
 
-// The cache-hit fast path. Bound to the unwrapped native methods so a hit costs one native
-// call and one resolved Promise.
-const computeCached = native.ClientDriver.prototype.computeCached
+// The cache-hit fast path: a front cache in JS, validated by the core (README, "Front
+// caches"). An entry holds what the core answered, for as long as the core said it may, and
+// only while the epoch the core keeps for its key (in an ArrayBuffer it bumps on every change
+// that can make the answer wrong) is the one it was cached with; every other call probes the
+// core's cache synchronously (`_computeFront`), and only a miss crosses to the core's runtime.
+// Bound to the unwrapped native methods.
+const computeFront = native.ClientDriver.prototype._computeFront
 const computeUncached = native.ClientDriver.prototype.computeLinkedPodUncached
+const frontEpochs = native.ClientDriver.prototype._frontEpochs
+const addFrontHits = native.ClientDriver.prototype._addFrontHits
+const FRONT = Symbol('stateful-route front cache')
+/** At most this many front-cache entries per driver (fewer if its cacheCapacity is smaller). */
+const FRONT_CAPACITY = 65536
+
+/** One driver's front cache: service -> { links: uid -> entry, hits not yet reported }. */
+function frontOf(driver) {
+  let f = driver[FRONT]
+  if (f === undefined) {
+    const buffer = frontEpochs.call(driver) // throws for a `this` that is not a driver
+    f = {
+      services: new Map(),
+      epochs: buffer === null ? null : new Uint32Array(buffer),
+      ns: driver.serverInfo.namespace,
+      cap: buffer === null ? 0 : Math.min(driver.config.cacheCapacity, FRONT_CAPACITY),
+      held: 0,
+    }
+    Object.defineProperty(driver, FRONT, { value: f })
+  }
+  return f
+}
 
 function computeLinkedPod(namespace, uid, service) {
-  let pod
+  const f = this == null ? undefined : this[FRONT]
+  if (f !== undefined) {
+    const s = f.services.get(service)
+    if (s !== undefined) {
+      const e = s.links.get(uid)
+      if (
+        e !== undefined &&
+        e.expires > performance.now() &&
+        f.epochs[e.stripe] === e.epoch &&
+        (namespace === '' || namespace === f.ns)
+      ) {
+        s.hits++
+        return Promise.resolve(e.pod)
+      }
+    }
+  }
+  return frontMiss(this, namespace, uid, service)
+}
+
+function frontMiss(driver, namespace, uid, service) {
+  let hit
   try {
-    pod = computeCached.call(this, namespace, uid, service)
+    const f = frontOf(driver)
+    const asked = performance.now()
+    hit = computeFront.call(driver, namespace, uid, service)
+    if (hit === null) return computeUncached.call(driver, namespace, uid, service)
+    if (hit[1] > 0 && f.cap > 0) keep(f, service, uid, hit, asked)
   } catch (err) {
     return Promise.reject(withCode(err, 'ClientDriver.computeLinkedPod'))
   }
-  return pod === null ? computeUncached.call(this, namespace, uid, service) : Promise.resolve(pod)
+  return Promise.resolve(hit[0])
+}
+
+function keep(f, service, uid, [pod, validMs, stripe, epoch], asked) {
+  if (f.held >= f.cap) {
+    // Full: start over (the core's cache still holds every entry). Unreported hits stay.
+    for (const s of f.services.values()) s.links.clear()
+    f.held = 0
+  }
+  let s = f.services.get(service)
+  if (s === undefined) {
+    s = { links: new Map(), hits: 0 }
+    f.services.set(service, s)
+  }
+  s.links.set(uid, { pod, expires: asked + validMs, stripe, epoch })
+  f.held++
+}
+
+/** Adds the hits the front cache answered to the core's metrics (before they are read). */
+function flushHits(driver) {
+  const f = driver == null ? undefined : driver[FRONT]
+  if (f === undefined) return
+  for (const [service, s] of f.services) {
+    if (s.hits > 0) {
+      addFrontHits.call(driver, service, s.hits)
+      s.hits = 0
+    }
+  }
 }
 
 const Store = wrapClass('Store')
 const ClientDriver = wrapClass('ClientDriver')
 const ServerDriver = wrapClass('ServerDriver')
 native.ClientDriver.prototype.computeLinkedPod = computeLinkedPod
+for (const name of ['metrics', 'metricsText', 'close']) {
+  const method = native.ClientDriver.prototype[name]
+  native.ClientDriver.prototype[name] = {
+    [name](...args) {
+      flushHits(this)
+      return method.apply(this, args)
+    },
+  }[name]
+}
 
 const setLogger = wrap(native.setLogger, 'setLogger')
 const serverInfoFromEnv = wrap(native.serverInfoFromEnv, 'serverInfoFromEnv')

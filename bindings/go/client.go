@@ -1,6 +1,6 @@
 package statefulroute
 
-// #cgo noescape sr_client_compute_linked_pod
+// #cgo noescape sr_client_compute_linked_pod_uncached
 // #cgo noescape sr_client_get_linked_in_cache
 // #include <stdlib.h>
 // #include "stateful_route.h"
@@ -12,12 +12,15 @@ import (
 	"context"
 	"runtime"
 	"runtime/cgo"
+	"strings"
+	"time"
 )
 
 // ClientDriver is the gateway side: which pod serves a user (SPEC §6). Safe for use by many
 // goroutines.
 type ClientDriver struct {
-	ptr *C.sr_client_driver
+	ptr   *C.sr_client_driver
+	front *front
 }
 
 // NewClientDriver makes a client driver in info.Namespace (its ServiceName and PodIndex do not
@@ -39,7 +42,7 @@ func NewClientDriver(store *Store, info ServerInfo, config *BaseConfig) (*Client
 	if err != nil {
 		return nil, err
 	}
-	c := &ClientDriver{ptr: ptr}
+	c := &ClientDriver{ptr: ptr, front: newFront(ptr, info.Namespace, config)}
 	runtime.AddCleanup(c, func(p *C.sr_client_driver) {
 		C.sr_client_free(p)
 		released.clients.Add(1)
@@ -55,20 +58,36 @@ func (c *ClientDriver) Init() error {
 // Close stops the refresh and empties the cache; later calls fail with ErrClosed.
 // Idempotent. The memory is released when c becomes unreachable.
 func (c *ClientDriver) Close() error {
+	c.front.flush(c.ptr)
 	return c.run(nil, func(e **C.sr_error) uint32 { return C.sr_client_close(c.ptr, e) })
 }
 
 // ComputeLinkedPod returns the pod that serves uid for service, placing a new user on the
-// best pod. namespace is "" or the driver's namespace. A cache hit does not block; a miss
-// costs one store round trip, shared by concurrent callers for the same user, bounded by the
-// store's command timeout (ctx is checked before the call).
+// best pod. namespace is "" or the driver's namespace. A repeated hit is answered in Go by a
+// front cache the core validates (README, "Front caches"); another hit costs one non-blocking
+// cgo call; a miss costs one store round trip, shared by concurrent callers for the same user,
+// bounded by the store's command timeout (ctx is checked before the call).
 func (c *ClientDriver) ComputeLinkedPod(ctx context.Context, namespace, uid, service string) (int, error) {
 	if err := checkCtx(ctx); err != nil {
 		return -1, err
 	}
-	var pod C.int64_t
+	if pod, ok := c.front.get(namespace, uid, service); ok {
+		return pod, nil
+	}
+	start := time.Now()
+	var h C.sr_front_hit
 	var e *C.sr_error
-	st := C.sr_client_compute_linked_pod(c.ptr, str(namespace), str(uid), str(service), &pod, &e)
+	st := C.sr_client_compute_front(c.ptr, str(namespace), str(uid), str(service), &h, &e)
+	runtime.KeepAlive(c)
+	if err := takeError(st, e); err != nil {
+		return -1, err
+	}
+	if h.pod >= 0 {
+		c.front.keep(strings.Clone(uid), strings.Clone(service), &h, start)
+		return int(h.pod), nil
+	}
+	var pod C.int64_t
+	st = C.sr_client_compute_linked_pod_uncached(c.ptr, str(namespace), str(uid), str(service), &pod, &e)
 	runtime.KeepAlive(c)
 	return podOrError(pod, st, e)
 }

@@ -78,6 +78,7 @@ func (m Metrics) Value(name string, labels ...string) (float64, bool) {
 // Init and after Close (the last figures). BaseConfig.DisableMetrics keeps the counters at 0
 // (gauges are reported either way).
 func (c *ClientDriver) Metrics() (Metrics, error) {
+	c.front.flush(c.ptr)
 	var l C.sr_sample_list
 	if err := c.run(nil, func(e **C.sr_error) uint32 { return C.sr_client_metrics(c.ptr, &l, e) }); err != nil {
 		return Metrics{}, err
@@ -101,6 +102,7 @@ func (c *ClientDriver) Metrics() (Metrics, error) {
 // MetricsText returns Metrics in the Prometheus text exposition format (version 0.0.4, with
 // # HELP and # TYPE), to append to a service's own /metrics. It does not block.
 func (c *ClientDriver) MetricsText() (string, error) {
+	c.front.flush(c.ptr)
 	var text *C.char
 	if err := c.run(nil, func(e **C.sr_error) uint32 { return C.sr_client_metrics_text(c.ptr, &text, e) }); err != nil {
 		return "", err

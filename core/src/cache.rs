@@ -7,7 +7,8 @@
 
 use std::borrow::Borrow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
@@ -73,12 +74,137 @@ impl CachedLink {
     }
 }
 
+/// Stripes of [`FrontEpochs`].
+pub const FRONT_STRIPES: usize = 1024;
+
+/// Blocks of epochs that nothing holds any more. They are never freed: a binding may still
+/// read one through a view it took of a dropped driver (it then sees every epoch moved on).
+static FRONT_POOL: Mutex<Vec<&'static [AtomicU32]>> = Mutex::new(Vec::new());
+
+/// One block of epochs; back to the pool when the driver and every [`FrontView`] let go (a
+/// JavaScript engine refuses two buffers over the same memory, so a block a view may still
+/// show is never handed to another driver).
+struct Block(&'static [AtomicU32]);
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        FRONT_POOL
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(self.0);
+    }
+}
+
+/// The invalidation epochs a binding-side front cache checks without calling the core
+/// (README, "Front caches"): one counter per stripe of (service, uid) keys, bumped *after*
+/// every change that can make a cached answer wrong — a cache entry replaced or dropped (a
+/// link event, a local write, an eviction), a pod's liveness cut short by a snapshot (a
+/// crash, a stop, `SHUTDOWN`), and `close` or a stream resume (every stripe). A front entry
+/// taken with [`crate::ClientDriver::compute_front`] is valid while its stripe still holds the
+/// epoch read *before* the core's cache was probed, and its lifetime has not passed.
+///
+/// The memory is 'static (pooled, never freed), so a binding may read it through a view (a
+/// `memoryview`, a C pointer) whose lifetime is not tied to the driver's.
+pub struct FrontEpochs {
+    block: Arc<Block>,
+    hasher: foldhash::fast::SeedableRandomState,
+}
+
+/// A hold on a driver's epochs for a view that must own what it shows (a JavaScript
+/// `ArrayBuffer`): the block is not reused while this lives.
+#[derive(Clone)]
+pub struct FrontView(Arc<Block>);
+
+impl FrontView {
+    pub fn words(&self) -> &'static [AtomicU32] {
+        self.0 .0
+    }
+}
+
+impl fmt::Debug for FrontView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrontView").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for FrontEpochs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrontEpochs").finish_non_exhaustive()
+    }
+}
+
+impl FrontEpochs {
+    pub(crate) fn new(clock: &Clock) -> FrontEpochs {
+        let reused = FRONT_POOL.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let words = reused
+            .unwrap_or_else(|| Box::leak((0..FRONT_STRIPES).map(|_| AtomicU32::new(0)).collect()));
+        FrontEpochs {
+            block: Arc::new(Block(words)),
+            hasher: clock.hasher(),
+        }
+    }
+
+    /// The epochs, one `u32` per stripe (read them with atomic or plain aligned loads).
+    pub fn words(&self) -> &'static [AtomicU32] {
+        self.block.0
+    }
+
+    /// A hold on the epochs for a view that must own them.
+    pub fn view(&self) -> FrontView {
+        FrontView(self.block.clone())
+    }
+
+    /// The stripe of `key` (`service` NUL `uid`).
+    fn stripe_of(&self, key: &str) -> usize {
+        use std::hash::BuildHasher;
+        (self.hasher.hash_one(key) as usize) % FRONT_STRIPES
+    }
+
+    /// The stripe of `key` and its epoch now; read before the entry it validates.
+    fn read(&self, key: &str) -> (usize, u32) {
+        let stripe = self.stripe_of(key);
+        (stripe, self.words()[stripe].load(Ordering::Acquire))
+    }
+
+    /// Marks `key`'s stripe changed; call after the change.
+    fn bump(&self, key: &str) {
+        self.bump_stripe(self.stripe_of(key));
+    }
+
+    fn bump_stripe(&self, stripe: usize) {
+        self.words()[stripe].fetch_add(1, Ordering::Release);
+    }
+
+    /// Marks every stripe changed; call after the change.
+    pub(crate) fn bump_all(&self) {
+        for w in self.words() {
+            w.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for FrontEpochs {
+    fn drop(&mut self) {
+        // Whatever a front cache still holds of this driver is stale from now on; the epochs
+        // keep counting from here in the driver that gets the block next.
+        self.bump_all();
+    }
+}
+
+/// A cached entry as a front cache may keep it: read by [`LinkCache::get_front`].
+pub(crate) struct FrontRead {
+    pub link: CachedLink,
+    pub stripe: usize,
+    pub epoch: u32,
+}
+
 /// The cache, or nothing when its capacity is 0.
 pub(crate) struct LinkCache {
     cache: Option<Cache<LinkKey, CachedLink, foldhash::fast::SeedableRandomState>>,
     max_lifetime: Duration,
     margin: Duration,
     clock: Clock,
+    front: Arc<FrontEpochs>,
 }
 
 impl fmt::Debug for LinkCache {
@@ -90,7 +216,7 @@ impl fmt::Debug for LinkCache {
 }
 
 impl LinkCache {
-    pub fn new(config: &BaseConfig, clock: Clock) -> Self {
+    pub fn new(config: &BaseConfig, clock: Clock, front: Arc<FrontEpochs>) -> Self {
         let cache = (config.cache_capacity > 0).then(|| {
             Cache::builder()
                 .max_capacity(config.cache_capacity)
@@ -103,7 +229,23 @@ impl LinkCache {
             max_lifetime: Duration::from_secs(config.user_link_info_cache_time_seconds),
             margin: config.cache_margin(),
             clock,
+            front,
         }
+    }
+
+    /// The entry with its front stripe and that stripe's epoch, read before the probe (so a
+    /// change that lands after the read moves the epoch past it).
+    #[inline]
+    pub fn get_front(&self, service: &str, uid: &str) -> Option<FrontRead> {
+        let cache = self.cache.as_ref()?;
+        with_key(service, uid, |k| {
+            let (stripe, epoch) = self.front.read(k);
+            cache.get(k).map(|link| FrontRead {
+                link,
+                stripe,
+                epoch,
+            })
+        })
     }
 
     /// The entry, if present and fresh at `now`.
@@ -133,25 +275,35 @@ impl LinkCache {
             Some(ttl) => self.max_lifetime.min(ttl.saturating_sub(self.margin)),
         };
         if lifetime.is_zero() {
-            with_key(service, uid, |k| cache.invalidate(k));
+            with_key(service, uid, |k| {
+                cache.invalidate(k);
+                self.front.bump(k);
+            });
             return;
         }
+        let key = LinkKey::new(service, uid);
+        let stripe = self.front.stripe_of(&key.0);
         cache.insert(
-            LinkKey::new(service, uid),
+            key,
             CachedLink {
                 pod: link.pod_index,
                 view,
                 deadline: self.clock.now() + lifetime,
             },
         );
+        self.front.bump_stripe(stripe);
     }
 
     /// Drops the entry; returns what it held.
     pub fn remove(&self, service: &str, uid: &str) -> Option<u32> {
         let cache = self.cache.as_ref()?;
-        with_key(service, uid, |k| cache.remove(k))
-            .filter(|c| c.is_fresh(self.clock.now()))
-            .map(|c| c.pod)
+        with_key(service, uid, |k| {
+            let old = cache.remove(k);
+            self.front.bump(k);
+            old
+        })
+        .filter(|c| c.is_fresh(self.clock.now()))
+        .map(|c| c.pod)
     }
 
     /// Drops the entry if there is one; returns whether it was fresh. A link event calls this
@@ -163,10 +315,13 @@ impl LinkCache {
             return false;
         };
         with_key(service, uid, |k| {
-            cache.contains_key(k)
+            let fresh = cache.contains_key(k)
                 && cache
                     .remove(k)
-                    .is_some_and(|c| c.is_fresh(self.clock.now()))
+                    .is_some_and(|c| c.is_fresh(self.clock.now()));
+            // Always: a front cache may hold what moka already evicted for capacity.
+            self.front.bump(k);
+            fresh
         })
     }
 
@@ -176,6 +331,7 @@ impl LinkCache {
             with_key(service, uid, |k| {
                 if c.get(k).is_some_and(|e| e.pod == pod) {
                     c.invalidate(k);
+                    self.front.bump(k);
                 }
             });
         }
@@ -185,6 +341,7 @@ impl LinkCache {
         if let Some(c) = &self.cache {
             c.invalidate_all();
         }
+        self.front.bump_all();
     }
 
     /// Entries held (approximate, as moka counts).

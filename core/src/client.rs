@@ -7,12 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
-use crate::cache::{LinkCache, LinkKey};
+use crate::cache::{FrontEpochs, FrontView, LinkCache, LinkKey};
 use crate::clock::Clock;
 use crate::config::{BaseConfig, Link, LinkTtl, ServerInfo};
 use crate::error::{Error, ErrorKind, Result};
@@ -21,7 +22,7 @@ use crate::explain::{ExplainedLink, Explanation};
 use crate::ident;
 use crate::metrics::{MetricsSnapshot, Outcome, PropagationMetrics};
 use crate::pod_state::PodState;
-use crate::route_info::{no_pod, RouteInfo, RoutingStateChange, ServiceView};
+use crate::route_info::{no_pod, RouteInfo, RoutingStateChange, ServiceView, FRONT_SLACK};
 use crate::store::{LinkRef, Store};
 
 const NEW: u8 = 0;
@@ -62,6 +63,7 @@ pub struct ClientDriver {
     route: Arc<RouteInfo>,
     cache: Arc<LinkCache>,
     coherence: Arc<Coherence>,
+    front: Arc<FrontEpochs>,
     events: Mutex<Option<Subscription>>,
     inflight: Mutex<HashMap<LinkKey, Flight>>,
     phase: AtomicU8,
@@ -69,6 +71,18 @@ pub struct ClientDriver {
     /// `config.metrics`, read on every hit.
     counting: bool,
     clock: Clock,
+}
+
+/// A cache hit as a binding-side front cache may keep it: see [`ClientDriver::compute_front`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrontHit {
+    pub pod: u32,
+    /// How long from now the front cache may answer `pod` (zero: do not keep it).
+    pub valid_for: Duration,
+    /// The index into [`ClientDriver::front_epochs`] that validates it.
+    pub stripe: u32,
+    /// The value that index must still hold.
+    pub epoch: u32,
 }
 
 impl fmt::Debug for ClientDriver {
@@ -88,9 +102,20 @@ impl ClientDriver {
         config.validate()?;
         let config = Arc::new(config);
         let counting = config.metrics;
-        let route = RouteInfo::new(store.clone(), info.namespace.clone(), config.clone());
+        let front = Arc::new(FrontEpochs::new(store.clock()));
+        let route = RouteInfo::new(
+            store.clone(),
+            info.namespace.clone(),
+            config.clone(),
+            Some(front.clone()),
+        );
         Ok(ClientDriver {
-            cache: Arc::new(LinkCache::new(&config, store.clock().clone())),
+            cache: Arc::new(LinkCache::new(
+                &config,
+                store.clock().clone(),
+                front.clone(),
+            )),
+            front,
             coherence: Arc::new(Coherence::new(store.clock())),
             clock: store.clock().clone(),
             events: Mutex::new(None),
@@ -329,6 +354,60 @@ impl ClientDriver {
             Some(hit.pod)
         } else {
             None // expired: kept for stale-if-error until the store answers
+        }
+    }
+
+    /// [`ClientDriver::compute_cached`] for a binding-side front cache (README, "Front
+    /// caches"): on a hit, the pod, for how long a front cache may answer it without asking
+    /// again (`valid_for`: the entry's lifetime and the pod's liveness deadline, less
+    /// `FRONT_SLACK` (500 ms) — zero when it must not be kept), and the stripe and
+    /// epoch of [`ClientDriver::front_epochs`] that must still match for it to be valid. The
+    /// hit is counted here; hits the front cache answers afterwards are counted with
+    /// [`ClientDriver::add_front_hits`]. `None` on a miss; the same errors as `compute_cached`.
+    pub fn compute_front(&self, ns: &str, uid: &str, service: &str) -> Result<Option<FrontHit>> {
+        let link = self.link(ns, uid, service)?;
+        let Some(read) = self.cache.get_front(link.service, link.uid) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let hit = &read.link;
+        let Some(alive_until) = hit.view.alive_until(hit.pod, now) else {
+            self.cache.remove_if(link.service, link.uid, hit.pod);
+            return Ok(None);
+        };
+        if !hit.is_fresh(now) {
+            return Ok(None); // expired: kept for stale-if-error until the store answers
+        }
+        if self.counting {
+            hit.view.counters.hits.inc();
+        }
+        let until = hit
+            .deadline
+            .min(alive_until.checked_sub(FRONT_SLACK).unwrap_or(now));
+        Ok(Some(FrontHit {
+            pod: hit.pod,
+            valid_for: until.saturating_duration_since(now),
+            stripe: read.stripe as u32,
+            epoch: read.epoch,
+        }))
+    }
+
+    /// The epochs a front cache checks (see [`FrontEpochs`]): [`FRONT_STRIPES`](crate::FRONT_STRIPES) words, in
+    /// memory that stays valid for the life of the process.
+    pub fn front_epochs(&self) -> &'static [AtomicU32] {
+        self.front.words()
+    }
+
+    /// A hold on [`ClientDriver::front_epochs`] for a view that must own the memory it shows.
+    pub fn front_view(&self) -> FrontView {
+        self.front.view()
+    }
+
+    /// Counts `n` hits of `service` that a binding-side front cache answered (it adds them
+    /// before it reads the metrics, so every hit is counted once).
+    pub fn add_front_hits(&self, service: &str, n: u64) {
+        if self.counting && n > 0 && ident::check_service("service", service).is_ok() {
+            self.route.metrics.service(service).hits.add(n);
         }
     }
 

@@ -46,7 +46,8 @@ pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use client::ClientDriver;
+pub use cache::{FrontEpochs, FrontView, FRONT_STRIPES};
+pub use client::{ClientDriver, FrontHit};
 pub use clock::Clock;
 pub use config::{BaseConfig, Link, LinkTtl, RoutingState, ServerInfo, TrySetOutcome};
 pub use error::{redact_url, Error, ErrorKind, Result};

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use crate::cache::FrontEpochs;
 use crate::clock::Clock;
 use crate::config::{BaseConfig, RoutingState};
 use crate::error::{Error, ErrorKind, Result};
@@ -174,6 +175,20 @@ impl Snapshot {
     }
 }
 
+/// How much earlier than a pod's liveness deadline a front-cache entry expires. A re-read
+/// recomputes each deadline from the store's clock, so it moves by the read's latency even
+/// when nothing happened; a move within this slack cannot make a front entry outlive the pod.
+pub(crate) const FRONT_SLACK: Duration = Duration::from_millis(500);
+
+/// Whether `new` ends the liveness of a pod alive in `old` at `now` before a front entry
+/// computed from `old` expires (see [`FRONT_SLACK`]).
+fn cuts_liveness(old: &Snapshot, new: &Snapshot, now: Instant) -> bool {
+    old.pods.iter().filter(|p| p.is_alive(now)).any(|o| {
+        new.pod(o.state.pod_index)
+            .is_none_or(|n| !n.is_alive(now) || n.alive_until + FRONT_SLACK < o.alive_until)
+    })
+}
+
 /// One service's snapshot, shared by the cache entries that point into it.
 pub(crate) struct ServiceView {
     pub name: String,
@@ -196,6 +211,9 @@ pub(crate) struct ServiceView {
     /// route info was made; 0: never).
     reread_ms: AtomicU64,
     clock: Clock,
+    /// The client driver's front-cache epochs (none on a server), bumped when a snapshot cuts
+    /// a pod's liveness short.
+    front: Option<Arc<FrontEpochs>>,
 }
 
 #[derive(Debug, Default)]
@@ -226,6 +244,28 @@ impl ServiceView {
             .load()
             .pod(pod)
             .is_some_and(|p| p.is_alive(now))
+    }
+
+    /// Until when `pod` stays alive in the snapshot in force, if it is alive at `now`.
+    pub fn alive_until(&self, pod: u32, now: Instant) -> Option<Instant> {
+        self.snapshot
+            .load()
+            .pod(pod)
+            .filter(|p| p.is_alive(now))
+            .map(|p| p.alive_until)
+    }
+
+    /// Puts `new` in force. If it cuts any pod's liveness short of what the snapshot before
+    /// promised (a pod gone, `SHUTDOWN`, or an earlier deadline), every front-cache entry may
+    /// be wrong: the front epochs move, after the store.
+    fn install(&self, new: Snapshot) {
+        let new = Arc::new(new);
+        let old = self.snapshot.swap(new.clone());
+        if let Some(front) = &self.front {
+            if cuts_liveness(&old, &new, self.clock.now()) {
+                front.bump_all();
+            }
+        }
     }
 
     fn pods_where(&self, f: impl Fn(&PodView, Instant) -> bool) -> Vec<u32> {
@@ -324,7 +364,7 @@ impl ServiceView {
         }
         let changes = diff(&self.name, &mut applied.last_seen, &new, now);
         applied.ticket = ticket;
-        self.snapshot.store(Arc::new(new));
+        self.install(new);
         Some(changes)
     }
 
@@ -469,6 +509,7 @@ pub struct RouteInfo {
     next_listener: AtomicU64,
     pub(crate) metrics: Arc<ClientMetrics>,
     placements_refused: AtomicBool,
+    front: Option<Arc<FrontEpochs>>,
 }
 
 impl fmt::Debug for RouteInfo {
@@ -480,9 +521,15 @@ impl fmt::Debug for RouteInfo {
 }
 
 impl RouteInfo {
-    pub(crate) fn new(store: Store, namespace: String, config: Arc<BaseConfig>) -> Arc<RouteInfo> {
+    pub(crate) fn new(
+        store: Store,
+        namespace: String,
+        config: Arc<BaseConfig>,
+        front: Option<Arc<FrontEpochs>>,
+    ) -> Arc<RouteInfo> {
         let clock = store.clock().clone();
         Arc::new(RouteInfo {
+            front,
             store,
             namespace,
             epoch: clock.now(),
@@ -521,6 +568,7 @@ impl RouteInfo {
                             last_used_ms: AtomicU64::new(0),
                             reread_ms: AtomicU64::new(0),
                             clock: self.clock.clone(),
+                            front: self.front.clone(),
                         })
                     })
                     .clone()
@@ -658,10 +706,8 @@ impl RouteInfo {
                 // pods age out as if silent, so a crashed pod is not kept alive forever.
                 let applied = view.applied.lock().unwrap_or_else(|p| p.into_inner());
                 if applied.ticket < ticket {
-                    let old = view.snapshot.load();
-                    view.snapshot.store(Arc::new(
-                        old.frozen(self.config.stale_after(), self.clock.now()),
-                    ));
+                    let old = view.snapshot.load_full();
+                    view.install(old.frozen(self.config.stale_after(), self.clock.now()));
                 }
                 return Err(e);
             }

@@ -228,7 +228,7 @@ impl ServerDriver {
         info.validate()?;
         config.validate()?;
         let config = Arc::new(config);
-        let route = RouteInfo::new(store.clone(), info.namespace.clone(), config.clone());
+        let route = RouteInfo::new(store.clone(), info.namespace.clone(), config.clone(), None);
         // The read side refreshes like a client's (only the services it was asked about), from
         // now until the driver is dropped: a pod that reads other pods' states must not see
         // them all go stale.

@@ -22,6 +22,10 @@ forwarded; see :func:`set_log_level`).
 from __future__ import annotations
 
 import atexit
+import os
+import weakref
+from time import monotonic as _monotonic
+from typing import Awaitable
 
 from . import _native
 from ._native import (
@@ -56,23 +60,108 @@ from .types import RoutingState
 
 atexit.register(_at_exit)
 
+# At most this many front-cache entries per driver (fewer if its cache_capacity is smaller).
+_FRONT_CAPACITY = 65536
+
+
+class _Front:
+    """One service's part of a driver's front cache: uid -> (pod, expiry, stripe, epoch), and
+    the hits it answered since they were last added to the core's metrics."""
+
+    __slots__ = ("links", "hits")
+
+    def __init__(self) -> None:
+        self.links: dict[str, tuple[int, float, int, int]] = {}
+        self.hits = 0
+
+
+# Drivers whose front caches a forked child must forget (the child's core is not running).
+_drivers: weakref.WeakSet[ClientDriver] = weakref.WeakSet()
+
+
+def _forget_fronts_in_child() -> None:
+    for d in list(_drivers):
+        d._fronts = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_fronts_in_child)
+
 
 class ClientDriver(_native.ClientDriver):
     """The gateway side: ``ClientDriver(store, info, config=None)``; ``await init()`` first (or
     ``async with``).
 
-    ``compute_linked_pod`` is a coroutine: the core's synchronous cache probe answers a hit on
-    the event loop's own thread; only a miss awaits the store (on the library's runtime)."""
+    ``compute_linked_pod`` is a coroutine. A repeated hit is answered by a front cache in
+    Python, validated by the core (README, "Front caches"): an entry holds what the core
+    answered, for as long as the core said it may, and only while the epoch the core keeps for
+    its key (in shared memory, bumped by every change that can make the answer wrong) is the
+    one it was cached with. Otherwise the core's synchronous cache probe answers on the event
+    loop's own thread; only a miss awaits the store (on the library's runtime)."""
 
-    __slots__ = ()
+    __slots__ = ("_fronts", "_epochs", "_ns", "_held", "_cap", "__weakref__")
+
+    def __init__(self, store: object, info: ServerInfo, config: BaseConfig | None = None) -> None:
+        self._fronts: dict[str, _Front] = {}
+        self._epochs = self._front_epochs().cast("I")
+        self._ns = self.server_info.namespace
+        self._held = 0
+        self._cap = min(self.config.cache_capacity, _FRONT_CAPACITY)
+        _drivers.add(self)
 
     async def compute_linked_pod(self, namespace: str, uid: str, service: str) -> int:
         """SPEC section 6 ``ComputeLinkedPod``: the pod serving ``uid`` for ``service``,
         placing a new user on the best pod. ``namespace`` is ``""`` or the driver's own."""
-        pod = self.compute_cached(namespace, uid, service)
-        if pod is not None:
-            return pod
-        return await self.compute_linked_pod_uncached(namespace, uid, service)
+        try:
+            front = self._fronts.get(service)
+            e = front.links.get(uid) if front is not None else None
+        except TypeError:  # unhashable: the core names the error
+            e = None
+        if (
+            e is not None
+            and e[1] > _monotonic()
+            and self._epochs[e[2]] == e[3]
+            and (namespace == "" or namespace == self._ns)
+        ):
+            front.hits += 1  # type: ignore[union-attr]
+            return e[0]
+        asked = _monotonic()
+        hit = self._compute_front(namespace, uid, service)
+        if hit is None:
+            return await self.compute_linked_pod_uncached(namespace, uid, service)
+        pod, valid, stripe, epoch = hit
+        if valid > 0.0 and self._cap > 0:
+            self._keep(service, uid, (pod, asked + valid, stripe, epoch))
+        return pod
+
+    def _keep(self, service: str, uid: str, entry: tuple[int, float, int, int]) -> None:
+        if self._held >= self._cap:  # full: start over (the core's cache still holds all)
+            self._flush_hits()
+            self._fronts = {}
+            self._held = 0
+        front = self._fronts.get(service)
+        if front is None:
+            front = self._fronts[service] = _Front()
+        front.links[uid] = entry
+        self._held += 1
+
+    def _flush_hits(self) -> None:
+        for service, front in self._fronts.items():
+            if front.hits:
+                self._add_front_hits(service, front.hits)
+                front.hits = 0
+
+    def metrics(self) -> MetricsSnapshot:
+        self._flush_hits()
+        return super().metrics()
+
+    def metrics_text(self) -> str:
+        self._flush_hits()
+        return super().metrics_text()
+
+    def close(self) -> Awaitable[None]:
+        self._flush_hits()
+        return super().close()
 
 
 __all__ = [

@@ -292,6 +292,101 @@ pub unsafe extern "C" fn sr_client_compute_cached(
     }
 }
 
+/// Stripes of `sr_client_front_epochs`.
+pub const SR_FRONT_STRIPES: usize = 1024;
+const _: () = assert!(SR_FRONT_STRIPES == sr_core::FRONT_STRIPES);
+
+/// A cache hit as a caller-side front cache may keep it (README, "Front caches"): valid while
+/// `valid_ns` nanoseconds from the call have not passed and `words[stripe]` of
+/// `sr_client_front_epochs` still equals `epoch`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sr_front_hit {
+    /// The pod; -1 on a miss (then the other fields are 0).
+    pub pod: i64,
+    /// How long from the call the answer may be kept (0: do not keep it).
+    pub valid_ns: u64,
+    /// The index into the epochs that validates it.
+    pub stripe: u32,
+    /// The value that index must still hold.
+    pub epoch: u32,
+}
+
+/// `compute_front`: `sr_client_compute_cached` for a front cache: the hit and how to validate
+/// it (`sr_front_hit`; `pod` -1 on a miss). Never blocks. The hit is counted; hits the front
+/// cache answers afterwards are counted with `sr_client_add_front_hits`.
+///
+/// Errors: `SR_INVALID_ARGUMENT`, `SR_NAMESPACE_NOT_LOCAL`, `SR_CLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_compute_front(
+    client: *const sr_client_driver,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
+    hit_out: *mut sr_front_hit,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        with(client, "hit_out", hit_out, err_out, |c| {
+            let (ns, uid, svc) = link_args(ns, uid, service)?;
+            Ok(match c.compute_front(ns, uid, svc)? {
+                Some(h) => sr_front_hit {
+                    pod: i64::from(h.pod),
+                    valid_ns: u64::try_from(h.valid_for.as_nanos()).unwrap_or(u64::MAX),
+                    stripe: h.stripe,
+                    epoch: h.epoch,
+                },
+                None => sr_front_hit {
+                    pod: -1,
+                    valid_ns: 0,
+                    stripe: 0,
+                    epoch: 0,
+                },
+            })
+        })
+    }
+}
+
+/// The driver's front-cache epochs: `SR_FRONT_STRIPES` `uint32_t`s the library bumps (read
+/// them with atomic loads). The memory stays valid for the life of the process, also after
+/// `sr_client_free` (every epoch has then moved on).
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL).
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_front_epochs(
+    client: *const sr_client_driver,
+    words_out: *mut *const u32,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        with(client, "words_out", words_out, err_out, |c| {
+            Ok(c.front_epochs().as_ptr().cast::<u32>())
+        })
+    }
+}
+
+/// Counts `n` hits of `service` that a front cache answered (before the metrics are read).
+/// A service that is not a valid name is ignored.
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL client, or `service` not UTF-8).
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_add_front_hits(
+    client: *const sr_client_driver,
+    service: sr_str,
+    n: u64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        run(client, err_out, |c| {
+            c.add_front_hits(service.get("service")?, n);
+            Ok(())
+        })
+    }
+}
+
 /// `compute_linked_pod_uncached`: the store half of `sr_client_compute_linked_pod` (after a
 /// cache miss). Blocks. Parameters and errors as `sr_client_compute_linked_pod`.
 #[no_mangle]

@@ -6,6 +6,7 @@
 //! leaving the JS thread. Every method that may touch the store returns a Promise.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{Either, FnArgs, FromNapiValue, Function, Null, Object, ToNapiValue};
@@ -138,6 +139,47 @@ fn warn(env: &Env, message: String) {
 #[derive(Debug)]
 pub struct ClientDriver {
     pub(crate) inner: Arc<core::ClientDriver>,
+    /// Whether `_frontEpochs` was called (one `ArrayBuffer` per driver: V8 refuses two over
+    /// the same memory).
+    front_taken: AtomicBool,
+}
+
+/// The front cache's epochs as an external `ArrayBuffer` that holds them (`null` where the
+/// engine allows no external buffers: a copy would never see a bump).
+#[derive(Debug)]
+pub struct EpochsView(core::FrontView);
+
+impl ToNapiValue for EpochsView {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        unsafe extern "C" fn release(
+            _env: sys::napi_env,
+            _data: *mut std::ffi::c_void,
+            hint: *mut std::ffi::c_void,
+        ) {
+            // SAFETY: `hint` is the box made below, released once by the engine.
+            drop(unsafe { Box::from_raw(hint.cast::<core::FrontView>()) });
+        }
+        let words = val.0.words();
+        let hold = Box::into_raw(Box::new(val.0));
+        let mut out = std::ptr::null_mut();
+        // SAFETY: the memory is 'static and `hold` keeps it from another driver until release.
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(
+                env,
+                words.as_ptr() as *mut std::ffi::c_void,
+                std::mem::size_of_val(words),
+                Some(release),
+                hold.cast(),
+                &mut out,
+            )
+        };
+        if status == sys::Status::napi_ok {
+            return Ok(out);
+        }
+        // SAFETY: not handed to the engine.
+        drop(unsafe { Box::from_raw(hold) });
+        unsafe { Null::to_napi_value(env, Null) }
+    }
 }
 
 #[napi]
@@ -150,6 +192,7 @@ impl ClientDriver {
         let inner = core::ClientDriver::new(store.inner.clone(), info, config).or_throw()?;
         Ok(ClientDriver {
             inner: Arc::new(inner),
+            front_taken: AtomicBool::new(false),
         })
     }
 
@@ -199,6 +242,49 @@ impl ClientDriver {
         self.inner
             .compute_cached(namespace.as_str(), uid.as_str(), service.as_str())
             .or_throw()
+    }
+
+    /// For the front cache of `computeLinkedPod` (README, "Front caches"): the core's hit as
+    /// `[pod, ms it may be kept, stripe, epoch]`, or `null` on a miss; the errors of
+    /// `computeCached`.
+    #[napi(
+        js_name = "_computeFront",
+        ts_args_type = "namespace: string, uid: string, service: string"
+    )]
+    pub fn compute_front(
+        &self,
+        namespace: Text,
+        uid: Text,
+        service: Text,
+    ) -> Result<Option<Vec<f64>>> {
+        let hit = self
+            .inner
+            .compute_front(namespace.as_str(), uid.as_str(), service.as_str())
+            .or_throw()?;
+        Ok(hit.map(|h| {
+            vec![
+                h.pod as f64,
+                h.valid_for.as_secs_f64() * 1000.0,
+                h.stripe as f64,
+                h.epoch as f64,
+            ]
+        }))
+    }
+
+    /// The front cache's epochs (an `ArrayBuffer` of `u32`s the core bumps); once per driver,
+    /// `null` after that or where external buffers are not allowed.
+    #[napi(js_name = "_frontEpochs", ts_return_type = "ArrayBuffer | null")]
+    pub fn front_epochs(&self) -> Option<EpochsView> {
+        (!self.front_taken.swap(true, Ordering::AcqRel))
+            .then(|| EpochsView(self.inner.front_view()))
+    }
+
+    /// Counts `n` hits of `service` answered by the front cache.
+    #[napi(js_name = "_addFrontHits")]
+    pub fn add_front_hits(&self, service: String, n: f64) {
+        if n.is_finite() && n >= 1.0 {
+            self.inner.add_front_hits(&service, n as u64);
+        }
     }
 
     /// The store half of `computeLinkedPod`, after a cache miss. Concurrent calls for one user

@@ -155,6 +155,45 @@ impl ClientDriver {
         self.inner.compute_cached(&ns, &uid, &svc).or_raise()
     }
 
+    /// For the front cache of `stateful_route.ClientDriver` (README, "Front caches"): the
+    /// core's hit as `(pod, seconds it may be kept, stripe, epoch)`, or `None` on a miss. The
+    /// same errors as `compute_cached`.
+    fn _compute_front(
+        &self,
+        namespace: &Obj,
+        uid: &Obj,
+        service: &Obj,
+    ) -> PyResult<Option<(u32, f64, u32, u32)>> {
+        check_not_forked()?;
+        let (ns, uid, svc) = (
+            args::text(namespace, "namespace")?,
+            args::text(uid, "uid")?,
+            args::text(service, "service")?,
+        );
+        let hit = self.inner.compute_front(&ns, &uid, &svc).or_raise()?;
+        Ok(hit.map(|h| (h.pod, h.valid_for.as_secs_f64(), h.stripe, h.epoch)))
+    }
+
+    /// The front cache's epochs: a read-only `memoryview` of bytes over memory the core keeps
+    /// for the life of the process (cast it to `"I"`).
+    fn _front_epochs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let words = self.inner.front_epochs();
+        // SAFETY: the memory is 'static (never freed) and the view is read-only.
+        unsafe {
+            let view = pyo3::ffi::PyMemoryView_FromMemory(
+                words.as_ptr() as *mut std::ffi::c_char,
+                std::mem::size_of_val(words) as pyo3::ffi::Py_ssize_t,
+                pyo3::ffi::PyBUF_READ,
+            );
+            Bound::from_owned_ptr_or_err(py, view)
+        }
+    }
+
+    /// Counts `n` hits of `service` answered by the front cache.
+    fn _add_front_hits(&self, service: &str, n: u64) {
+        self.inner.add_front_hits(service, n);
+    }
+
     /// The store half of `compute_linked_pod`, after a cache miss.
     fn compute_linked_pod_uncached(&self, namespace: &Obj, uid: &Obj, service: &Obj) -> Out {
         let (ns, uid, svc) = ids(namespace, uid, service)?;
