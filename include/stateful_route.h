@@ -171,6 +171,12 @@ typedef enum sr_metric_kind {
 typedef struct sr_client_driver sr_client_driver;
 
 /**
+ * A completion queue. Thread-safe. Free with `sr_completion_queue_free` (calls still in
+ * flight then complete into nothing).
+ */
+typedef struct sr_completion_queue sr_completion_queue;
+
+/**
  * An error reported by a failed call: its status code, a message that says what was wrong
  * and with which value, and, for `SR_POD_UNAVAILABLE`, the pod. Free it with `sr_error_free`.
  */
@@ -952,6 +958,17 @@ typedef struct sr_explanation {
 } sr_explanation;
 
 /**
+ * A completed call: the `tag` it was submitted with, its status, the pod (-1 on failure) and
+ * the error (NULL on success; free it with `sr_error_free`).
+ */
+typedef struct sr_completion {
+  uint64_t tag;
+  enum sr_status status;
+  int64_t pod;
+  struct sr_error *error;
+} sr_completion;
+
+/**
  * One pod's published state.
  */
 typedef struct sr_pod_state {
@@ -1654,6 +1671,48 @@ enum sr_status sr_client_explain_placement(const struct sr_client_driver *client
                                            struct sr_str service,
                                            struct sr_explanation *explanation_out,
                                            struct sr_error **err_out);
+
+/**
+ * Makes a completion queue; `*fd_out` receives the read end of its pipe (non-blocking,
+ * close-on-exec, owned by the queue: do not close it). Wait until it is readable, read what
+ * it holds, then `sr_completion_queue_drain` until that returns less than its capacity.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL), `SR_INTERNAL` (no pipe).
+ */
+enum sr_status sr_completion_queue_new(int *fd_out,
+                                       struct sr_completion_queue **queue_out,
+                                       struct sr_error **err_out);
+
+/**
+ * Moves up to `cap` completions into `out`; returns how many (0 for a NULL argument). Each
+ * completion's `error`, if not NULL, is the caller's to free.
+ */
+size_t sr_completion_queue_drain(const struct sr_completion_queue *queue,
+                                 struct sr_completion *out,
+                                 size_t cap);
+
+/**
+ * Frees the queue (NULL is ignored). Calls in flight complete into nothing.
+ */
+void sr_completion_queue_free(struct sr_completion_queue *queue);
+
+/**
+ * `sr_client_compute_linked_pod_uncached` (the store half, after a cache miss: probe with
+ * `sr_client_compute_front` or `sr_client_compute_cached` first) that returns at once: on
+ * `SR_OK` the call runs on the library's runtime and its result arrives on `queue` with `tag`
+ * (exactly once); on an error (bad arguments, a closed driver) nothing is queued. The driver
+ * may be freed while the call is in flight.
+ *
+ * Errors: `SR_INVALID_ARGUMENT` (NULL, bad identifiers), `SR_NAMESPACE_NOT_LOCAL`,
+ * `SR_CLOSED`; the call's own errors arrive in its completion.
+ */
+enum sr_status sr_client_compute_linked_pod_uncached_submit(const struct sr_client_driver *client,
+                                                            struct sr_str ns,
+                                                            struct sr_str uid,
+                                                            struct sr_str service,
+                                                            const struct sr_completion_queue *queue,
+                                                            uint64_t tag,
+                                                            struct sr_error **err_out);
 
 /**
  * Alive pods of `service` as of the snapshot (blocks if it is not loaded yet).

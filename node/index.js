@@ -157,7 +157,7 @@ function frontMiss(driver, namespace, uid, service) {
 }
 
 function keep(f, service, uid, [pod, validMs, stripe, epoch], asked) {
-  if (f.held >= f.cap) {
+  if (f.held >= f.cap && !f.services.get(service)?.links.has(uid)) {
     // Full: start over (the core's cache still holds every entry). Unreported hits stay.
     for (const s of f.services.values()) s.links.clear()
     f.held = 0
@@ -167,8 +167,8 @@ function keep(f, service, uid, [pod, validMs, stripe, epoch], asked) {
     s = { links: new Map(), hits: 0 }
     f.services.set(service, s)
   }
+  if (!s.links.has(uid)) f.held++
   s.links.set(uid, { pod, expires: asked + validMs, stripe, epoch })
-  f.held++
 }
 
 /** Adds the hits the front cache answered to the core's metrics (before they are read). */

@@ -66,7 +66,8 @@ func (c *ClientDriver) Close() error {
 // best pod. namespace is "" or the driver's namespace. A repeated hit is answered in Go by a
 // front cache the core validates (README, "Front caches"); another hit costs one non-blocking
 // cgo call; a miss costs one store round trip, shared by concurrent callers for the same user,
-// bounded by the store's command timeout (ctx is checked before the call).
+// bounded by the store's command timeout (ctx is checked before the call), and waits as a
+// parked goroutine, not in a cgo call (a completion queue the netpoller watches).
 func (c *ClientDriver) ComputeLinkedPod(ctx context.Context, namespace, uid, service string) (int, error) {
 	if err := checkCtx(ctx); err != nil {
 		return -1, err
@@ -86,10 +87,7 @@ func (c *ClientDriver) ComputeLinkedPod(ctx context.Context, namespace, uid, ser
 		c.front.keep(strings.Clone(uid), strings.Clone(service), &h, start)
 		return int(h.pod), nil
 	}
-	var pod C.int64_t
-	st = C.sr_client_compute_linked_pod_uncached(c.ptr, str(namespace), str(uid), str(service), &pod, &e)
-	runtime.KeepAlive(c)
-	return podOrError(pod, st, e)
+	return c.computeSubmitted(namespace, uid, service)
 }
 
 // podOrError is a pod out-parameter and its call's status.

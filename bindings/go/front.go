@@ -81,7 +81,8 @@ func (f *front) keep(uid, service string, h *C.sr_front_hit, start time.Time) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.links) >= f.cap {
+	key := frontKey{service, uid}
+	if _, held := f.links[key]; !held && len(f.links) >= f.cap {
 		f.links = map[frontKey]frontEntry{} // full: start over (the core's cache holds them all)
 	}
 	hits := f.hits[service]
@@ -89,7 +90,7 @@ func (f *front) keep(uid, service string, h *C.sr_front_hit, start time.Time) {
 		hits = new(atomic.Uint64)
 		f.hits[service] = hits
 	}
-	f.links[frontKey{service, uid}] = frontEntry{
+	f.links[key] = frontEntry{
 		expires: start.Add(time.Duration(h.valid_ns)),
 		hits:    hits,
 		pod:     int32(h.pod),

@@ -398,6 +398,12 @@ impl ClientDriver {
         self.front.words()
     }
 
+    /// Checks what [`ClientDriver::compute_linked_pod_uncached`] would check first: the driver
+    /// is open, `ns` is `""` or its namespace, and the identifiers are valid.
+    pub fn check_link(&self, ns: &str, uid: &str, service: &str) -> Result<()> {
+        self.link(ns, uid, service).map(|_| ())
+    }
+
     /// A hold on [`ClientDriver::front_epochs`] for a view that must own the memory it shows.
     pub fn front_view(&self) -> FrontView {
         self.front.view()

@@ -51,9 +51,22 @@ pub(crate) struct PodView {
     placed: AtomicU32,
     /// Slow start: the pod became routable in this view at `.0` and is warm at `.1`.
     ramp: Option<(Instant, Instant)>,
+    /// The latest expiry a front-cache entry for this pod may still have from the snapshots
+    /// before this one (since the front epochs last moved), with the slack already taken.
+    promised: Option<Instant>,
 }
 
 impl PodView {
+    /// The latest expiry a front-cache entry for this pod may have while this snapshot is in
+    /// force (`compute_front` gives at most the deadline less the slack).
+    fn front_promise(&self) -> Instant {
+        let here = self
+            .alive_until
+            .checked_sub(FRONT_SLACK)
+            .unwrap_or(self.alive_until);
+        self.promised.map_or(here, |p| p.max(here))
+    }
+
     /// Makes the pod `age_ms` old at `at`, if that keeps it alive longer than it is.
     fn extend(&mut self, at: Instant, age_ms: u64, stale_ms: u64) {
         let until = at + Duration::from_millis(stale_ms.saturating_sub(age_ms));
@@ -125,6 +138,7 @@ impl Snapshot {
                     age_ms: age,
                     placed: AtomicU32::new(0),
                     ramp: None,
+                    promised: None,
                 }
             })
             .collect();
@@ -179,15 +193,6 @@ impl Snapshot {
 /// recomputes each deadline from the store's clock, so it moves by the read's latency even
 /// when nothing happened; a move within this slack cannot make a front entry outlive the pod.
 pub(crate) const FRONT_SLACK: Duration = Duration::from_millis(500);
-
-/// Whether `new` ends the liveness of a pod alive in `old` at `now` before a front entry
-/// computed from `old` expires (see [`FRONT_SLACK`]).
-fn cuts_liveness(old: &Snapshot, new: &Snapshot, now: Instant) -> bool {
-    old.pods.iter().filter(|p| p.is_alive(now)).any(|o| {
-        new.pod(o.state.pod_index)
-            .is_none_or(|n| !n.is_alive(now) || n.alive_until + FRONT_SLACK < o.alive_until)
-    })
-}
 
 /// One service's snapshot, shared by the cache entries that point into it.
 pub(crate) struct ServiceView {
@@ -255,16 +260,40 @@ impl ServiceView {
             .map(|p| p.alive_until)
     }
 
-    /// Puts `new` in force. If it cuts any pod's liveness short of what the snapshot before
-    /// promised (a pod gone, `SHUTDOWN`, or an earlier deadline), every front-cache entry may
-    /// be wrong: the front epochs move, after the store.
-    fn install(&self, new: Snapshot) {
-        let new = Arc::new(new);
-        let old = self.snapshot.swap(new.clone());
-        if let Some(front) = &self.front {
-            if cuts_liveness(&old, &new, self.clock.now()) {
-                front.bump_all();
+    /// Puts `new` in force. If it ends a pod's liveness before a front-cache entry handed out
+    /// since the front epochs last moved could expire (a pod gone, `SHUTDOWN`, or a deadline
+    /// moved earlier by more than the slack, across any number of re-reads), every front entry
+    /// may be wrong: the epochs move, after the store. Callers hold `applied`, so installs do
+    /// not interleave.
+    fn install(&self, mut new: Snapshot) {
+        let Some(front) = &self.front else {
+            self.snapshot.store(Arc::new(new));
+            return;
+        };
+        let old = self.snapshot.load_full();
+        let now = self.clock.now();
+        let mut cut = false;
+        for o in old.pods.iter().filter(|p| p.is_alive(now)) {
+            let promise = o.front_promise();
+            match new
+                .pods
+                .iter_mut()
+                .find(|n| n.state.pod_index == o.state.pod_index)
+            {
+                Some(n) if n.is_alive(now) && n.alive_until >= promise => {
+                    n.promised = Some(promise)
+                }
+                _ => cut = true,
             }
+        }
+        if cut {
+            for n in &mut new.pods {
+                n.promised = None;
+            }
+        }
+        self.snapshot.store(Arc::new(new));
+        if cut {
+            front.bump_all();
         }
     }
 
@@ -1214,4 +1243,56 @@ fn diff(
     }
     *seen = current;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(age_ms: u64, at: Instant) -> Snapshot {
+        let pod = PodState {
+            pod_index: 0,
+            load: 0,
+            update_ms: 1_000_000 - age_ms,
+            routing_state: RoutingState::Ready,
+            weight: crate::pod_state::DEFAULT_WEIGHT,
+        };
+        let states = PodStates {
+            now_ms: 1_000_000,
+            pods: vec![pod],
+        };
+        Snapshot::new(states, Duration::from_secs(5), at)
+    }
+
+    /// Re-reads that each move a deadline earlier by less than the slack move the front
+    /// epochs once their sum exceeds it (an entry from the first read would outlive the pod).
+    #[tokio::test]
+    async fn liveness_cuts_add_up_across_re_reads() {
+        let store = Store::memory();
+        let front = Arc::new(FrontEpochs::new(store.clock()));
+        let route = RouteInfo::new(
+            store,
+            "ns".into(),
+            Arc::new(BaseConfig::default()),
+            Some(front.clone()),
+        );
+        let view = route.service("room").await.unwrap();
+        let epoch = || front.words()[0].load(Ordering::Acquire);
+        let at = Instant::now();
+        view.install(read(0, at));
+        let e0 = epoch();
+        view.install(read(300, at)); // 300 ms earlier: within the slack
+        assert_eq!(epoch(), e0, "a move within the slack voided the front");
+        view.install(read(600, at)); // 600 ms below the first read's deadline
+        assert_ne!(
+            epoch(),
+            e0,
+            "the cuts added up past the slack and nothing moved"
+        );
+        let e1 = epoch();
+        view.install(read(300, at)); // later again: nothing to void
+        assert_eq!(epoch(), e1);
+        view.install(read(5_000, at)); // stale: dead
+        assert_ne!(epoch(), e1, "a pod's death voided nothing");
+    }
 }

@@ -56,16 +56,21 @@ async fn a_link_moved_elsewhere_moves_the_epoch_and_others_do_not() {
     let gw = client(&store, &cfg);
     let hit = front(&gw, "u1").await;
     // Other users' traffic on other stripes, and pods re-publishing, leave it valid.
-    let other = "o1";
-    let before = gw.front_epochs()[hit.stripe as usize].load(Ordering::Acquire);
-    let _ = gw.compute_linked_pod("", other, SVC).await.unwrap();
-    let o = gw.compute_front("", other, SVC).unwrap().unwrap();
-    if o.stripe != hit.stripe {
-        assert_eq!(
-            gw.front_epochs()[hit.stripe as usize].load(Ordering::Acquire),
-            before
-        );
+    // A user on another stripe (two keys share one with odds 1/1024: pick one that does not).
+    let mut other = None;
+    for i in 0..50 {
+        let uid = format!("o{i}");
+        gw.compute_linked_pod("", &uid, SVC).await.unwrap();
+        let o = gw.compute_front("", &uid, SVC).unwrap().unwrap();
+        if o.stripe != hit.stripe {
+            other = Some((uid, o.pod));
+            break;
+        }
     }
+    let (other, its_pod) = other.expect("50 users on one stripe");
+    let hit = front(&gw, "u1").await;
+    gw.set_cache("", &other, SVC, its_pod).await.unwrap(); // a write on its stripe only
+    assert!(current(&gw, &hit), "a write of another stripe voided it");
     gw.refresh_service(SVC).await.unwrap();
     assert!(
         current(&gw, &hit),

@@ -25,7 +25,7 @@ import atexit
 import os
 import weakref
 from time import monotonic as _monotonic
-from typing import Awaitable
+from typing import Any, Awaitable
 
 from . import _native
 from ._native import (
@@ -100,14 +100,22 @@ class ClientDriver(_native.ClientDriver):
     loop's own thread; only a miss awaits the store (on the library's runtime)."""
 
     __slots__ = ("_fronts", "_epochs", "_ns", "_held", "_cap", "__weakref__")
+    _fronts: dict[str, _Front]
+    _epochs: memoryview
+    _ns: str
+    _held: int
+    _cap: int
 
-    def __init__(self, store: object, info: ServerInfo, config: BaseConfig | None = None) -> None:
-        self._fronts: dict[str, _Front] = {}
+    def __new__(cls, *args: Any, **kwargs: Any) -> ClientDriver:
+        # In __new__, not __init__: a subclass's __init__ need not call ours.
+        self = super().__new__(cls, *args, **kwargs)
+        self._fronts = {}
         self._epochs = self._front_epochs().cast("I")
         self._ns = self.server_info.namespace
         self._held = 0
         self._cap = min(self.config.cache_capacity, _FRONT_CAPACITY)
         _drivers.add(self)
+        return self
 
     async def compute_linked_pod(self, namespace: str, uid: str, service: str) -> int:
         """SPEC section 6 ``ComputeLinkedPod``: the pod serving ``uid`` for ``service``,
@@ -115,16 +123,16 @@ class ClientDriver(_native.ClientDriver):
         try:
             front = self._fronts.get(service)
             e = front.links.get(uid) if front is not None else None
-        except TypeError:  # unhashable: the core names the error
-            e = None
-        if (
-            e is not None
-            and e[1] > _monotonic()
-            and self._epochs[e[2]] == e[3]
-            and (namespace == "" or namespace == self._ns)
-        ):
-            front.hits += 1  # type: ignore[union-attr]
-            return e[0]
+            if (
+                e is not None
+                and e[1] > _monotonic()
+                and self._epochs[e[2]] == e[3]
+                and (namespace == "" or namespace == self._ns)
+            ):
+                front.hits += 1  # type: ignore[union-attr]
+                return e[0]
+        except Exception:  # an argument that cannot be hashed or compared: the core names it
+            pass
         asked = _monotonic()
         hit = self._compute_front(namespace, uid, service)
         if hit is None:
@@ -135,15 +143,18 @@ class ClientDriver(_native.ClientDriver):
         return pod
 
     def _keep(self, service: str, uid: str, entry: tuple[int, float, int, int]) -> None:
-        if self._held >= self._cap:  # full: start over (the core's cache still holds all)
+        front = self._fronts.get(service)
+        new = front is None or uid not in front.links
+        if new and self._held >= self._cap:  # full: start over (the core's cache holds all)
             self._flush_hits()
             self._fronts = {}
             self._held = 0
-        front = self._fronts.get(service)
+            front = None
         if front is None:
             front = self._fronts[service] = _Front()
+        if new:
+            self._held += 1
         front.links[uid] = entry
-        self._held += 1
 
     def _flush_hits(self) -> None:
         for service, front in self._fronts.items():

@@ -19,7 +19,8 @@ use crate::store::{link_args, sr_store};
 /// Free with `sr_client_free`.
 #[derive(Debug)]
 pub struct sr_client_driver {
-    pub(crate) inner: ClientDriver,
+    /// Shared with calls in flight on a completion queue (`sr_client_compute_linked_pod_uncached_submit`).
+    pub(crate) inner: std::sync::Arc<ClientDriver>,
 }
 
 crate::panic::handle!(sr_client_driver, ClientDriver, "client");
@@ -162,7 +163,9 @@ pub unsafe extern "C" fn sr_client_new(
             let info = handle("info", info)?.to_core()?;
             let config = handle("config", config)?.to_core()?;
             let inner = ClientDriver::new(store, info, config)?;
-            Ok(Box::into_raw(Box::new(sr_client_driver { inner })))
+            Ok(Box::into_raw(Box::new(sr_client_driver {
+                inner: std::sync::Arc::new(inner),
+            })))
         })
     }
 }

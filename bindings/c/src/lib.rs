@@ -28,6 +28,7 @@ pub mod extend;
 pub mod log;
 pub mod metrics;
 pub mod panic;
+pub mod queue;
 pub mod route_info;
 pub mod server;
 pub mod store;

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -2635,6 +2636,93 @@ static void test_store_faults(void) {
   close(lock_fd);
 }
 
+/* ---- the front cache's entry points and the completion queue ---- */
+
+static void test_front_and_queue(sr_store *store) {
+  where = "front+queue";
+  sr_server_driver *p0 = start_pod(store, SVC, 0, 0);
+  sr_server_driver *p1 = start_pod(store, SVC, 1, 0);
+  sr_client_driver *c = new_client(store);
+  const uint32_t *words = NULL;
+  OK(sr_client_front_epochs(c, &words, err_out));
+  CHECK(words != NULL);
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_front_epochs(NULL, &words, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_front_epochs(c, NULL, err_out));
+  sr_front_hit h = {7, 7, 7, 7};
+  OK(sr_client_compute_front(c, S(""), S("u1"), S(SVC), &h, err_out));
+  CHECK(h.pod == -1 && h.valid_ns == 0); /* a miss */
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_front(c, S(""), S(""), S(SVC), &h, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_front(c, S(""), S("u1"), S(SVC), NULL, err_out));
+  EXPECT(SR_NAMESPACE_NOT_LOCAL, sr_client_compute_front(c, S("other"), S("u1"), S(SVC), &h, err_out));
+
+  /* The store half through a completion queue: the pipe becomes readable, drain gives it. */
+  int fd = -1;
+  sr_completion_queue *q = NULL;
+  OK(sr_completion_queue_new(&fd, &q, err_out));
+  CHECK(fd >= 0 && q != NULL);
+  EXPECT(SR_INVALID_ARGUMENT, sr_completion_queue_new(NULL, &q, err_out));
+  OK(sr_client_compute_linked_pod_uncached_submit(c, S(""), S("u1"), S(SVC), q, 42, err_out));
+  /* bad input: an error now, nothing queued */
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod_uncached_submit(c, S(""), S(""), S(SVC), q, 43, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod_uncached_submit(c, S(""), S("u1"), S(SVC), NULL, 44, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod_uncached_submit(NULL, S(""), S("u1"), S(SVC), q, 45, err_out));
+  sr_completion got[4];
+  size_t n = 0;
+  for (int i = 0; i < 500 && n == 0; i++) {
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(fd, &r);
+    struct timeval tv = {0, 10000};
+    if (select(fd + 1, &r, NULL, NULL, &tv) > 0) {
+      char b[64];
+      while (read(fd, b, sizeof b) > 0) {
+      }
+    }
+    n = sr_completion_queue_drain(q, got, 4);
+  }
+  CHECK(n == 1);
+  CHECK(n == 1 && got[0].tag == 42 && got[0].status == SR_OK && got[0].error == NULL);
+  int64_t placed = n == 1 ? got[0].pod : -1;
+  CHECK(placed == 0 || placed == 1);
+  CHECK(sr_completion_queue_drain(q, got, 4) == 0);
+  CHECK(sr_completion_queue_drain(NULL, got, 4) == 0);
+  CHECK(sr_completion_queue_drain(q, NULL, 4) == 0);
+
+  /* Now a hit: the front answer, valid while its epoch holds; a local write moves it. */
+  OK(sr_client_compute_front(c, S(""), S("u1"), S(SVC), &h, err_out));
+  CHECK(h.pod == placed && h.valid_ns > 0 && h.stripe < SR_FRONT_STRIPES);
+  CHECK(__atomic_load_n(&words[h.stripe], __ATOMIC_ACQUIRE) == h.epoch);
+  OK(sr_client_set_cache(c, S(""), S("u1"), S(SVC), 1 - placed, err_out));
+  CHECK(__atomic_load_n(&words[h.stripe], __ATOMIC_ACQUIRE) != h.epoch);
+
+  /* Front hits counted by the caller reach the metrics. */
+  OK(sr_client_add_front_hits(c, S(SVC), 5, err_out));
+  OK(sr_client_add_front_hits(c, S("not a service!"), 5, err_out)); /* ignored */
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_add_front_hits(NULL, S(SVC), 5, err_out));
+  sr_sample_list l = {NULL, 0};
+  OK(sr_client_metrics(c, &l, err_out));
+  CHECK(sample_value(&l, "stateful_route_computes_total", 2, "service", SVC, "result", "hit") == 6);
+  sr_sample_list_free(&l);
+
+  /* A call in flight when its driver is freed still completes (the queue outlives it). */
+  OK(sr_client_compute_linked_pod_uncached_submit(c, S(""), S("u2"), S(SVC), q, 46, err_out));
+  sr_client_free(c);
+  n = 0;
+  for (int i = 0; i < 500 && n == 0; i++) {
+    struct timespec ts = {0, 10000000};
+    n = sr_completion_queue_drain(q, got, 4);
+    if (n == 0) nanosleep(&ts, NULL);
+  }
+  CHECK(n == 1 && got[0].tag == 46);
+  if (n == 1) sr_error_free(got[0].error);
+  sr_completion_queue_free(q);
+  sr_completion_queue_free(NULL);
+  sr_server_stop(p0, NULL);
+  sr_server_stop(p1, NULL);
+  sr_server_free(p0);
+  sr_server_free(p1);
+}
+
 int main(void) {
   redis_url = getenv("STATEFUL_ROUTE_TEST_REDIS");
   if (redis_url == NULL || redis_url[0] == '\0') {
@@ -2664,7 +2752,7 @@ int main(void) {
     const char *kind = redis ? "redis" : "memory";
     void (*tests[])(sr_store *) = {test_flow, test_store_links, test_errors, test_drain, test_callbacks, test_threads,
                                      test_extensions, test_vectors, test_staleness, test_cache_ttl, test_metrics,
-                                     test_explain};
+                                     test_explain, test_front_and_queue};
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
       sr_store *store = new_store(redis);
       int before = failures;

@@ -1,0 +1,240 @@
+//! `sr_completion_queue`: calls that return at once and complete later, for callers whose
+//! threads must not wait in a call (Go's goroutines, an event loop). A submitted call runs on
+//! the core's runtime; its result is pushed onto the queue, and a byte is written to the
+//! queue's pipe when the queue goes from empty to non-empty, so one reader waiting on the
+//! pipe's read end (with poll/epoll, Go's netpoller) serves any number of calls in flight.
+
+use std::ffi::c_int;
+use std::mem;
+use std::sync::{Arc, Mutex};
+
+use sr_core::{ClientDriver, Result};
+
+use crate::client::sr_client_driver;
+use crate::convert::{handle, sr_str};
+use crate::error::{sr_error, sr_status};
+use crate::panic::{answer, boundary, quietly};
+use crate::store::link_args;
+
+/// A completed call: the `tag` it was submitted with, its status, the pod (-1 on failure) and
+/// the error (NULL on success; free it with `sr_error_free`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct sr_completion {
+    pub tag: u64,
+    pub status: sr_status,
+    pub pod: i64,
+    pub error: *mut sr_error,
+}
+
+/// Owns the error until it is handed out (the raw pointer is not `Send` by itself).
+struct Done(sr_completion);
+
+// SAFETY: the error is a heap object nobody else points to until it is drained.
+unsafe impl Send for Done {}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if !self.0.error.is_null() {
+            // SAFETY: made by `Box::into_raw` in `complete`, never handed out.
+            drop(unsafe { Box::from_raw(self.0.error) });
+        }
+    }
+}
+
+struct Queue {
+    done: Mutex<Vec<Done>>,
+    /// The pipe: the caller reads `fds[0]`; completions write one byte to `fds[1]`.
+    fds: [c_int; 2],
+}
+
+impl Queue {
+    fn push(&self, d: Done) {
+        let was_empty = {
+            let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+            done.push(d);
+            done.len() == 1
+        };
+        if was_empty {
+            // Non-blocking: a full pipe already wakes the reader.
+            // SAFETY: a valid fd and one byte.
+            let _ = unsafe { libc::write(self.fds[1], [1u8].as_ptr().cast(), 1) };
+        }
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // SAFETY: the queue's own fds, closed once.
+        unsafe {
+            libc::close(self.fds[0]);
+            libc::close(self.fds[1]);
+        }
+    }
+}
+
+/// A completion queue. Thread-safe. Free with `sr_completion_queue_free` (calls still in
+/// flight then complete into nothing).
+#[derive(Debug)]
+pub struct sr_completion_queue {
+    inner: Arc<QueueRef>,
+}
+
+/// `Arc<Queue>` with a `Debug` the handle can derive.
+struct QueueRef(Queue);
+
+impl std::fmt::Debug for QueueRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("sr_completion_queue")
+            .field("read_fd", &self.0.fds[0])
+            .finish_non_exhaustive()
+    }
+}
+
+fn pipe() -> Result<[c_int; 2]> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: `fds` has room for two fds.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(sr_core::Error::new(
+            sr_core::ErrorKind::Internal,
+            format!("pipe(): {}", std::io::Error::last_os_error()),
+        ));
+    }
+    for fd in fds {
+        // SAFETY: fds just made; flags only.
+        unsafe {
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+    Ok(fds)
+}
+
+/// Makes a completion queue; `*fd_out` receives the read end of its pipe (non-blocking,
+/// close-on-exec, owned by the queue: do not close it). Wait until it is readable, read what
+/// it holds, then `sr_completion_queue_drain` until that returns less than its capacity.
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL), `SR_INTERNAL` (no pipe).
+#[no_mangle]
+pub unsafe extern "C" fn sr_completion_queue_new(
+    fd_out: *mut c_int,
+    queue_out: *mut *mut sr_completion_queue,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: forwarded.
+    unsafe {
+        answer(err_out, "queue_out", queue_out, || {
+            if fd_out.is_null() {
+                return Err(crate::convert::invalid("fd_out", "is NULL"));
+            }
+            let fds = pipe()?;
+            fd_out.write(fds[0]);
+            Ok(Box::into_raw(Box::new(sr_completion_queue {
+                inner: Arc::new(QueueRef(Queue {
+                    done: Mutex::new(Vec::new()),
+                    fds,
+                })),
+            })))
+        })
+    }
+}
+
+/// Moves up to `cap` completions into `out`; returns how many (0 for a NULL argument). Each
+/// completion's `error`, if not NULL, is the caller's to free.
+#[no_mangle]
+pub unsafe extern "C" fn sr_completion_queue_drain(
+    queue: *const sr_completion_queue,
+    out: *mut sr_completion,
+    cap: usize,
+) -> usize {
+    quietly(0, || {
+        if queue.is_null() || out.is_null() || cap == 0 {
+            return 0;
+        }
+        // SAFETY: a live handle (the header's contract).
+        let handle = unsafe { &*queue };
+        let q = &handle.inner.0;
+        let taken: Vec<Done> = {
+            let mut done = q.done.lock().unwrap_or_else(|p| p.into_inner());
+            let n = done.len().min(cap);
+            done.drain(..n).collect()
+        };
+        let n = taken.len();
+        for (i, mut d) in taken.into_iter().enumerate() {
+            let c = sr_completion {
+                tag: d.0.tag,
+                status: d.0.status,
+                pod: d.0.pod,
+                // Handed out: the caller frees it.
+                error: mem::replace(&mut d.0.error, std::ptr::null_mut()),
+            };
+            // SAFETY: the caller lent `cap` slots; i < n <= cap.
+            unsafe { out.add(i).write(c) };
+        }
+        n
+    })
+}
+
+/// Frees the queue (NULL is ignored). Calls in flight complete into nothing.
+#[no_mangle]
+pub unsafe extern "C" fn sr_completion_queue_free(queue: *mut sr_completion_queue) {
+    quietly((), || {
+        if !queue.is_null() {
+            // SAFETY: made by `sr_completion_queue_new`, freed once.
+            drop(unsafe { Box::from_raw(queue) });
+        }
+    })
+}
+
+fn complete(tag: u64, r: Result<u32>) -> Done {
+    match r {
+        Ok(pod) => Done(sr_completion {
+            tag,
+            status: sr_status::SR_OK,
+            pod: i64::from(pod),
+            error: std::ptr::null_mut(),
+        }),
+        Err(e) => Done(sr_completion {
+            tag,
+            status: sr_status::of(e.kind()),
+            pod: -1,
+            error: Box::into_raw(Box::new(sr_error::from(e))),
+        }),
+    }
+}
+
+/// `sr_client_compute_linked_pod_uncached` (the store half, after a cache miss: probe with
+/// `sr_client_compute_front` or `sr_client_compute_cached` first) that returns at once: on
+/// `SR_OK` the call runs on the library's runtime and its result arrives on `queue` with `tag`
+/// (exactly once); on an error (bad arguments, a closed driver) nothing is queued. The driver
+/// may be freed while the call is in flight.
+///
+/// Errors: `SR_INVALID_ARGUMENT` (NULL, bad identifiers), `SR_NAMESPACE_NOT_LOCAL`,
+/// `SR_CLOSED`; the call's own errors arrive in its completion.
+#[no_mangle]
+pub unsafe extern "C" fn sr_client_compute_linked_pod_uncached_submit(
+    client: *const sr_client_driver,
+    ns: sr_str,
+    uid: sr_str,
+    service: sr_str,
+    queue: *const sr_completion_queue,
+    tag: u64,
+    err_out: *mut *mut sr_error,
+) -> sr_status {
+    // SAFETY: as in `sr_client_new`.
+    unsafe {
+        boundary(err_out, || {
+            let c: Arc<ClientDriver> = handle("client", client)?.inner.clone();
+            let q = handle("queue", queue)?.inner.clone();
+            let (ns, uid, svc) = link_args(ns, uid, service)?;
+            c.check_link(ns, uid, svc)?;
+            let (ns, uid, svc) = (ns.to_owned(), uid.to_owned(), svc.to_owned());
+            sr_core::runtime::handle().spawn(async move {
+                let r = c.compute_linked_pod_uncached(&ns, &uid, &svc).await;
+                q.0.push(complete(tag, r));
+            });
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,105 @@
+package statefulroute
+
+// #cgo noescape sr_client_compute_linked_pod_uncached_submit
+// #include "stateful_route.h"
+import "C"
+
+import (
+	"os"
+	"runtime"
+	"sync"
+)
+
+// A miss of ComputeLinkedPod waits as a goroutine, not as a thread: the call is submitted to
+// the library, which completes it on its runtime into one process-wide completion queue and
+// writes a byte to the queue's pipe; one goroutine reads the pipe through the netpoller and
+// hands each result to its caller. A thousand goroutines waiting for Redis cost a thousand
+// parked goroutines, not a thousand OS threads parked in cgo calls.
+
+type completion struct {
+	pod    int64
+	status uint32
+	err    *C.sr_error
+}
+
+var completions struct {
+	once  sync.Once
+	queue *C.sr_completion_queue
+	err   error
+
+	mu      sync.Mutex
+	next    uint64
+	waiting map[uint64]chan completion
+}
+
+var replies = sync.Pool{New: func() any { return make(chan completion, 1) }}
+
+// completionQueue is the process's queue, made (with its reader) on first use.
+func completionQueue() (*C.sr_completion_queue, error) {
+	completions.once.Do(func() {
+		var fd C.int
+		completions.err = call(func(e **C.sr_error) uint32 {
+			return C.sr_completion_queue_new(&fd, &completions.queue, e)
+		})
+		if completions.err != nil {
+			return
+		}
+		completions.waiting = map[uint64]chan completion{}
+		// The queue owns the fd and lives as long as the process: the File is never closed.
+		go readCompletions(os.NewFile(uintptr(fd), "stateful-route completions"), completions.queue)
+	})
+	return completions.queue, completions.err
+}
+
+func readCompletions(pipe *os.File, q *C.sr_completion_queue) {
+	var wake [256]byte
+	var batch [256]C.sr_completion
+	for {
+		// Parks this goroutine in the netpoller until a completion arrives (the pipe is
+		// non-blocking, so os.NewFile made it pollable).
+		if _, err := pipe.Read(wake[:]); err != nil {
+			panic("stateful-route: reading the completion pipe: " + err.Error())
+		}
+		for {
+			n := int(C.sr_completion_queue_drain(q, &batch[0], C.size_t(len(batch))))
+			completions.mu.Lock()
+			for _, c := range batch[:n] {
+				ch := completions.waiting[uint64(c.tag)]
+				delete(completions.waiting, uint64(c.tag))
+				ch <- completion{pod: int64(c.pod), status: uint32(c.status), err: c.error}
+			}
+			completions.mu.Unlock()
+			if n < len(batch) {
+				break
+			}
+		}
+	}
+}
+
+// computeSubmitted is ComputeLinkedPod's store half through the completion queue.
+func (c *ClientDriver) computeSubmitted(namespace, uid, service string) (int, error) {
+	q, err := completionQueue()
+	if err != nil {
+		return -1, err
+	}
+	ch := replies.Get().(chan completion)
+	completions.mu.Lock()
+	completions.next++
+	tag := completions.next
+	completions.waiting[tag] = ch
+	completions.mu.Unlock()
+	var e *C.sr_error
+	st := C.sr_client_compute_linked_pod_uncached_submit(c.ptr, str(namespace), str(uid), str(service), q, C.uint64_t(tag), &e)
+	if st != C.SR_OK {
+		completions.mu.Lock()
+		delete(completions.waiting, tag)
+		completions.mu.Unlock()
+		replies.Put(ch)
+		runtime.KeepAlive(c)
+		return -1, takeError(st, e)
+	}
+	r := <-ch
+	replies.Put(ch)
+	runtime.KeepAlive(c)
+	return podOr(C.int64_t(r.pod), takeError(r.status, r.err))
+}
