@@ -23,32 +23,30 @@ type completion struct {
 }
 
 var completions struct {
-	once  sync.Once
-	queue *C.sr_completion_queue
-	err   error
-
 	mu      sync.Mutex
+	queue   *C.sr_completion_queue
 	next    uint64
 	waiting map[uint64]chan completion
 }
 
 var replies = sync.Pool{New: func() any { return make(chan completion, 1) }}
 
-// completionQueue is the process's queue, made (with its reader) on first use.
+// completionQueue is the process's queue, made (with its reader) on first use; a failure
+// (e.g. out of file descriptors) is retried at the next call. Called with completions.mu held.
 func completionQueue() (*C.sr_completion_queue, error) {
-	completions.once.Do(func() {
-		var fd C.int
-		completions.err = call(func(e **C.sr_error) uint32 {
-			return C.sr_completion_queue_new(&fd, &completions.queue, e)
-		})
-		if completions.err != nil {
-			return
-		}
-		completions.waiting = map[uint64]chan completion{}
-		// The queue owns the fd and lives as long as the process: the File is never closed.
-		go readCompletions(os.NewFile(uintptr(fd), "stateful-route completions"), completions.queue)
-	})
-	return completions.queue, completions.err
+	if completions.queue != nil {
+		return completions.queue, nil
+	}
+	var fd C.int
+	var q *C.sr_completion_queue
+	if err := call(func(e **C.sr_error) uint32 { return C.sr_completion_queue_new(&fd, &q, e) }); err != nil {
+		return nil, err
+	}
+	completions.queue = q
+	completions.waiting = map[uint64]chan completion{}
+	// The queue owns the fd and lives as long as the process: the File is never closed.
+	go readCompletions(os.NewFile(uintptr(fd), "stateful-route completions"), q)
+	return q, nil
 }
 
 func readCompletions(pipe *os.File, q *C.sr_completion_queue) {
@@ -64,7 +62,11 @@ func readCompletions(pipe *os.File, q *C.sr_completion_queue) {
 			n := int(C.sr_completion_queue_drain(q, &batch[0], C.size_t(len(batch))))
 			completions.mu.Lock()
 			for _, c := range batch[:n] {
-				ch := completions.waiting[uint64(c.tag)]
+				ch, ok := completions.waiting[uint64(c.tag)]
+				if !ok { // not ours (cannot happen): drop it
+					C.sr_error_free(c.error)
+					continue
+				}
 				delete(completions.waiting, uint64(c.tag))
 				ch <- completion{pod: int64(c.pod), status: uint32(c.status), err: c.error}
 			}
@@ -78,12 +80,14 @@ func readCompletions(pipe *os.File, q *C.sr_completion_queue) {
 
 // computeSubmitted is ComputeLinkedPod's store half through the completion queue.
 func (c *ClientDriver) computeSubmitted(namespace, uid, service string) (int, error) {
-	q, err := completionQueue()
-	if err != nil {
-		return -1, err
-	}
 	ch := replies.Get().(chan completion)
 	completions.mu.Lock()
+	q, err := completionQueue()
+	if err != nil {
+		completions.mu.Unlock()
+		replies.Put(ch)
+		return -1, err
+	}
 	completions.next++
 	tag := completions.next
 	completions.waiting[tag] = ch
@@ -98,6 +102,8 @@ func (c *ClientDriver) computeSubmitted(namespace, uid, service string) (int, er
 		runtime.KeepAlive(c)
 		return -1, takeError(st, e)
 	}
+	// Exactly one completion comes (a call that ends without an answer completes with
+	// ErrInternal), within the store's command timeout.
 	r := <-ch
 	replies.Put(ch)
 	runtime.KeepAlive(c)

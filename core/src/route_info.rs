@@ -275,14 +275,11 @@ impl ServiceView {
         let mut cut = false;
         for o in old.pods.iter().filter(|p| p.is_alive(now)) {
             let promise = o.front_promise();
-            match new
+            let at = new
                 .pods
-                .iter_mut()
-                .find(|n| n.state.pod_index == o.state.pod_index)
-            {
-                Some(n) if n.is_alive(now) && n.alive_until >= promise => {
-                    n.promised = Some(promise)
-                }
+                .binary_search_by_key(&o.state.pod_index, |n| n.state.pod_index);
+            match at.map(|i| &mut new.pods[i]) {
+                Ok(n) if n.is_alive(now) && n.alive_until >= promise => n.promised = Some(promise),
                 _ => cut = true,
             }
         }

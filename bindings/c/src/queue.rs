@@ -56,9 +56,16 @@ impl Queue {
             done.len() == 1
         };
         if was_empty {
-            // Non-blocking: a full pipe already wakes the reader.
-            // SAFETY: a valid fd and one byte.
-            let _ = unsafe { libc::write(self.fds[1], [1u8].as_ptr().cast(), 1) };
+            // Non-blocking: a full pipe (EAGAIN) already wakes the reader; retry an interrupt.
+            loop {
+                // SAFETY: the queue's own fd (open while the queue lives) and one byte.
+                let n = unsafe { libc::write(self.fds[1], [1u8].as_ptr().cast(), 1) };
+                if n >= 0
+                    || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+                {
+                    break;
+                }
+            }
         }
     }
 }
@@ -91,21 +98,43 @@ impl std::fmt::Debug for QueueRef {
     }
 }
 
+fn os_error(what: &str) -> sr_core::Error {
+    sr_core::Error::new(
+        sr_core::ErrorKind::Internal,
+        format!("{what}: {}", std::io::Error::last_os_error()),
+    )
+}
+
+/// A non-blocking, close-on-exec pipe (atomically where the OS can: a `fork` + `exec` on
+/// another thread must not inherit it).
 fn pipe() -> Result<[c_int; 2]> {
     let mut fds = [0 as c_int; 2];
-    // SAFETY: `fds` has room for two fds.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(sr_core::Error::new(
-            sr_core::ErrorKind::Internal,
-            format!("pipe(): {}", std::io::Error::last_os_error()),
-        ));
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        // SAFETY: `fds` has room for two fds.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+            return Err(os_error("pipe2()"));
+        }
     }
-    for fd in fds {
-        // SAFETY: fds just made; flags only.
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        // SAFETY: `fds` has room for two fds; then flags on the fds just made.
         unsafe {
-            let fl = libc::fcntl(fd, libc::F_GETFL);
-            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            if libc::pipe(fds.as_mut_ptr()) != 0 {
+                return Err(os_error("pipe()"));
+            }
+            for fd in fds {
+                let fl = libc::fcntl(fd, libc::F_GETFL);
+                if fl < 0
+                    || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) != 0
+                    || libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) != 0
+                {
+                    let e = os_error("fcntl()");
+                    libc::close(fds[0]);
+                    libc::close(fds[1]);
+                    return Err(e);
+                }
+            }
         }
     }
     Ok(fds)
@@ -187,6 +216,22 @@ pub unsafe extern "C" fn sr_completion_queue_free(queue: *mut sr_completion_queu
     })
 }
 
+/// A submitted call's completion, owed until it is pushed: a task that panics or is dropped
+/// still completes (`SR_INTERNAL`), so a caller waiting for it never waits forever.
+struct Owed(Option<(Arc<QueueRef>, u64)>);
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        if let Some((q, tag)) = self.0.take() {
+            let e = sr_core::Error::new(
+                sr_core::ErrorKind::Internal,
+                "the submitted call ended without an answer (a panic in the library)",
+            );
+            q.0.push(complete(tag, Err(e)));
+        }
+    }
+}
+
 fn complete(tag: u64, r: Result<u32>) -> Done {
     match r {
         Ok(pod) => Done(sr_completion {
@@ -230,9 +275,12 @@ pub unsafe extern "C" fn sr_client_compute_linked_pod_uncached_submit(
             let (ns, uid, svc) = link_args(ns, uid, service)?;
             c.check_link(ns, uid, svc)?;
             let (ns, uid, svc) = (ns.to_owned(), uid.to_owned(), svc.to_owned());
+            let mut owed = Owed(Some((q, tag)));
             sr_core::runtime::handle().spawn(async move {
                 let r = c.compute_linked_pod_uncached(&ns, &uid, &svc).await;
-                q.0.push(complete(tag, r));
+                if let Some((q, tag)) = owed.0.take() {
+                    q.0.push(complete(tag, r));
+                }
             });
             Ok(())
         })

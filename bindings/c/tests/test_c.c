@@ -2704,6 +2704,31 @@ static void test_front_and_queue(sr_store *store) {
   CHECK(sample_value(&l, "stateful_route_computes_total", 2, "service", SVC, "result", "hit") == 6);
   sr_sample_list_free(&l);
 
+  /* Many in flight, drained 4 at a time: each tag exactly once, each an answer. */
+  char uid[16];
+  for (int i = 0; i < 10; i++) {
+    snprintf(uid, sizeof uid, "many%d", i);
+    OK(sr_client_compute_linked_pod_uncached_submit(c, S(""), S(uid), S(SVC), q, 100 + (uint64_t)i, err_out));
+  }
+  int seen[10] = {0};
+  size_t total = 0;
+  for (int i = 0; i < 500 && total < 10; i++) {
+    n = sr_completion_queue_drain(q, got, 4);
+    CHECK(n <= 4);
+    for (size_t k = 0; k < n; k++) {
+      CHECK(got[k].tag >= 100 && got[k].tag < 110 && got[k].status == SR_OK && (got[k].pod == 0 || got[k].pod == 1));
+      if (got[k].tag >= 100 && got[k].tag < 110) seen[got[k].tag - 100]++;
+      sr_error_free(got[k].error);
+    }
+    total += n;
+    if (n == 0) {
+      struct timespec ts = {0, 10000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  CHECK(total == 10);
+  for (int i = 0; i < 10; i++) CHECK(seen[i] == 1);
+
   /* A call in flight when its driver is freed still completes (the queue outlives it). */
   OK(sr_client_compute_linked_pod_uncached_submit(c, S(""), S("u2"), S(SVC), q, 46, err_out));
   sr_client_free(c);
@@ -2713,7 +2738,7 @@ static void test_front_and_queue(sr_store *store) {
     n = sr_completion_queue_drain(q, got, 4);
     if (n == 0) nanosleep(&ts, NULL);
   }
-  CHECK(n == 1 && got[0].tag == 46);
+  CHECK(n == 1 && got[0].tag == 46 && got[0].status == SR_OK && (got[0].pod == 0 || got[0].pod == 1));
   if (n == 1) sr_error_free(got[0].error);
   sr_completion_queue_free(q);
   sr_completion_queue_free(NULL);
