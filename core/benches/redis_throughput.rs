@@ -18,7 +18,7 @@ use stateful_route::{
 
 const TASKS: usize = 64;
 const ROUND: Duration = Duration::from_secs(3);
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 fn redis_url() -> (String, Option<std::process::Child>) {
     if let Ok(url) = std::env::var("STATEFUL_ROUTE_TEST_REDIS") {

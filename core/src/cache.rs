@@ -20,12 +20,13 @@ use crate::route_info::ServiceView;
 /// Owned cache key: `service`, NUL, `uid` (neither may hold a NUL: services are
 /// `[A-Za-z0-9._-]`, uids have no control characters), so one string hash and one compare
 /// serve a lookup.
+/// Shared (`Arc`): the single-flight map and the cache hold the same allocation.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub(crate) struct LinkKey(Box<str>);
+pub(crate) struct LinkKey(Arc<str>);
 
 impl LinkKey {
     pub fn new(service: &str, uid: &str) -> Self {
-        with_key(service, uid, |k| LinkKey(k.into()))
+        with_key(service, uid, |k| LinkKey(Arc::from(k)))
     }
 }
 
@@ -269,19 +270,23 @@ impl LinkCache {
 
     /// Caches `link` for as long as SPEC §6 allows (maybe not at all).
     pub fn insert(&self, service: &str, uid: &str, link: Link, view: Arc<ServiceView>) {
+        if self.cache.is_some() {
+            self.insert_key(LinkKey::new(service, uid), link, view);
+        }
+    }
+
+    /// [`LinkCache::insert`] with the key already made (`service` NUL `uid`).
+    pub fn insert_key(&self, key: LinkKey, link: Link, view: Arc<ServiceView>) {
         let Some(cache) = &self.cache else { return };
         let lifetime = match link.ttl {
             None => self.max_lifetime,
             Some(ttl) => self.max_lifetime.min(ttl.saturating_sub(self.margin)),
         };
         if lifetime.is_zero() {
-            with_key(service, uid, |k| {
-                cache.invalidate(k);
-                self.front.bump(k);
-            });
+            cache.invalidate(&*key.0);
+            self.front.bump(&key.0);
             return;
         }
-        let key = LinkKey::new(service, uid);
         let stripe = self.front.stripe_of(&key.0);
         cache.insert(
             key,

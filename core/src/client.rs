@@ -35,7 +35,7 @@ type Flight = Arc<OnceCell<Result<u32>>>;
 /// in, or when its last caller goes away without one (a cancelled compute), so cancelled
 /// callers cannot leave entries behind.
 struct FlightGuard<'a> {
-    map: &'a Mutex<HashMap<LinkKey, Flight>>,
+    map: &'a Mutex<HashMap<LinkKey, Flight, foldhash::fast::RandomState>>,
     key: LinkKey,
     flight: Flight,
 }
@@ -65,7 +65,7 @@ pub struct ClientDriver {
     coherence: Arc<Coherence>,
     front: Arc<FrontEpochs>,
     events: Mutex<Option<Subscription>>,
-    inflight: Mutex<HashMap<LinkKey, Flight>>,
+    inflight: Mutex<HashMap<LinkKey, Flight, foldhash::fast::RandomState>>,
     phase: AtomicU8,
     stop: tokio::sync::watch::Sender<bool>,
     /// `config.metrics`, read on every hit.
@@ -123,7 +123,7 @@ impl ClientDriver {
             info,
             config,
             route,
-            inflight: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::default()),
             phase: AtomicU8::new(NEW),
             stop: tokio::sync::watch::channel(false).0,
             counting,
@@ -448,6 +448,7 @@ impl ClientDriver {
 
     async fn compute_uncached(&self, link: LinkRef<'_>) -> Result<u32> {
         let key = LinkKey::new(link.service, link.uid);
+        let placed_key = key.clone();
         let flight = {
             let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
             let f: Flight = m.entry(key.clone()).or_default().clone();
@@ -464,7 +465,7 @@ impl ClientDriver {
             .get_or_init(|| async {
                 match self.cached_alive(link, false) {
                     Some(pod) => Ok(pod),
-                    None => self.place(link).await,
+                    None => self.place(link, &placed_key).await,
                 }
             })
             .await
@@ -512,7 +513,7 @@ impl ClientDriver {
     }
 
     /// Steps 2–4 of SPEC §6 for one user.
-    async fn place(&self, link: LinkRef<'_>) -> Result<u32> {
+    async fn place(&self, link: LinkRef<'_>, key: &LinkKey) -> Result<u32> {
         let ticket = self.ticket(link);
         let view = self.route.service(link.service).await?;
         let temp = LinkTtl::Seconds(self.config.temp_link_info_cache_time_seconds as u32);
@@ -527,7 +528,9 @@ impl ClientDriver {
                 .call("get_link", self.store.backend().get_link(link))
                 .await?
             {
-                Some(l) if view.is_alive(l.pod_index) => Ok(self.cached(link, l, view, ticket)),
+                Some(l) if view.is_alive(l.pod_index) => {
+                    Ok(self.cached_key(key, link, l, view, ticket))
+                }
                 Some(l) if l.is_persistent() => {
                     Err(Error::pod_unavailable(link.service, l.pod_index))
                 }
@@ -555,7 +558,7 @@ impl ClientDriver {
                         view.counters.placed(pod);
                     }
                 }
-                return Ok(self.cached(link, current, view, ticket));
+                return Ok(self.cached_key(key, link, current, view, ticket));
             }
             if current.is_persistent() {
                 return Err(Error::pod_unavailable(link.service, current.pod_index));
@@ -580,6 +583,24 @@ impl ClientDriver {
     /// for the key or a gap came since: then the answer is returned but not kept (SPEC §11).
     fn cached(&self, link: LinkRef<'_>, l: Link, view: Arc<ServiceView>, ticket: Ticket) -> u32 {
         self.cache.insert(link.service, link.uid, l, view);
+        self.drop_if_stale(link, l, ticket)
+    }
+
+    /// [`ClientDriver::cached`] with the cache key already made.
+    fn cached_key(
+        &self,
+        key: &LinkKey,
+        link: LinkRef<'_>,
+        l: Link,
+        view: Arc<ServiceView>,
+        ticket: Ticket,
+    ) -> u32 {
+        self.cache.insert_key(key.clone(), l, view);
+        self.drop_if_stale(link, l, ticket)
+    }
+
+    /// Drops what was just cached if an event for its key came since `ticket` was taken.
+    fn drop_if_stale(&self, link: LinkRef<'_>, l: Link, ticket: Ticket) -> u32 {
         if !self.coherence.is_current(ticket) {
             self.cache.remove_if(link.service, link.uid, l.pod_index);
         }

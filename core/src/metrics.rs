@@ -145,7 +145,7 @@ pub(crate) enum Outcome {
 /// A client driver's counters.
 pub(crate) struct ClientMetrics {
     pub enabled: bool,
-    services: RwLock<HashMap<String, Arc<ServiceCounters>>>,
+    services: RwLock<HashMap<String, Arc<ServiceCounters>, foldhash::fast::RandomState>>,
     other: Arc<ServiceCounters>,
     errors: [AtomicU64; ErrorKind::ALL.len()],
     pub link_events: AtomicU64,
@@ -158,7 +158,7 @@ impl ClientMetrics {
     pub fn new(enabled: bool) -> ClientMetrics {
         ClientMetrics {
             enabled,
-            services: RwLock::new(HashMap::new()),
+            services: RwLock::new(HashMap::default()),
             other: Arc::new(ServiceCounters {
                 shared: true,
                 ..ServiceCounters::default()

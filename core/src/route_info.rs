@@ -529,8 +529,8 @@ pub struct RouteInfo {
     /// The clock of `last_used_ms`.
     epoch: Instant,
     clock: Clock,
-    services: RwLock<HashMap<String, Arc<ServiceView>>>,
-    placements: RwLock<HashMap<String, Placement>>,
+    services: RwLock<HashMap<String, Arc<ServiceView>, foldhash::fast::RandomState>>,
+    placements: RwLock<HashMap<String, Placement, foldhash::fast::RandomState>>,
     listeners: Mutex<Vec<(u64, Listener)>>,
     next_listener: AtomicU64,
     pub(crate) metrics: Arc<ClientMetrics>,
@@ -560,8 +560,8 @@ impl RouteInfo {
             namespace,
             epoch: clock.now(),
             clock,
-            services: RwLock::new(HashMap::new()),
-            placements: RwLock::new(HashMap::new()),
+            services: RwLock::new(HashMap::default()),
+            placements: RwLock::new(HashMap::default()),
             listeners: Mutex::new(Vec::new()),
             next_listener: AtomicU64::new(1),
             metrics: Arc::new(ClientMetrics::new(config.metrics)),
@@ -995,7 +995,7 @@ impl RouteInfo {
     /// Each counted service's counters and the pods of its snapshot in force.
     pub(crate) fn service_metrics(&self) -> Vec<ServiceMetrics> {
         let now = self.clock.now();
-        let views: HashMap<String, Arc<ServiceView>> = self
+        let views: HashMap<String, Arc<ServiceView>, foldhash::fast::RandomState> = self
             .services
             .read()
             .unwrap_or_else(|p| p.into_inner())
