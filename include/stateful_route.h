@@ -1698,13 +1698,18 @@ void sr_completion_queue_free(struct sr_completion_queue *queue);
 
 /**
  * `sr_client_compute_linked_pod_uncached` (the store half, after a cache miss: probe with
- * `sr_client_compute_front` or `sr_client_compute_cached` first) that returns at once: on
- * `SR_OK` the call runs on the library's runtime and its result arrives on `queue` with `tag`
- * (exactly once); on an error (bad arguments, a closed driver) nothing is queued. The driver
- * may be freed while the call is in flight.
+ * `sr_client_compute_front` or `sr_client_compute_cached` first) that never waits. The call
+ * is first run on the calling thread until it would wait:
+ * - answered at once (the memory store, or a user another call just placed): `SR_OK` with the
+ *   pod in `*pod_out`, or the call's error; nothing is queued;
+ * - waiting for the store: `SR_OK` with `*pod_out` = -1; the call goes on on the library's
+ *   runtime and its result arrives on `queue` with `tag`, exactly once (a call that ends
+ *   without an answer, e.g. a panic in the library, completes with `SR_INTERNAL`).
+ *
+ * The driver may be freed while the call is in flight.
  *
  * Errors: `SR_INVALID_ARGUMENT` (NULL, bad identifiers), `SR_NAMESPACE_NOT_LOCAL`,
- * `SR_CLOSED`; the call's own errors arrive in its completion.
+ * `SR_CLOSED`, and the call's own errors when it is answered at once.
  */
 enum sr_status sr_client_compute_linked_pod_uncached_submit(const struct sr_client_driver *client,
                                                             struct sr_str ns,
@@ -1712,6 +1717,7 @@ enum sr_status sr_client_compute_linked_pod_uncached_submit(const struct sr_clie
                                                             struct sr_str service,
                                                             const struct sr_completion_queue *queue,
                                                             uint64_t tag,
+                                                            int64_t *pod_out,
                                                             struct sr_error **err_out);
 
 /**

@@ -11,7 +11,9 @@ import (
 )
 
 // A miss of ComputeLinkedPod waits as a goroutine, not as a thread: the call is submitted to
-// the library, which completes it on its runtime into one process-wide completion queue and
+// the library, which runs it on the calling thread until it would wait (a memory store or a
+// single-flight answer comes back at once), then completes it on its runtime into one
+// process-wide completion queue and
 // writes a byte to the queue's pipe; one goroutine reads the pipe through the netpoller and
 // hands each result to its caller. A thousand goroutines waiting for Redis cost a thousand
 // parked goroutines, not a thousand OS threads parked in cgo calls.
@@ -93,14 +95,15 @@ func (c *ClientDriver) computeSubmitted(namespace, uid, service string) (int, er
 	completions.waiting[tag] = ch
 	completions.mu.Unlock()
 	var e *C.sr_error
-	st := C.sr_client_compute_linked_pod_uncached_submit(c.ptr, str(namespace), str(uid), str(service), q, C.uint64_t(tag), &e)
-	if st != C.SR_OK {
+	var pod C.int64_t
+	st := C.sr_client_compute_linked_pod_uncached_submit(c.ptr, str(namespace), str(uid), str(service), q, C.uint64_t(tag), &pod, &e)
+	if st != C.SR_OK || pod >= 0 { // answered at once (or refused): nothing was queued
 		completions.mu.Lock()
 		delete(completions.waiting, tag)
 		completions.mu.Unlock()
 		replies.Put(ch)
 		runtime.KeepAlive(c)
-		return -1, takeError(st, e)
+		return podOrError(pod, st, e)
 	}
 	// Exactly one completion comes (a call that ends without an answer completes with
 	// ErrInternal), within the store's command timeout.

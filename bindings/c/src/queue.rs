@@ -5,15 +5,17 @@
 //! pipe's read end (with poll/epoll, Go's netpoller) serves any number of calls in flight.
 
 use std::ffi::c_int;
+use std::future::Future;
 use std::mem;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use sr_core::{ClientDriver, Result};
 
 use crate::client::sr_client_driver;
 use crate::convert::{handle, sr_str};
 use crate::error::{sr_error, sr_status};
-use crate::panic::{answer, boundary, quietly};
+use crate::panic::{answer, quietly};
 use crate::store::link_args;
 
 /// A completed call: the `tag` it was submitted with, its status, the pod (-1 on failure) and
@@ -250,13 +252,18 @@ fn complete(tag: u64, r: Result<u32>) -> Done {
 }
 
 /// `sr_client_compute_linked_pod_uncached` (the store half, after a cache miss: probe with
-/// `sr_client_compute_front` or `sr_client_compute_cached` first) that returns at once: on
-/// `SR_OK` the call runs on the library's runtime and its result arrives on `queue` with `tag`
-/// (exactly once); on an error (bad arguments, a closed driver) nothing is queued. The driver
-/// may be freed while the call is in flight.
+/// `sr_client_compute_front` or `sr_client_compute_cached` first) that never waits. The call
+/// is first run on the calling thread until it would wait:
+/// - answered at once (the memory store, or a user another call just placed): `SR_OK` with the
+///   pod in `*pod_out`, or the call's error; nothing is queued;
+/// - waiting for the store: `SR_OK` with `*pod_out` = -1; the call goes on on the library's
+///   runtime and its result arrives on `queue` with `tag`, exactly once (a call that ends
+///   without an answer, e.g. a panic in the library, completes with `SR_INTERNAL`).
+///
+/// The driver may be freed while the call is in flight.
 ///
 /// Errors: `SR_INVALID_ARGUMENT` (NULL, bad identifiers), `SR_NAMESPACE_NOT_LOCAL`,
-/// `SR_CLOSED`; the call's own errors arrive in its completion.
+/// `SR_CLOSED`, and the call's own errors when it is answered at once.
 #[no_mangle]
 pub unsafe extern "C" fn sr_client_compute_linked_pod_uncached_submit(
     client: *const sr_client_driver,
@@ -265,24 +272,35 @@ pub unsafe extern "C" fn sr_client_compute_linked_pod_uncached_submit(
     service: sr_str,
     queue: *const sr_completion_queue,
     tag: u64,
+    pod_out: *mut i64,
     err_out: *mut *mut sr_error,
 ) -> sr_status {
     // SAFETY: as in `sr_client_new`.
     unsafe {
-        boundary(err_out, || {
+        answer(err_out, "pod_out", pod_out, || {
             let c: Arc<ClientDriver> = handle("client", client)?.inner.clone();
             let q = handle("queue", queue)?.inner.clone();
             let (ns, uid, svc) = link_args(ns, uid, service)?;
             c.check_link(ns, uid, svc)?;
             let (ns, uid, svc) = (ns.to_owned(), uid.to_owned(), svc.to_owned());
+            let mut call =
+                Box::pin(async move { c.compute_linked_pod_uncached(&ns, &uid, &svc).await });
+            // One poll here, inside the runtime's context (its timers and I/O): a call that
+            // does not wait costs no thread hop. The waker is a no-op: once spawned, the
+            // runtime polls the call again (futures register the latest waker on every poll).
+            let _runtime = sr_core::runtime::handle().enter();
+            let mut cx = Context::from_waker(Waker::noop());
+            if let Poll::Ready(r) = call.as_mut().poll(&mut cx) {
+                return r.map(i64::from);
+            }
             let mut owed = Owed(Some((q, tag)));
             sr_core::runtime::handle().spawn(async move {
-                let r = c.compute_linked_pod_uncached(&ns, &uid, &svc).await;
+                let r = call.await;
                 if let Some((q, tag)) = owed.0.take() {
                     q.0.push(complete(tag, r));
                 }
             });
-            Ok(())
+            Ok(-1)
         })
     }
 }

@@ -2636,6 +2636,41 @@ static void test_store_faults(void) {
   close(lock_fd);
 }
 
+/* Submits the store half of a compute and returns its pod (-1 on an error, which must be
+   `want`): answered at once, or waited for on the queue's pipe and drained. */
+static int64_t await_submitted(sr_client_driver *c, sr_completion_queue *q, int fd, const char *uid, const char *svc,
+                               uint64_t tag, sr_status want) {
+  int64_t pod = -2;
+  sr_error *e = NULL;
+  sr_status st = sr_client_compute_linked_pod_uncached_submit(c, S(""), S(uid), S(svc), q, tag, &pod, &e);
+  if (st != SR_OK || pod >= 0) {
+    CHECK(st == want);
+    CHECK((st == SR_OK) == (e == NULL));
+    sr_error_free(e);
+    return st == SR_OK ? pod : -1;
+  }
+  CHECK(pod == -1);
+  sr_completion got[4];
+  size_t n = 0;
+  for (int i = 0; i < 500 && n == 0; i++) {
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(fd, &r);
+    struct timeval tv = {0, 10000};
+    if (select(fd + 1, &r, NULL, NULL, &tv) > 0) {
+      char b[64];
+      while (read(fd, b, sizeof b) > 0) {
+      }
+    }
+    n = sr_completion_queue_drain(q, got, 4);
+  }
+  CHECK(n == 1);
+  if (n != 1) return -1;
+  CHECK(got[0].tag == tag && got[0].status == want && (want == SR_OK) == (got[0].error == NULL));
+  sr_error_free(got[0].error);
+  return want == SR_OK ? got[0].pod : -1;
+}
+
 /* ---- the front cache's entry points and the completion queue ---- */
 
 static void test_front_and_queue(sr_store *store) {
@@ -2655,35 +2690,25 @@ static void test_front_and_queue(sr_store *store) {
   EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_front(c, S(""), S("u1"), S(SVC), NULL, err_out));
   EXPECT(SR_NAMESPACE_NOT_LOCAL, sr_client_compute_front(c, S("other"), S("u1"), S(SVC), &h, err_out));
 
-  /* The store half through a completion queue: the pipe becomes readable, drain gives it. */
+  /* The store half without waiting: answered at once (the memory store) or through the
+     queue (Redis: the pipe becomes readable, drain gives the completion). */
   int fd = -1;
   sr_completion_queue *q = NULL;
   OK(sr_completion_queue_new(&fd, &q, err_out));
   CHECK(fd >= 0 && q != NULL);
   EXPECT(SR_INVALID_ARGUMENT, sr_completion_queue_new(NULL, &q, err_out));
-  OK(sr_client_compute_linked_pod_uncached_submit(c, S(""), S("u1"), S(SVC), q, 42, err_out));
-  /* bad input: an error now, nothing queued */
-  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod_uncached_submit(c, S(""), S(""), S(SVC), q, 43, err_out));
-  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod_uncached_submit(c, S(""), S("u1"), S(SVC), NULL, 44, err_out));
-  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod_uncached_submit(NULL, S(""), S("u1"), S(SVC), q, 45, err_out));
-  sr_completion got[4];
-  size_t n = 0;
-  for (int i = 0; i < 500 && n == 0; i++) {
-    fd_set r;
-    FD_ZERO(&r);
-    FD_SET(fd, &r);
-    struct timeval tv = {0, 10000};
-    if (select(fd + 1, &r, NULL, NULL, &tv) > 0) {
-      char b[64];
-      while (read(fd, b, sizeof b) > 0) {
-      }
-    }
-    n = sr_completion_queue_drain(q, got, 4);
-  }
-  CHECK(n == 1);
-  CHECK(n == 1 && got[0].tag == 42 && got[0].status == SR_OK && got[0].error == NULL);
-  int64_t placed = n == 1 ? got[0].pod : -1;
+  int64_t placed = await_submitted(c, q, fd, "u1", SVC, 42, SR_OK);
   CHECK(placed == 0 || placed == 1);
+  /* bad input: an error now, nothing queued */
+  int64_t pod = 7;
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod_uncached_submit(c, S(""), S(""), S(SVC), q, 43, &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod_uncached_submit(c, S(""), S("u1"), S(SVC), NULL, 44, &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod_uncached_submit(NULL, S(""), S("u1"), S(SVC), q, 45, &pod, err_out));
+  EXPECT(SR_INVALID_ARGUMENT, sr_client_compute_linked_pod_uncached_submit(c, S(""), S("u1"), S(SVC), q, 45, NULL, err_out));
+  CHECK(pod == 7);
+  /* the call's own error, at once or in its completion */
+  CHECK(await_submitted(c, q, fd, "u9", "empty", 47, SR_NO_AVAILABLE_POD) == -1);
+  sr_completion got[4];
   CHECK(sr_completion_queue_drain(q, got, 4) == 0);
   CHECK(sr_completion_queue_drain(NULL, got, 4) == 0);
   CHECK(sr_completion_queue_drain(q, NULL, 4) == 0);
@@ -2706,12 +2731,18 @@ static void test_front_and_queue(sr_store *store) {
 
   /* Many in flight, drained 4 at a time: each tag exactly once, each an answer. */
   char uid[16];
+  int seen[10] = {0};
+  size_t total = 0, n = 0;
   for (int i = 0; i < 10; i++) {
     snprintf(uid, sizeof uid, "many%d", i);
-    OK(sr_client_compute_linked_pod_uncached_submit(c, S(""), S(uid), S(SVC), q, 100 + (uint64_t)i, err_out));
+    pod = -2;
+    OK(sr_client_compute_linked_pod_uncached_submit(c, S(""), S(uid), S(SVC), q, 100 + (uint64_t)i, &pod, err_out));
+    CHECK(pod >= -1 && pod <= 1);
+    if (pod >= 0) {
+      seen[i]++;
+      total++;
+    }
   }
-  int seen[10] = {0};
-  size_t total = 0;
   for (int i = 0; i < 500 && total < 10; i++) {
     n = sr_completion_queue_drain(q, got, 4);
     CHECK(n <= 4);
@@ -2730,16 +2761,21 @@ static void test_front_and_queue(sr_store *store) {
   for (int i = 0; i < 10; i++) CHECK(seen[i] == 1);
 
   /* A call in flight when its driver is freed still completes (the queue outlives it). */
-  OK(sr_client_compute_linked_pod_uncached_submit(c, S(""), S("u2"), S(SVC), q, 46, err_out));
+  pod = -2;
+  OK(sr_client_compute_linked_pod_uncached_submit(c, S(""), S("u2"), S(SVC), q, 46, &pod, err_out));
   sr_client_free(c);
-  n = 0;
-  for (int i = 0; i < 500 && n == 0; i++) {
-    struct timespec ts = {0, 10000000};
-    n = sr_completion_queue_drain(q, got, 4);
-    if (n == 0) nanosleep(&ts, NULL);
+  if (pod == -1) {
+    n = 0;
+    for (int i = 0; i < 500 && n == 0; i++) {
+      struct timespec ts = {0, 10000000};
+      n = sr_completion_queue_drain(q, got, 4);
+      if (n == 0) nanosleep(&ts, NULL);
+    }
+    CHECK(n == 1 && got[0].tag == 46 && got[0].status == SR_OK && (got[0].pod == 0 || got[0].pod == 1));
+    if (n == 1) sr_error_free(got[0].error);
+  } else {
+    CHECK(pod == 0 || pod == 1);
   }
-  CHECK(n == 1 && got[0].tag == 46 && got[0].status == SR_OK && (got[0].pod == 0 || got[0].pod == 1));
-  if (n == 1) sr_error_free(got[0].error);
   sr_completion_queue_free(q);
   sr_completion_queue_free(NULL);
   sr_server_stop(p0, NULL);
