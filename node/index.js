@@ -117,7 +117,11 @@ function frontOf(driver) {
       cap: buffer === null ? 0 : Math.min(driver.config.cacheCapacity, FRONT_CAPACITY),
       held: 0,
     }
-    Object.defineProperty(driver, FRONT, { value: f })
+    try {
+      Object.defineProperty(driver, FRONT, { value: f })
+    } catch {
+      f.cap = 0 // a frozen driver: no front cache, every call asks the core
+    }
   }
   return f
 }

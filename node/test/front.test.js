@@ -99,6 +99,15 @@ for (const kind of h.STORES) {
       )
     })
 
+    it('answers a frozen driver without a front cache', async () => {
+      const { gw } = await setup(1)
+      Object.freeze(gw)
+      const pod = await gw.computeLinkedPod('', 'u1', SVC)
+      for (let i = 0; i < 3; i++) assert.equal(await gw.computeLinkedPod('', 'u1', SVC), pod)
+      assert.equal(Object.getOwnPropertySymbols(gw).length, 0)
+      assert.equal(gw.metrics().services.find((s) => s.service === SVC).hits, 3)
+    })
+
     it('is bounded by the cache capacity', async () => {
       const { gw, ns } = await setup(1, { ...h.FAST, cacheCapacity: 8 })
       for (let i = 0; i < 40; i++) {
