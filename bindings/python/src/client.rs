@@ -68,6 +68,9 @@ fn listener_of(callback: &Obj, blocking: bool) -> PyResult<(Py<PyAny>, Option<Py
     Ok((callback.clone().unbind(), event_loop))
 }
 
+/// `PyBUF_READ` of `PyMemoryView_FromMemory` (in the limited API, but not in pyo3's abi3 ffi).
+const PYBUF_READ: std::ffi::c_int = 0x100;
+
 /// The gateway side: `ClientDriver(store, info, config=None)`; `init()` before use.
 #[pyclass(module = "stateful_route", name = "ClientDriver", frozen, subclass)]
 #[derive(Debug)]
@@ -183,7 +186,7 @@ impl ClientDriver {
             let view = pyo3::ffi::PyMemoryView_FromMemory(
                 words.as_ptr() as *mut std::ffi::c_char,
                 std::mem::size_of_val(words) as pyo3::ffi::Py_ssize_t,
-                pyo3::ffi::PyBUF_READ,
+                PYBUF_READ,
             );
             Bound::from_owned_ptr_or_err(py, view)
         }
